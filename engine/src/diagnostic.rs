@@ -1,0 +1,115 @@
+//! Diagnostics: what is wrong with a policy, and exactly where.
+//!
+//! Every error or warning about policy text carries the byte span of the
+//! offending text. [`Diagnostic::render`] shows it the way compilers do:
+//! `file:line:col`, the source line, a caret under the span, and a help line.
+
+use std::fmt;
+use std::ops::Range;
+
+/// How bad a diagnostic is: errors fail compilation, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// One line, lowercase, user input in backticks.
+    pub message: String,
+    /// A suggested fix.
+    pub help: Option<String>,
+    /// Byte range in the source.
+    pub span: Range<usize>,
+    /// 1-based line of `span.start`.
+    pub line: u32,
+    /// 1-based column (in chars) of `span.start`.
+    pub column: u32,
+}
+
+impl Diagnostic {
+    /// An error at `span` in `source` (line and column are computed here).
+    pub fn error(source: &str, span: Range<usize>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, source, span, message.into())
+    }
+
+    /// A warning at `span` in `source`.
+    pub fn warning(source: &str, span: Range<usize>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, source, span, message.into())
+    }
+
+    fn new(severity: Severity, source: &str, span: Range<usize>, message: String) -> Self {
+        let start = floor_char_boundary(source, span.start.min(source.len()));
+        let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
+        let (line, column) = line_col(source, start);
+        Diagnostic { severity, message, help: None, span: start..end, line, column }
+    }
+
+    /// Attach a help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Render for a terminal: location, the line, a caret under the span, help.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let line_start = source[..self.span.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = source[self.span.start..]
+            .find('\n')
+            .map_or(source.len(), |i| self.span.start + i);
+        let text = source[line_start..line_end].trim_end_matches('\r');
+        let lineno = self.line.to_string();
+        let pad = " ".repeat(lineno.len());
+        let lead: String = source[line_start..self.span.start]
+            .chars()
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let width = source[self.span.start..self.span.end.min(line_end).max(self.span.start)]
+            .chars()
+            .count()
+            .max(1);
+        let mut out = format!(
+            "{kind}: {msg}\n{pad}--> {file}:{line}:{col}\n{pad} |\n{lineno} | {text}\n{pad} | {lead}{carets}\n",
+            msg = self.message,
+            line = self.line,
+            col = self.column,
+            carets = "^".repeat(width),
+        );
+        if let Some(help) = &self.help {
+            out.push_str(&format!("{pad} = help: {help}\n"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// 1-based line and char column of byte offset `at`.
+pub fn line_col(source: &str, at: usize) -> (u32, u32) {
+    let before = &source[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line as u32, col as u32)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

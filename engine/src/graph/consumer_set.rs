@@ -1,0 +1,53 @@
+//! Sets of consumers for `allow`: a bitset over the dense instance consumer
+//! ids when that is small or the set is dense, otherwise a sorted id list
+//! (so 100,000 rules that each allow a few of 100,000 consumers stay small).
+
+use crate::model::ConsumerId;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerSet {
+    Bits(Box<[u64]>),
+    Sorted(Box<[ConsumerId]>),
+}
+
+impl ConsumerSet {
+    /// `ids` sorted and deduplicated, each `< universe`.
+    pub fn new(ids: &[ConsumerId], universe: usize) -> Self {
+        let words = universe.div_ceil(64);
+        if words <= 64 || ids.len() * 2 >= words {
+            let mut bits = vec![0u64; words.max(1)];
+            for &id in ids {
+                bits[id as usize / 64] |= 1 << (id % 64);
+            }
+            ConsumerSet::Bits(bits.into())
+        } else {
+            ConsumerSet::Sorted(ids.into())
+        }
+    }
+
+    pub fn contains(&self, id: ConsumerId) -> bool {
+        match self {
+            ConsumerSet::Bits(bits) => bits.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0),
+            ConsumerSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_shapes_agree() {
+        for universe in [1, 10, 5000, 100_000] {
+            let ids: Vec<u32> = (0..universe as u32).filter(|i| i % 7 == 3).take(20).collect();
+            let set = ConsumerSet::new(&ids, universe);
+            for id in 0..universe as u32 {
+                assert_eq!(set.contains(id), ids.contains(&id), "{universe} {id}");
+            }
+            assert!(!set.contains(universe as u32 + 64));
+        }
+        assert!(matches!(ConsumerSet::new(&[1, 2], 100_000), ConsumerSet::Sorted(_)));
+        assert!(matches!(ConsumerSet::new(&[1, 2], 100), ConsumerSet::Bits(_)));
+    }
+}

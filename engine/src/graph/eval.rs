@@ -1,0 +1,314 @@
+//! Evaluating a request against the [`DecisionGraph`].
+//!
+//! One pass: normalise the host, resolve the route (host-supplied name, else
+//! the path router), find the first matching rule through the indexes, then
+//! walk that rule's node chain. The same code produces `explain` output: a
+//! [`Trace`] collects each step, and the no-op trace used by `decide`
+//! compiles away.
+
+use std::borrow::Cow;
+
+use super::{DecisionGraph, Node, index::MatchKeys};
+use crate::model::{ConsumerId, ScopeId};
+use crate::oauth::{self, OAuthError};
+use crate::token::{self, Claims, Expect, TokenError};
+use crate::{Decision, Forward, Host, Reply, Request};
+
+/// Headers a client could send to impersonate a consumer; always removed.
+const SPOOFABLE: &[&str] = &[
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-credential-identifier",
+    "x-authenticated-scope",
+    "x-authenticated-userid",
+    "x-anonymous-consumer",
+];
+
+/// Collects the steps of an evaluation (or not).
+trait Trace {
+    fn step(&mut self, f: impl FnOnce() -> String);
+}
+
+struct NoTrace;
+
+impl Trace for NoTrace {
+    #[inline(always)]
+    fn step(&mut self, _: impl FnOnce() -> String) {}
+}
+
+impl Trace for Vec<String> {
+    fn step(&mut self, f: impl FnOnce() -> String) {
+        self.push(f());
+    }
+}
+
+/// What is known about a request while walking the graph.
+struct Ctx<'r> {
+    req: &'r Request<'r>,
+    host: Cow<'r, str>,
+    route: Option<&'r str>,
+    upstream: Option<&'r str>,
+    consumer: Option<(ConsumerId, ScopeId)>,
+}
+
+impl Ctx<'_> {
+    /// The audience of route-scoped tokens: the route name, else the host.
+    fn scope_key(&self) -> &str {
+        self.route.unwrap_or(&self.host)
+    }
+}
+
+impl DecisionGraph {
+    /// Decide one request.
+    pub fn decide(&self, req: &Request<'_>, host: &dyn Host) -> Decision {
+        self.evaluate(req, host, &mut NoTrace)
+    }
+
+    /// Decide one request and describe each step.
+    pub fn explain(&self, req: &Request<'_>, host: &dyn Host) -> String {
+        let mut steps = Vec::new();
+        let decision = self.evaluate(req, host, &mut steps);
+        let outcome = match &decision {
+            Decision::Forward(f) => format!(
+                "forward to {} (consumer: {}; set {:?}; remove {:?})",
+                f.upstream.as_deref().unwrap_or("the default upstream"),
+                f.consumer.as_deref().unwrap_or("none"),
+                f.set_headers,
+                f.remove_headers
+            ),
+            Decision::Reply(r) => format!("reply {} ({})", r.status, r.reason),
+        };
+        steps.push(format!("decision: {outcome}"));
+        steps.iter().enumerate().map(|(i, s)| format!("{}. {s}\n", i + 1)).collect()
+    }
+
+    fn evaluate<'r>(&'r self, req: &'r Request<'r>, host: &dyn Host, trace: &mut impl Trace) -> Decision {
+        let mut ctx = Ctx { req, host: normalize_host(req.authority), route: req.route, upstream: None, consumer: None };
+        let declared = match req.route {
+            Some(name) => self.route_by_name.get(name).copied(),
+            None => self.router.lookup(req.path),
+        };
+        if let Some(r) = declared.map(|i| &self.routes[i as usize]) {
+            ctx.route = Some(&r.name);
+            ctx.upstream = r.upstream.as_deref();
+        }
+        trace.step(|| format!("host `{}`, route {}", ctx.host, ctx.route.map_or("none".into(), |r| format!("`{r}`"))));
+
+        let keys = MatchKeys { route: ctx.route, service: req.service.or(ctx.upstream), host: &ctx.host };
+        let mut node = match self.index.first_match(&keys) {
+            Some(pos) => {
+                trace.step(|| format!("first matching rule: {}", self.rule_label[pos as usize]));
+                self.rule_entry[pos as usize]
+            }
+            None => {
+                trace.step(|| "no rule matches: instance behaviour (`global_auth`)".into());
+                self.unmatched_entry
+            }
+        };
+        loop {
+            match self.nodes[node as usize] {
+                Node::TokenEndpoint { scope, next } => {
+                    let path = &self.scopes[scope as usize].settings.auth_path;
+                    if req.path.ends_with(path.as_str()) {
+                        trace.step(|| format!("path ends with `{path}`: token endpoint"));
+                        return Decision::Reply(self.token_endpoint(&ctx, scope, host));
+                    }
+                    node = next;
+                }
+                Node::Authenticate { scope, next } => match self.authenticate(&ctx, scope, host) {
+                    Ok(consumer) => {
+                        trace.step(|| format!("authenticated as `{}`", self.consumer_names[consumer as usize]));
+                        ctx.consumer = Some((consumer, scope));
+                        node = next;
+                    }
+                    Err((presented, why)) => {
+                        trace.step(|| format!("authentication failed: {why}"));
+                        return Decision::Reply(self.unauthorized(req, presented, why));
+                    }
+                },
+                Node::Authorize { set, next } => {
+                    let allowed = ctx.consumer.is_some_and(|(c, _)| self.sets[set as usize].contains(c));
+                    if !allowed {
+                        trace.step(|| "consumer not in the rule's `allow` list".into());
+                        return Decision::Reply(self.forbidden(req));
+                    }
+                    trace.step(|| "consumer is allowed".into());
+                    node = next;
+                }
+                Node::Forward => return Decision::Forward(self.forward(&ctx)),
+            }
+        }
+    }
+
+    /// Verify the bearer token against `scope`; the consumer, or whether a
+    /// token was presented and why it failed.
+    fn authenticate(&self, ctx: &Ctx<'_>, scope: ScopeId, host: &dyn Host) -> Result<ConsumerId, (bool, TokenError)> {
+        let s = &self.scopes[scope as usize];
+        let mut values = ctx.req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&s.settings.auth_header_name));
+        let Some((_, value)) = values.next() else {
+            return Err((false, TokenError::Malformed));
+        };
+        if values.next().is_some() {
+            return Err((true, TokenError::Malformed));
+        }
+        let token = bearer(value).ok_or((false, TokenError::Malformed))?;
+        let unverified = token::parse(token).map_err(|e| (true, e))?;
+        let (consumer, secret) =
+            s.clients.get(unverified.claims.client_id.as_str()).ok_or((true, TokenError::UnknownClient))?;
+        let expect = Expect {
+            issuer: &s.settings.issuer,
+            consumer: &self.consumer_names[*consumer as usize],
+            audience: Some(if s.settings.global_credentials { "default" } else { ctx.scope_key() }),
+            now: host.now(),
+            skew: s.settings.clock_skew_seconds,
+        };
+        unverified.verify(secret, &expect).map_err(|e| (true, e))?;
+        Ok(*consumer)
+    }
+
+    fn token_endpoint(&self, ctx: &Ctx<'_>, scope: ScopeId, host: &dyn Host) -> Reply {
+        let s = &self.scopes[scope as usize];
+        let issued = oauth::parse_request(ctx.req).and_then(|tr| {
+            let invalid = OAuthError::InvalidClient { basic: tr.basic };
+            let (consumer, secret) = s.clients.get(tr.client_id.as_str()).ok_or_else(|| invalid.clone())?;
+            let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
+            if !secret.matches(presented.as_bytes()) {
+                return Err(invalid);
+            }
+            let mut jti = [0u8; 16];
+            host.random_bytes(&mut jti);
+            let now = host.now();
+            let name = &self.consumer_names[*consumer as usize];
+            let claims = Claims {
+                aud: if s.settings.global_credentials { "default".into() } else { ctx.scope_key().into() },
+                client_id: tr.client_id.clone(),
+                exp: now.saturating_add(s.settings.token_ttl),
+                iat: now,
+                iss: s.settings.issuer.clone(),
+                jti: token::uuid_v4(jti),
+                nbf: None,
+                scope: tr.scope.clone(),
+                sub: name.to_string(),
+            };
+            let token = token::issue(&claims, secret).map_err(|e| OAuthError::ServerError(e.to_string()))?;
+            Ok(oauth::token_reply(&token, s.settings.token_ttl, format!("issued a token to consumer `{name}`")))
+        });
+        issued.unwrap_or_else(|e| e.reply())
+    }
+
+    fn unauthorized(&self, req: &Request<'_>, presented: bool, why: TokenError) -> Reply {
+        let mut challenge = format!("Bearer realm=\"{}\"", realm(req));
+        if presented {
+            challenge.push_str(", error=\"invalid_token\"");
+        }
+        let reason = if presented { why.to_string() } else { "no bearer token".to_string() };
+        plain(401, "Invalid Jwt token", challenge, reason)
+    }
+
+    fn forbidden(&self, req: &Request<'_>) -> Reply {
+        let challenge = format!("Bearer realm=\"{}\", error=\"insufficient_scope\"", realm(req));
+        plain(403, "Access Denied", challenge, "consumer not allowed by the matching rule".into())
+    }
+
+    fn forward(&self, ctx: &Ctx<'_>) -> Forward {
+        let mut remove: Vec<String> = Vec::with_capacity(SPOOFABLE.len() + 2);
+        remove.push(self.consumer_header.to_string());
+        remove.extend(SPOOFABLE.iter().map(|h| h.to_string()));
+        let mut set = Vec::new();
+        let mut consumer = None;
+        if let Some((id, scope)) = ctx.consumer {
+            let name = self.consumer_names[id as usize].to_string();
+            set.push((self.consumer_header.to_string(), name.clone()));
+            consumer = Some(name);
+            let settings = &self.scopes[scope as usize].settings;
+            if !settings.keep_token {
+                remove.push(settings.auth_header_name.clone());
+            }
+        }
+        Forward {
+            set_headers: set,
+            remove_headers: remove,
+            consumer,
+            route: ctx.route.map(str::to_string),
+            upstream: ctx.upstream.map(str::to_string),
+        }
+    }
+}
+
+/// `Bearer <token>` with the scheme in any case and one or more spaces.
+fn bearer(value: &str) -> Option<&str> {
+    let scheme = value.get(..6)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let rest = &value[6..];
+    let token = rest.trim_start_matches(' ');
+    if token.len() == rest.len() {
+        return None; // no space after the scheme
+    }
+    let token = token.trim_end();
+    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
+}
+
+/// Host without port, lower case (allocates only when it has upper case).
+fn normalize_host(authority: &str) -> Cow<'_, str> {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }
+        })
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(host.to_ascii_lowercase()) } else { Cow::Borrowed(host) }
+}
+
+/// The request URL for the challenge's realm, as Higress does: at most 256
+/// characters, printable ASCII, quotes and backslashes escaped.
+fn realm(req: &Request<'_>) -> String {
+    let scheme = if req.scheme.is_empty() { "http" } else { req.scheme };
+    let query = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
+    let url = format!("{scheme}://{}{}{query}", req.authority, req.path);
+    url.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(256)
+        .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
+        .collect()
+}
+
+fn plain(status: u16, body: &str, challenge: String, reason: String) -> Reply {
+    Reply {
+        status,
+        headers: vec![
+            ("content-type".into(), "text/plain; charset=utf-8".into()),
+            ("www-authenticate".into(), challenge),
+        ],
+        body: body.as_bytes().to_vec(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_strict() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        for bad in ["Bearerabc", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "xBearer abc", "Bearer\tabc"] {
+            assert_eq!(bearer(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(normalize_host("API.Example.com:8080"), "api.example.com");
+        assert_eq!(normalize_host("[::1]:8080"), "::1");
+        assert_eq!(normalize_host("test.com"), "test.com");
+        assert_eq!(normalize_host("test.com."), "test.com");
+        assert_eq!(normalize_host(""), "");
+    }
+}

@@ -1,0 +1,243 @@
+//! The lookup structures that make dispatch cost independent of policy size.
+//!
+//! - [`RuleIndex`]: which rule a request matches. Rules apply in declaration
+//!   order and the first that matches wins (Higress's matcher); instead of
+//!   scanning rules, each index maps a key to the *lowest* rule position that
+//!   names it, and a request takes the minimum over a fixed number of lookups.
+//! - [`Affix`]: prefix or suffix patterns (`*.example.com`, `example*`, route
+//!   name prefixes), looked up by slicing the input at each distinct pattern
+//!   length — a handful of hash lookups however many patterns there are.
+//! - [`PathRouter`]: the standalone gateway's longest path-prefix routing, at
+//!   segment boundaries (`/a` matches `/a` and `/a/x`, not `/ab`).
+//!
+//! Keys come from the policy, lookups from requests: the maps are never
+//! written after compilation, so a fast non-keyed hash (FxHash) is safe here.
+
+use rustc_hash::FxHashMap;
+
+/// Rule position in declaration order.
+pub type RulePos = u32;
+
+/// Insert `pos` under `key` unless an earlier rule holds it; true if it was new.
+fn claim(map: &mut FxHashMap<Box<str>, RulePos>, key: &str, pos: RulePos) -> bool {
+    if map.contains_key(key) {
+        return false;
+    }
+    map.insert(key.into(), pos);
+    true
+}
+
+/// Prefix or suffix patterns → lowest rule position.
+#[derive(Debug, Default)]
+pub struct Affix {
+    map: FxHashMap<Box<str>, RulePos>,
+    /// Distinct pattern lengths, ascending.
+    lens: Vec<usize>,
+    suffix: bool,
+}
+
+impl Affix {
+    pub fn prefixes() -> Self {
+        Affix::default()
+    }
+
+    pub fn suffixes() -> Self {
+        Affix { suffix: true, ..Affix::default() }
+    }
+
+    pub fn insert(&mut self, pattern: &str, pos: RulePos) -> bool {
+        if let Err(at) = self.lens.binary_search(&pattern.len()) {
+            self.lens.insert(at, pattern.len());
+        }
+        claim(&mut self.map, pattern, pos)
+    }
+
+    /// The lowest rule position among all patterns matching `s`.
+    pub fn first(&self, s: &str) -> Option<RulePos> {
+        let mut best: Option<RulePos> = None;
+        for &len in &self.lens {
+            if len > s.len() {
+                break;
+            }
+            let part = if self.suffix { s.get(s.len() - len..) } else { s.get(..len) };
+            if let Some(&pos) = part.and_then(|p| self.map.get(p)) {
+                best = Some(best.map_or(pos, |b| b.min(pos)));
+            }
+        }
+        best
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Everything a request is matched by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MatchKeys<'a> {
+    pub route: Option<&'a str>,
+    pub service: Option<&'a str>,
+    /// Lower case, port stripped.
+    pub host: &'a str,
+}
+
+/// All rule indexes of a policy.
+#[derive(Debug)]
+pub struct RuleIndex {
+    pub route: FxHashMap<Box<str>, RulePos>,
+    pub route_service: FxHashMap<Box<str>, FxHashMap<Box<str>, RulePos>>,
+    pub route_prefix: Affix,
+    pub service: FxHashMap<Box<str>, RulePos>,
+    pub domain_exact: FxHashMap<Box<str>, RulePos>,
+    pub domain_suffix: Affix,
+    pub domain_prefix: Affix,
+}
+
+impl Default for RuleIndex {
+    fn default() -> Self {
+        RuleIndex {
+            route: FxHashMap::default(),
+            route_service: FxHashMap::default(),
+            route_prefix: Affix::prefixes(),
+            service: FxHashMap::default(),
+            domain_exact: FxHashMap::default(),
+            domain_suffix: Affix::suffixes(),
+            domain_prefix: Affix::prefixes(),
+        }
+    }
+}
+
+impl RuleIndex {
+    pub fn add_route(&mut self, name: &str, pos: RulePos) -> bool {
+        claim(&mut self.route, name, pos)
+    }
+
+    pub fn add_route_service(&mut self, route: &str, service: &str, pos: RulePos) -> bool {
+        let inner = self.route_service.entry(route.into()).or_default();
+        claim(inner, service, pos)
+    }
+
+    pub fn add_service(&mut self, name: &str, pos: RulePos) -> bool {
+        claim(&mut self.service, name, pos)
+    }
+
+    pub fn add_domain_exact(&mut self, host: &str, pos: RulePos) -> bool {
+        claim(&mut self.domain_exact, host, pos)
+    }
+
+    /// The first rule (lowest position) that matches, if any.
+    pub fn first_match(&self, keys: &MatchKeys<'_>) -> Option<RulePos> {
+        let mut best: Option<RulePos> = None;
+        let mut take = |p: Option<RulePos>| {
+            if let Some(p) = p {
+                best = Some(best.map_or(p, |b| b.min(p)));
+            }
+        };
+        if let Some(route) = keys.route {
+            take(self.route.get(route).copied());
+            if let Some(service) = keys.service {
+                take(self.route_service.get(route).and_then(|m| m.get(service)).copied());
+            }
+            if !self.route_prefix.is_empty() {
+                take(self.route_prefix.first(route));
+            }
+        }
+        if let Some(service) = keys.service {
+            take(self.service.get(service).copied());
+        }
+        take(self.domain_exact.get(keys.host).copied());
+        if !self.domain_suffix.is_empty() {
+            take(self.domain_suffix.first(keys.host));
+        }
+        if !self.domain_prefix.is_empty() {
+            take(self.domain_prefix.first(keys.host));
+        }
+        best
+    }
+}
+
+/// Longest path prefix → route index, at `/` boundaries.
+#[derive(Debug, Default)]
+pub struct PathRouter {
+    map: FxHashMap<Box<str>, u32>,
+    /// Distinct prefix lengths, descending (longest match first).
+    lens: Vec<usize>,
+}
+
+impl PathRouter {
+    pub fn insert(&mut self, prefix: &str, route: u32) {
+        if !self.lens.contains(&prefix.len()) {
+            self.lens.push(prefix.len());
+            self.lens.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        self.map.entry(prefix.into()).or_insert(route);
+    }
+
+    pub fn lookup(&self, path: &str) -> Option<u32> {
+        for &len in &self.lens {
+            let Some(prefix) = path.get(..len) else { continue };
+            let boundary = len == path.len() || prefix.ends_with('/') || path.as_bytes()[len] == b'/';
+            if boundary && let Some(&r) = self.map.get(prefix) {
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affixes_take_the_earliest_rule() {
+        let mut s = Affix::suffixes();
+        assert!(s.insert(".example.com", 3));
+        assert!(s.insert(".com", 5));
+        assert!(!s.insert(".com", 9));
+        assert_eq!(s.first("a.b.example.com"), Some(3));
+        assert_eq!(s.first("x.com"), Some(5));
+        assert_eq!(s.first("example.com"), Some(5));
+        assert_eq!(s.first("com"), None);
+        let mut p = Affix::prefixes();
+        p.insert("api", 1);
+        assert_eq!(p.first("api.internal"), Some(1));
+        assert_eq!(p.first("ap"), None);
+        assert_eq!(p.first("é-api"), None);
+    }
+
+    #[test]
+    fn path_router_is_longest_prefix_at_segment_boundaries() {
+        let mut r = PathRouter::default();
+        r.insert("/a", 0);
+        r.insert("/a/b", 1);
+        r.insert("/", 2);
+        assert_eq!(r.lookup("/a"), Some(0));
+        assert_eq!(r.lookup("/a/x"), Some(0));
+        assert_eq!(r.lookup("/a/b/c"), Some(1));
+        assert_eq!(r.lookup("/ab"), Some(2));
+        assert_eq!(r.lookup("/"), Some(2));
+        let mut only = PathRouter::default();
+        only.insert("/a", 0);
+        assert_eq!(only.lookup("/ab"), None);
+        assert_eq!(only.lookup(""), None);
+    }
+
+    #[test]
+    fn first_match_is_the_lowest_position_across_indexes() {
+        let mut i = RuleIndex::default();
+        i.add_domain_exact("test.com", 4);
+        i.domain_suffix.insert(".example.com", 2);
+        i.add_route("route-a", 3);
+        i.add_route_service("route-a", "svc", 1);
+        let keys = |route, service, host| MatchKeys { route, service, host };
+        assert_eq!(i.first_match(&keys(Some("route-a"), None, "test.com")), Some(3));
+        assert_eq!(i.first_match(&keys(Some("route-a"), Some("svc"), "test.com")), Some(1));
+        assert_eq!(i.first_match(&keys(Some("route-a"), None, "x.example.com")), Some(2));
+        assert_eq!(i.first_match(&keys(None, None, "other")), None);
+    }
+}

@@ -1,0 +1,307 @@
+//! Checked model → [`DecisionGraph`].
+//!
+//! The graph is an arena of [`Node`]s (edges are indices) plus the indexes
+//! that pick an entry node for a request: the rule indexes (first matching
+//! rule by route, route+service, route prefix, service, domain) and the
+//! standalone gateway's path router. Every name, set and pattern is resolved
+//! here, once: evaluation ([`eval`]) only looks things up.
+//!
+//! Each rule compiles to a short chain, shared between rules that behave
+//! alike:
+//! - authentication rule: `TokenEndpoint(scope) → Authenticate(scope) → Forward`
+//! - `allow` rule: `TokenEndpoint(instance) → Authenticate(instance) → Authorize(set) → Forward`
+//! - disabled rule: `Forward`
+//! - no rule matched: by `global_auth` (see [`DecisionGraph::compile`]).
+
+mod consumer_set;
+mod eval;
+pub mod index;
+
+use std::fmt::Write as _;
+
+use rustc_hash::FxHashMap;
+
+pub use consumer_set::ConsumerSet;
+use index::{PathRouter, RuleIndex, RulePos};
+
+use crate::model::{Action, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret, Settings};
+use crate::{Diagnostic, RouteInfo};
+
+/// Index of a node in the arena.
+pub type NodeId = u32;
+
+/// One step of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// If the path ends with the scope's `auth_path`, answer as the token
+    /// endpoint; otherwise continue.
+    TokenEndpoint { scope: ScopeId, next: NodeId },
+    /// Require a valid token of one of the scope's consumers (else 401).
+    Authenticate { scope: ScopeId, next: NodeId },
+    /// Require the authenticated consumer to be in `sets[set]` (else 403).
+    Authorize { set: u32, next: NodeId },
+    /// Let the request through.
+    Forward,
+}
+
+/// An authentication scope, compiled: settings and client_id → credential.
+#[derive(Debug)]
+pub struct CompiledScope {
+    pub settings: Settings,
+    pub clients: FxHashMap<Box<str>, (ConsumerId, Secret)>,
+}
+
+/// A declared route, compiled.
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub name: Box<str>,
+    pub path_prefix: Option<Box<str>>,
+    pub upstream: Option<Box<str>>,
+}
+
+/// A compiled policy.
+#[derive(Debug)]
+pub struct DecisionGraph {
+    nodes: Vec<Node>,
+    /// Entry node of each rule, by rule position.
+    rule_entry: Vec<NodeId>,
+    /// `rule `name`` / `rule at line N`, for `explain`.
+    rule_label: Vec<Box<str>>,
+    /// Entry for requests no rule matches.
+    unmatched_entry: NodeId,
+    index: RuleIndex,
+    scopes: Vec<CompiledScope>,
+    consumer_names: Vec<Box<str>>,
+    sets: Vec<ConsumerSet>,
+    router: PathRouter,
+    routes: Vec<CompiledRoute>,
+    route_by_name: FxHashMap<Box<str>, u32>,
+    consumer_header: Box<str>,
+    /// (rule, earlier rule) pairs where every key of the rule was taken.
+    shadowed: Vec<(RulePos, RulePos)>,
+}
+
+/// Arena builder that shares identical nodes.
+#[derive(Default)]
+struct Arena {
+    nodes: Vec<Node>,
+    seen: FxHashMap<Node, NodeId>,
+}
+
+impl Arena {
+    fn add(&mut self, node: Node) -> NodeId {
+        *self.seen.entry(node).or_insert_with(|| {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as NodeId
+        })
+    }
+
+    /// TokenEndpoint → Authenticate → `next`, for `scope`.
+    fn authn(&mut self, scope: ScopeId, next: NodeId) -> NodeId {
+        let auth = self.add(Node::Authenticate { scope, next });
+        self.add(Node::TokenEndpoint { scope, next: auth })
+    }
+}
+
+impl DecisionGraph {
+    /// Compile a checked model. `global_auth` decides requests no rule matches:
+    /// `true` authenticates them with the instance scope; `false` forwards them
+    /// (the instance token endpoint still answers when there are no rules at
+    /// all); unset authenticates them only when the policy has no rules.
+    pub fn compile(model: &Model, source: &str) -> DecisionGraph {
+        let mut arena = Arena::default();
+        let forward = arena.add(Node::Forward);
+        let universe = model.scopes[INSTANCE as usize].consumers.len();
+
+        let mut sets = Vec::new();
+        let mut set_ids: FxHashMap<&[ConsumerId], u32> = FxHashMap::default();
+        let mut index = RuleIndex::default();
+        let mut rule_entry = Vec::with_capacity(model.rules.len());
+        let mut shadowed = Vec::new();
+
+        for (pos, rule) in model.rules.iter().enumerate() {
+            let pos = pos as RulePos;
+            let entry = match &rule.action {
+                Action::Disable => forward,
+                Action::Authenticate(scope) => arena.authn(*scope, forward),
+                Action::Allow(ids) => {
+                    let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
+                        sets.push(ConsumerSet::new(ids, universe));
+                        (sets.len() - 1) as u32
+                    });
+                    let authz = arena.add(Node::Authorize { set, next: forward });
+                    arena.authn(INSTANCE, authz)
+                }
+            };
+            rule_entry.push(entry);
+            if !index_rule(&mut index, &rule.matcher, pos) {
+                shadowed.push(pos);
+            }
+        }
+
+        let no_rules = model.rules.is_empty();
+        let unmatched_entry = match model.global_auth {
+            Some(true) => arena.authn(INSTANCE, forward),
+            None if no_rules => arena.authn(INSTANCE, forward),
+            Some(false) if no_rules => arena.add(Node::TokenEndpoint { scope: INSTANCE, next: forward }),
+            _ => forward,
+        };
+
+        let scopes = model
+            .scopes
+            .iter()
+            .map(|s| CompiledScope {
+                settings: s.settings.clone(),
+                clients: s
+                    .consumers
+                    .iter()
+                    .flat_map(|&id| {
+                        model.consumers[id as usize]
+                            .credentials
+                            .iter()
+                            .map(move |c| (c.client_id.as_str().into(), (id, c.secret.clone())))
+                    })
+                    .collect(),
+            })
+            .collect();
+
+        let mut router = PathRouter::default();
+        let mut route_by_name = FxHashMap::default();
+        let routes = model
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if let Some(p) = &r.path_prefix {
+                    router.insert(p, i as u32);
+                }
+                route_by_name.insert(r.name.as_str().into(), i as u32);
+                CompiledRoute {
+                    name: r.name.as_str().into(),
+                    path_prefix: r.path_prefix.as_deref().map(Into::into),
+                    upstream: r.upstream.as_deref().map(Into::into),
+                }
+            })
+            .collect();
+
+        DecisionGraph {
+            nodes: arena.nodes,
+            rule_entry,
+            rule_label: model.rules.iter().map(|r| r.label(source).into()).collect(),
+            unmatched_entry,
+            shadowed: shadowed.into_iter().map(|pos| (pos, earliest_claim(&index, &model.rules[pos as usize].matcher))).collect(),
+            index,
+            scopes,
+            consumer_names: model.consumers.iter().map(|c| c.name.as_str().into()).collect(),
+            sets,
+            router,
+            routes,
+            route_by_name,
+            consumer_header: model.consumer_header.as_str().into(),
+        }
+    }
+
+    /// The routes the policy declares, in order.
+    pub fn routes(&self) -> Vec<RouteInfo> {
+        self.routes
+            .iter()
+            .map(|r| RouteInfo {
+                name: r.name.to_string(),
+                path_prefix: r.path_prefix.as_deref().map(str::to_string),
+                upstream: r.upstream.as_deref().unwrap_or("default").to_string(),
+            })
+            .collect()
+    }
+
+    /// Warnings for rules that can never match because earlier rules take
+    /// every one of their keys.
+    pub fn shadow_warnings(&self, source: &str, model: &Model) -> Vec<Diagnostic> {
+        self.shadowed
+            .iter()
+            .map(|&(rule, by)| {
+                let r = &model.rules[rule as usize];
+                let head = r.span.start..r.span.start + 4;
+                Diagnostic::warning(source, head, format!("this {} never applies", r.label(source)))
+                    .with_help(format!("{} matches everything it matches, and the first matching rule wins", self.rule_label[by as usize]))
+            })
+            .collect()
+    }
+
+    /// Number of nodes, rules and consumer sets (for tests and `graph`).
+    pub fn stats(&self) -> (usize, usize, usize) {
+        (self.nodes.len(), self.rule_entry.len(), self.sets.len())
+    }
+
+    /// The graph in Graphviz DOT form: entry points, nodes and edges.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph warden {\n  rankdir=LR;\n  node [shape=box];\n");
+        for (id, node) in self.nodes.iter().enumerate() {
+            let (label, next) = match node {
+                Node::TokenEndpoint { scope, next } => {
+                    (format!("token endpoint\\n{}", self.scopes[*scope as usize].settings.auth_path), Some(next))
+                }
+                Node::Authenticate { scope, next } => (format!("authenticate\\nscope {scope}"), Some(next)),
+                Node::Authorize { set, next } => (format!("authorize\\nallow set {set}"), Some(next)),
+                Node::Forward => ("forward".to_string(), None),
+            };
+            let _ = writeln!(out, "  n{id} [label=\"{label}\"];");
+            if let Some(next) = next {
+                let _ = writeln!(out, "  n{id} -> n{next};");
+            }
+        }
+        let _ = writeln!(out, "  unmatched [shape=plaintext, label=\"no rule matches\"];\n  unmatched -> n{};", self.unmatched_entry);
+        for (pos, entry) in self.rule_entry.iter().enumerate() {
+            let label = self.rule_label[pos].replace('"', "'");
+            let _ = writeln!(out, "  r{pos} [shape=plaintext, label=\"{label}\"];\n  r{pos} -> n{entry};");
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// Add a rule's keys to the index; false if every key was already taken.
+fn index_rule(index: &mut RuleIndex, matcher: &Matcher, pos: RulePos) -> bool {
+    let mut any_new = false;
+    match matcher {
+        Matcher::Route(names) => names.iter().for_each(|(n, _)| any_new |= index.add_route(n, pos)),
+        Matcher::RouteAndService(routes, services) => {
+            for (r, _) in routes {
+                for (s, _) in services {
+                    any_new |= index.add_route_service(r, s, pos);
+                }
+            }
+        }
+        Matcher::RoutePrefix(prefixes) => prefixes.iter().for_each(|(p, _)| any_new |= index.route_prefix.insert(p, pos)),
+        Matcher::Service(names) => names.iter().for_each(|(n, _)| any_new |= index.add_service(n, pos)),
+        Matcher::Domain(patterns) => {
+            for (p, _) in patterns {
+                any_new |= match p {
+                    DomainPattern::Exact(h) => index.add_domain_exact(h, pos),
+                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s, pos),
+                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s, pos),
+                };
+            }
+        }
+    }
+    any_new
+}
+
+/// For a fully shadowed rule: the earliest rule holding one of its keys.
+fn earliest_claim(index: &RuleIndex, matcher: &Matcher) -> RulePos {
+    let first = |m: &FxHashMap<Box<str>, RulePos>, k: &str| m.get(k).copied();
+    let found = match matcher {
+        Matcher::Route(n) => n.first().and_then(|(k, _)| first(&index.route, k)),
+        Matcher::RouteAndService(r, s) => r
+            .first()
+            .zip(s.first())
+            .and_then(|((r, _), (s, _))| index.route_service.get(r.as_str()).and_then(|m| first(m, s))),
+        Matcher::RoutePrefix(p) => p.first().and_then(|(k, _)| index.route_prefix.first(k)),
+        Matcher::Service(n) => n.first().and_then(|(k, _)| first(&index.service, k)),
+        Matcher::Domain(p) => p.first().and_then(|(d, _)| match d {
+            DomainPattern::Exact(h) => first(&index.domain_exact, h),
+            DomainPattern::Suffix(s) => index.domain_suffix.first(s),
+            DomainPattern::Prefix(s) => index.domain_prefix.first(s),
+        }),
+    };
+    found.unwrap_or(0)
+}

@@ -1,0 +1,51 @@
+//! The engine's only window on the world.
+//!
+//! Everything with a side effect — the clock, randomness, secrets kept outside
+//! the policy text — comes through [`Host`]. The guest implements it over the
+//! WIT `host` imports; native tests and benchmarks implement it directly. That
+//! keeps the engine pure and deterministic given its host.
+
+/// Services the engine asks of whoever embeds it.
+pub trait Host {
+    /// Wall-clock time in whole seconds since the Unix epoch.
+    fn now(&self) -> u64;
+    /// Fill `buf` with cryptographically secure random bytes.
+    fn random_bytes(&self, buf: &mut [u8]);
+    /// Resolve a secret reference (`env:NAME`, `file:PATH`); `None` if the
+    /// host cannot or will not supply it.
+    fn secret(&self, reference: &str) -> Option<Vec<u8>>;
+}
+
+/// A deterministic host for tests, benchmarks and tools: a fixed clock,
+/// a counter for randomness and a fixed table of secrets.
+#[derive(Debug, Default)]
+pub struct FixedHost {
+    pub now: u64,
+    pub secrets: Vec<(String, Vec<u8>)>,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl FixedHost {
+    /// A host whose clock reads `now`.
+    pub fn at(now: u64) -> Self {
+        FixedHost { now, ..Default::default() }
+    }
+}
+
+impl Host for FixedHost {
+    fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn random_bytes(&self, buf: &mut [u8]) {
+        use std::sync::atomic::Ordering;
+        for chunk in buf.chunks_mut(8) {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+            chunk.copy_from_slice(&n[..chunk.len()]);
+        }
+    }
+
+    fn secret(&self, reference: &str) -> Option<Vec<u8>> {
+        self.secrets.iter().find(|(r, _)| r == reference).map(|(_, v)| v.clone())
+    }
+}

@@ -1,0 +1,433 @@
+//! AST → checked [`Model`].
+//!
+//! All name resolution and every semantic check happens here, at compile
+//! time, with spans: unknown keys (with a did-you-mean), wrong value types,
+//! settings given twice, duplicate consumer names and client_ids, unknown
+//! consumers in `allow`, a rule that both authenticates and authorizes, bad
+//! durations, header names and domain patterns. The checker keeps going after
+//! an error so that one run reports every problem in the file.
+
+mod types;
+mod values;
+
+pub use types::*;
+pub use values::{DurationError, parse_duration};
+
+use std::collections::HashMap;
+
+use crate::syntax::{File, Item, Span};
+use crate::{Diagnostic, Host};
+use values::Reader;
+
+/// Settings every authentication scope (instance or rule) may set.
+const SCOPE_SETTINGS: &[&str] = &[
+    "issuer",
+    "auth_path",
+    "global_credentials",
+    "auth_header_name",
+    "token_ttl",
+    "clock_skew_seconds",
+    "keep_token",
+];
+const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rule"];
+const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
+const CONSUMER_KEYS: &[&str] = &["client_id", "client_secret", "credential"];
+const CREDENTIAL_KEYS: &[&str] = &["client_id", "client_secret"];
+const ROUTE_KEYS: &[&str] = &["path_prefix", "upstream"];
+const MATCH_KINDS: &[&str] = &["route", "route_prefix", "service", "domain"];
+
+/// Check a parsed file. Returns the model and its warnings, or every error
+/// found (warnings included, after the errors).
+pub fn check(
+    source: &str,
+    file: &File,
+    host: &dyn Host,
+) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut c = Checker {
+        r: Reader { src: source },
+        host,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        consumers: Vec::new(),
+    };
+    let model = c.file(file);
+    if c.errors.is_empty() {
+        Ok((model, c.warnings))
+    } else {
+        c.errors.extend(c.warnings);
+        Err(c.errors)
+    }
+}
+
+struct Checker<'s> {
+    r: Reader<'s>,
+    host: &'s dyn Host,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    consumers: Vec<Consumer>,
+}
+
+/// Tracks which keys a block has set, to report the second of a pair.
+#[derive(Default)]
+struct Seen(HashMap<String, Span>);
+
+impl<'s> Checker<'s> {
+    fn report(&mut self, r: Result<(), Diagnostic>) {
+        if let Err(d) = r {
+            self.errors.push(d);
+        }
+    }
+
+    /// Error unless this is the first `key` in its block.
+    fn once(&mut self, seen: &mut Seen, item: &Item) -> bool {
+        if let Some(first) = seen.0.get(&item.key) {
+            let line = crate::diagnostic::line_col(self.r.src, first.start).0;
+            let d = self
+                .r
+                .err(item.key_span, format!("`{}` is set twice", item.key))
+                .with_help(format!("the first is on line {line}; remove one"));
+            self.errors.push(d);
+            return false;
+        }
+        seen.0.insert(item.key.clone(), item.key_span);
+        true
+    }
+
+    fn unknown_key(&mut self, item: &Item, context: &str, valid: &[&[&str]]) {
+        let mut d = self.r.err(item.key_span, format!("unknown setting `{}` {context}", item.key));
+        let candidates = valid.iter().flat_map(|v| v.iter().copied());
+        if let Some(best) = closest(&item.key, candidates) {
+            d = d.with_help(format!("did you mean `{best}`?"));
+        } else if RULE_ONLY.contains(&item.key.as_str()) {
+            d = d.with_help(format!("`{}` can only be set inside a `rule {{ … }}`", item.key));
+        } else if INSTANCE_ONLY.contains(&item.key.as_str()) {
+            d = d.with_help(format!("`{}` can only be set at the top level of the file", item.key));
+        }
+        self.errors.push(d);
+    }
+
+    fn no_block(&mut self, item: &Item) -> bool {
+        match &item.block {
+            Some(b) => {
+                let d = self.r.err(b.span, format!("`{}` takes a value, not a block", item.key));
+                self.errors.push(d);
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn file(&mut self, file: &File) -> Model {
+        let mut settings = Settings::default();
+        let mut seen = Seen::default();
+        let mut global_auth = None;
+        let mut consumer_header = "x-mse-consumer".to_string();
+        let mut instance = ConsumerSet::default();
+        let mut routes: Vec<Route> = Vec::new();
+        let mut rule_items = Vec::new();
+
+        for item in &file.items {
+            match item.key.as_str() {
+                "consumer" => {
+                    if let Some(id) = self.consumer(item, &mut instance) {
+                        instance.ids.push(id);
+                    }
+                }
+                "route" => {
+                    if let Some(route) = self.route(item, &routes) {
+                        routes.push(route);
+                    }
+                }
+                "rule" => rule_items.push(item),
+                "global_auth" => {
+                    if self.once(&mut seen, item) {
+                        let r = self.r.one(item).and_then(|v| self.r.boolean("global_auth", v));
+                        match r {
+                            Ok(b) => global_auth = Some(b),
+                            Err(d) => self.errors.push(d),
+                        }
+                    }
+                }
+                "consumer_header" => {
+                    if self.once(&mut seen, item) {
+                        let r = self.r.one(item).and_then(|v| self.r.header_name("consumer_header", v));
+                        match r {
+                            Ok(h) => consumer_header = h,
+                            Err(d) => self.errors.push(d),
+                        }
+                    }
+                }
+                key if SCOPE_SETTINGS.contains(&key) => {
+                    if self.once(&mut seen, item) {
+                        let r = self.setting(&mut settings, item);
+                        self.report(r);
+                    }
+                }
+                _ => self.unknown_key(item, "at the top level", &[SCOPE_SETTINGS, INSTANCE_ONLY, &["consumer"]]),
+            }
+        }
+
+        let mut scopes = vec![Scope { settings: settings.clone(), consumers: instance.ids.clone(), span: Span::default() }];
+        let rules = rule_items
+            .into_iter()
+            .filter_map(|item| self.rule(item, &settings, &instance, &routes, &mut scopes))
+            .collect();
+
+        Model {
+            global_auth,
+            consumer_header,
+            consumers: std::mem::take(&mut self.consumers),
+            scopes,
+            rules,
+            routes,
+        }
+    }
+
+    /// Apply one scope setting.
+    fn setting(&self, s: &mut Settings, item: &Item) -> Result<(), Diagnostic> {
+        let key = item.key.as_str();
+        let v = self.r.one(item)?;
+        match key {
+            "issuer" => s.issuer = self.r.nonempty(key, v)?.to_string(),
+            "auth_path" => {
+                let p = self.r.nonempty(key, v)?;
+                if !p.starts_with('/') {
+                    return Err(self
+                        .r
+                        .err(v.span, format!("`auth_path` must start with `/`, found `{p}`"))
+                        .with_help(format!("write `/{p}`")));
+                }
+                if p.contains(['?', '#']) || p.bytes().any(|b| b.is_ascii_whitespace()) {
+                    return Err(self.r.err(v.span, format!("`auth_path` must be a plain path, found `{p}`")));
+                }
+                s.auth_path = p.to_string();
+            }
+            "global_credentials" => s.global_credentials = self.r.boolean(key, v)?,
+            "auth_header_name" => s.auth_header_name = self.r.header_name(key, v)?,
+            "token_ttl" => {
+                let ttl = self.r.duration(key, v)?;
+                if ttl == 0 {
+                    return Err(self.r.err(v.span, "`token_ttl` must be at least one second"));
+                }
+                s.token_ttl = ttl;
+            }
+            "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
+            "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            _ => unreachable!("SCOPE_SETTINGS and this match list the same keys"),
+        }
+        Ok(())
+    }
+
+    /// `consumer NAME { client_id …; client_secret … }` (or `credential { … }` blocks).
+    fn consumer(&mut self, item: &Item, scope: &mut ConsumerSet) -> Option<ConsumerId> {
+        let name = match item.args.as_slice() {
+            [v] => match self.r.nonempty("consumer", v) {
+                Ok(n) => (n.to_string(), v.span),
+                Err(d) => return self.fail(d),
+            },
+            [] => return self.fail(self.r.err(item.key_span, "`consumer` needs a name: `consumer NAME { … }`")),
+            [_, extra, ..] => return self.fail(self.r.err(extra.span, "`consumer` takes one name before its `{`")),
+        };
+        let Some(block) = &item.block else {
+            let d = self.r.err(item.span, format!("consumer `{}` needs a `{{ … }}` block with `client_id` and `client_secret`", name.0));
+            return self.fail(d);
+        };
+        let mut credentials = Vec::new();
+        let mut direct = Vec::new();
+        for inner in &block.items {
+            match inner.key.as_str() {
+                "client_id" | "client_secret" => direct.push(inner),
+                "credential" => {
+                    let Some(b) = &inner.block else {
+                        let d = self.r.err(inner.key_span, "`credential` needs a `{ client_id …; client_secret … }` block");
+                        self.errors.push(d);
+                        continue;
+                    };
+                    let items: Vec<&Item> = b.items.iter().collect();
+                    if let Some(c) = self.credential(&items, inner.span, scope) {
+                        credentials.push(c);
+                    }
+                }
+                _ => self.unknown_key(inner, "in a consumer", &[CONSUMER_KEYS]),
+            }
+        }
+        if !direct.is_empty() {
+            if let Some(c) = self.credential(&direct, item.span, scope) {
+                credentials.insert(0, c);
+            }
+        } else if credentials.is_empty() {
+            let d = self.r.err(name.1, format!("consumer `{}` has no `client_id` and `client_secret`", name.0));
+            return self.fail(d);
+        }
+        if let Some((first, _)) = scope.names.get(&name.0) {
+            let line = crate::diagnostic::line_col(self.r.src, first.start).0;
+            let d = self
+                .r
+                .err(name.1, format!("duplicate consumer name `{}`", name.0))
+                .with_help(format!("the first `{}` is on line {line}; consumer names must be unique", name.0));
+            return self.fail(d);
+        }
+        let id = self.consumers.len() as ConsumerId;
+        scope.names.insert(name.0.clone(), (name.1, id));
+        self.consumers.push(Consumer { name: name.0, credentials, span: item.span });
+        Some(id)
+    }
+
+    fn credential(&mut self, items: &[&Item], span: Span, scope: &mut ConsumerSet) -> Option<Credential> {
+        let mut seen = Seen::default();
+        let (mut id, mut secret) = (None, None);
+        for item in items {
+            if !CREDENTIAL_KEYS.contains(&item.key.as_str()) {
+                self.unknown_key(item, "in a credential", &[CREDENTIAL_KEYS]);
+                continue;
+            }
+            if !self.once(&mut seen, item) || !self.no_block(item) {
+                continue;
+            }
+            match item.key.as_str() {
+                "client_id" => match self.r.one(item).and_then(|v| Ok((self.r.nonempty("client_id", v)?, v.span))) {
+                    Ok((t, s)) => id = Some((t.to_string(), s)),
+                    Err(d) => self.errors.push(d),
+                },
+                _ => match self.secret(item) {
+                    Ok(s) => secret = Some(s),
+                    Err(d) => self.errors.push(d),
+                },
+            }
+        }
+        let missing = match (&id, &secret) {
+            (None, _) => Some("client_id"),
+            (_, None) => Some("client_secret"),
+            _ => None,
+        };
+        if let Some(m) = missing {
+            if seen.0.contains_key(m) {
+                return None; // already reported as malformed
+            }
+            return self.fail(self.r.err(span, format!("credential has no `{m}`")));
+        }
+        let ((client_id, id_span), secret) = (id?, secret?);
+        if let Some(first) = scope.client_ids.get(&client_id) {
+            let line = crate::diagnostic::line_col(self.r.src, first.start).0;
+            let d = self
+                .r
+                .err(id_span, format!("duplicate client_id `{client_id}`"))
+                .with_help(format!("it is already used on line {line}; a client_id identifies one consumer"));
+            return self.fail(d);
+        }
+        scope.client_ids.insert(client_id.clone(), id_span);
+        Some(Credential { client_id, secret })
+    }
+
+    /// `client_secret "literal"`, `client_secret env NAME`, `client_secret file PATH`.
+    fn secret(&self, item: &Item) -> Result<Secret, Diagnostic> {
+        let bytes = match item.args.as_slice() {
+            [v] => self.r.nonempty("client_secret", v)?.as_bytes().to_vec(),
+            [kind, v] if matches!(kind.text(), Some("env" | "file")) => {
+                let source = kind.text().unwrap_or_default();
+                let name = self.r.nonempty("client_secret", v)?;
+                let reference = format!("{source}:{name}");
+                self.host.secret(&reference).ok_or_else(|| {
+                    self.r
+                        .err(kind.span.to(v.span), format!("the host cannot supply secret `{reference}`"))
+                        .with_help(match source {
+                            "env" => format!("set the environment variable `{name}` for the host"),
+                            _ => format!("make `{name}` readable by the host"),
+                        })
+                })?
+            }
+            [] => return Err(self.r.err(item.key_span, "`client_secret` needs a value")),
+            [first, ..] => {
+                return Err(self
+                    .r
+                    .err(first.span.to(item.span), "`client_secret` takes a string, `env NAME` or `file PATH`")
+                    .with_help("e.g. `client_secret env CONSUMER1_SECRET`"));
+            }
+        };
+        if bytes.is_empty() {
+            return Err(self.r.err(item.span, "`client_secret` must not be empty"));
+        }
+        Ok(Secret::new(bytes))
+    }
+
+    /// `route NAME { path_prefix "/a"; upstream echo }`
+    fn route(&mut self, item: &Item, routes: &[Route]) -> Option<Route> {
+        let (name, name_span) = match item.args.as_slice() {
+            [v] => match self.r.nonempty("route", v) {
+                Ok(n) => (n.to_string(), v.span),
+                Err(d) => return self.fail(d),
+            },
+            _ => return self.fail(self.r.err(item.key_span, "`route` needs one name: `route NAME { path_prefix \"/a\" }`")),
+        };
+        if let Some(first) = routes.iter().find(|r| r.name == name) {
+            let line = crate::diagnostic::line_col(self.r.src, first.span.start).0;
+            let d = self.r.err(name_span, format!("duplicate route name `{name}`")).with_help(format!("the first is on line {line}"));
+            return self.fail(d);
+        }
+        let mut route = Route { name, path_prefix: None, upstream: None, span: item.span };
+        let mut seen = Seen::default();
+        for inner in item.block.iter().flat_map(|b| &b.items) {
+            if !ROUTE_KEYS.contains(&inner.key.as_str()) {
+                self.unknown_key(inner, "in a route", &[ROUTE_KEYS]);
+                continue;
+            }
+            if !self.once(&mut seen, inner) {
+                continue;
+            }
+            let r = self.route_setting(&mut route, inner, routes);
+            self.report(r);
+        }
+        Some(route)
+    }
+
+    fn route_setting(&self, route: &mut Route, item: &Item, routes: &[Route]) -> Result<(), Diagnostic> {
+        let v = self.r.one(item)?;
+        let t = self.r.nonempty(&item.key, v)?;
+        if item.key == "path_prefix" {
+            if !t.starts_with('/') || t.contains(['?', '#']) {
+                return Err(self.r.err(v.span, format!("`path_prefix` must be a path starting with `/`, found `{t}`")));
+            }
+            let p = if t.len() > 1 { t.trim_end_matches('/') } else { t };
+            if let Some(other) = routes.iter().find(|r| r.path_prefix.as_deref() == Some(p)) {
+                return Err(self.r.err(v.span, format!("path prefix `{p}` is already routed to `{}`", other.name)));
+            }
+            route.path_prefix = Some(p.to_string());
+        } else {
+            let ok = t == "echo"
+                || t.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !ok {
+                return Err(self
+                    .r
+                    .err(v.span, format!("`upstream` must be `echo` or an `http://host:port` URL, found `{t}`")));
+            }
+            route.upstream = Some(t.trim_end_matches('/').to_string());
+        }
+        Ok(())
+    }
+
+    fn fail<T>(&mut self, d: Diagnostic) -> Option<T> {
+        self.errors.push(d);
+        None
+    }
+}
+
+/// Names and client_ids of one scope, with where they were declared.
+#[derive(Default)]
+struct ConsumerSet {
+    ids: Vec<ConsumerId>,
+    names: HashMap<String, (Span, ConsumerId)>,
+    client_ids: HashMap<String, Span>,
+}
+
+mod rules;
+
+/// The closest of `candidates` to `word`, if any is close enough to suggest.
+pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1).min(3);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,243 @@
+//! Checking `rule { … }` blocks: what a rule matches (`match`), and what it
+//! does — authorize instance consumers (`allow`), authenticate with its own
+//! consumers and settings, or `disable` the plugin — never two of those.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn rule(
+        &mut self,
+        item: &Item,
+        instance_settings: &Settings,
+        instance: &ConsumerSet,
+        routes: &[Route],
+        scopes: &mut Vec<Scope>,
+    ) -> Option<Rule> {
+        let errors_before = self.errors.len();
+        let name = match item.args.as_slice() {
+            [] => None,
+            [v] => match self.r.nonempty("rule", v) {
+                Ok(n) => Some(n.to_string()),
+                Err(d) => return self.fail(d),
+            },
+            [_, extra, ..] => return self.fail(self.r.err(extra.span, "`rule` takes at most one name before its `{`")),
+        };
+        let Some(block) = &item.block else {
+            return self.fail(self.r.err(item.span, "`rule` needs a `{ … }` block"));
+        };
+
+        let mut seen = Seen::default();
+        let mut settings = instance_settings.clone();
+        let mut first_setting: Option<Span> = None;
+        let mut own = ConsumerSet::default();
+        let mut first_consumer: Option<Span> = None;
+        let mut allow: Option<(Vec<ConsumerId>, Span)> = None;
+        let mut disable: Option<Span> = None;
+        let mut matches: Vec<(&str, Vec<(String, Span)>, Span)> = Vec::new();
+
+        for inner in &block.items {
+            match inner.key.as_str() {
+                "match" => {
+                    if let Some(m) = self.match_clause(inner) {
+                        matches.push(m);
+                    }
+                }
+                "allow" => {
+                    if self.once(&mut seen, inner) && self.no_block(inner) {
+                        allow = self.allow(inner, instance).map(|ids| (ids, inner.key_span));
+                    }
+                }
+                "disable" => {
+                    if self.once(&mut seen, inner) {
+                        let on = match inner.args.as_slice() {
+                            [] => Ok(true),
+                            [v] => self.r.boolean("disable", v),
+                            [_, extra, ..] => Err(self.r.err(extra.span, "`disable` takes at most one value")),
+                        };
+                        match on {
+                            Ok(true) => disable = Some(inner.key_span),
+                            Ok(false) => {}
+                            Err(d) => self.errors.push(d),
+                        }
+                    }
+                }
+                "consumer" => {
+                    first_consumer.get_or_insert(inner.key_span);
+                    if let Some(id) = self.consumer(inner, &mut own) {
+                        own.ids.push(id);
+                    }
+                }
+                key if SCOPE_SETTINGS.contains(&key) => {
+                    first_setting.get_or_insert(inner.key_span);
+                    if self.once(&mut seen, inner) {
+                        let r = self.setting(&mut settings, inner);
+                        self.report(r);
+                    }
+                }
+                _ => self.unknown_key(inner, "in a rule", &[RULE_ONLY, SCOPE_SETTINGS, &["consumer"]]),
+            }
+        }
+
+        let authn = first_consumer.or(first_setting);
+        let action = match (&allow, authn, disable) {
+            (Some((_, at)), Some(_), _) => {
+                let d = self
+                    .r
+                    .err(*at, "a rule cannot both authenticate and authorize")
+                    .with_help("`allow` lists instance consumers; a rule with its own `consumer`s or settings authenticates them itself. Split it into two rules");
+                return self.fail(d);
+            }
+            (Some(_), None, Some(at)) | (None, Some(_), Some(at)) => {
+                return self.fail(self.r.err(at, "a disabled rule neither authenticates nor authorizes: remove `disable` or the rest"));
+            }
+            (Some((ids, _)), None, None) => Action::Allow(ids.clone()),
+            (None, Some(at), None) => {
+                if own.ids.is_empty() {
+                    if first_consumer.is_none() {
+                        let d = self
+                            .r
+                            .err(at, "this rule changes settings but declares no `consumer`")
+                            .with_help("add the consumers who may authenticate here, or move the setting to the top level");
+                        return self.fail(d);
+                    }
+                    return None; // its consumers were malformed and already reported
+                }
+                scopes.push(Scope { settings, consumers: own.ids.clone(), span: item.span });
+                Action::Authenticate((scopes.len() - 1) as ScopeId)
+            }
+            (None, None, Some(_)) => Action::Disable,
+            (None, None, None) => {
+                if self.errors.len() > errors_before {
+                    return None;
+                }
+                let d = self
+                    .r
+                    .err(item.key_span, "this rule does nothing")
+                    .with_help("give it `allow [consumer, …]`, its own `consumer` blocks, or `disable`");
+                return self.fail(d);
+            }
+        };
+
+        let matcher = self.matcher(matches, item, routes)?;
+        (self.errors.len() == errors_before).then_some(Rule { name, span: item.span, matcher, action })
+    }
+
+    /// `match KIND NAMES`
+    fn match_clause<'i>(&mut self, item: &'i Item) -> Option<(&'i str, Vec<(String, Span)>, Span)> {
+        if !self.no_block(item) {
+            return None;
+        }
+        let [kind, names] = item.args.as_slice() else {
+            let d = self
+                .r
+                .err(item.span, "`match` takes a kind and names")
+                .with_help("e.g. `match route [route-a, route-b]` or `match domain [\"*.example.com\"]`");
+            return self.fail(d);
+        };
+        let k = kind.text().unwrap_or_default();
+        let Some(&k) = MATCH_KINDS.iter().find(|&&m| m == k) else {
+            let mut d = self.r.err(kind.span, format!("unknown match kind `{k}`"));
+            d = d.with_help(match closest(k, MATCH_KINDS.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => "match by `route`, `route_prefix`, `service` or `domain`".into(),
+            });
+            return self.fail(d);
+        };
+        match self.r.texts("match", names) {
+            Ok(list) if list.is_empty() => self.fail(self.r.err(names.span, "`match` needs at least one name")),
+            Ok(list) => Some((k, list.into_iter().map(|(t, s)| (t.to_string(), s)).collect(), kind.span)),
+            Err(d) => self.fail(d),
+        }
+    }
+
+    /// Combine a rule's `match` clauses into one matcher.
+    fn matcher(&mut self, clauses: Vec<(&str, Vec<(String, Span)>, Span)>, rule: &Item, routes: &[Route]) -> Option<Matcher> {
+        let mut by_kind: Vec<(&str, Vec<(String, Span)>)> = Vec::new();
+        for (kind, names, _) in clauses {
+            match by_kind.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, all)) => all.extend(names),
+                None => by_kind.push((kind, names)),
+            }
+        }
+        by_kind.sort_by_key(|(k, _)| MATCH_KINDS.iter().position(|m| m == k));
+        for (kind, names) in &by_kind {
+            if *kind == "route" && !routes.is_empty() {
+                for (n, span) in names {
+                    if !routes.iter().any(|r| &r.name == n) {
+                        let mut d = Diagnostic::warning(self.r.src, span.range(), format!("route `{n}` is not declared in this policy"));
+                        d = d.with_help(match closest(n, routes.iter().map(|r| r.name.as_str())) {
+                            Some(best) => format!("did you mean `{best}`? (only a host that names its own routes can match `{n}`)"),
+                            None => "only a host that names its own routes can match it".into(),
+                        });
+                        self.warnings.push(d);
+                    }
+                }
+            }
+        }
+        let mut it = by_kind.into_iter();
+        let matcher = match (it.next(), it.next(), it.next()) {
+            (None, ..) => {
+                let d = self
+                    .r
+                    .err(rule.key_span, "this rule matches nothing")
+                    .with_help("add `match route [NAME, …]`, `match domain [HOST, …]`, `match route_prefix […]` or `match service […]`");
+                return self.fail(d);
+            }
+            (Some(("route", r)), Some(("service", s)), None) => Matcher::RouteAndService(r, s),
+            (Some((kind, names)), None, None) => match kind {
+                "route" => Matcher::Route(names),
+                "route_prefix" => Matcher::RoutePrefix(names),
+                "service" => Matcher::Service(names),
+                _ => {
+                    let domains: Result<Vec<_>, _> =
+                        names.iter().map(|(n, s)| self.r.domain(n, *s).map(|p| (p, *s))).collect();
+                    match domains {
+                        Ok(d) => Matcher::Domain(d),
+                        Err(d) => return self.fail(d),
+                    }
+                }
+            },
+            (Some((a, _)), Some((b, _)), _) | (Some((a, _)), None, Some((b, _))) => {
+                let d = self
+                    .r
+                    .err(rule.key_span, format!("a rule cannot match by both `{a}` and `{b}`"))
+                    .with_help("only `route` and `service` combine (both must match); split the rule in two");
+                return self.fail(d);
+            }
+        };
+        Some(matcher)
+    }
+
+    /// `allow [consumer, …]`: names of instance consumers.
+    fn allow(&mut self, item: &Item, instance: &ConsumerSet) -> Option<Vec<ConsumerId>> {
+        let v = match self.r.one(item) {
+            Ok(v) => v,
+            Err(d) => return self.fail(d),
+        };
+        let names = match self.r.texts("allow", v) {
+            Ok(n) => n,
+            Err(d) => return self.fail(d),
+        };
+        let mut ids = Vec::with_capacity(names.len());
+        let mut ok = true;
+        for (name, span) in names {
+            match instance.names.get(name) {
+                Some(&(_, id)) => ids.push(id),
+                None => {
+                    ok = false;
+                    let mut d = self.r.err(span, format!("unknown consumer `{name}` in `allow`"));
+                    let known = instance.ids.iter().map(|&id| self.consumers[id as usize].name.as_str());
+                    d = d.with_help(match closest(name, known) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None if instance.ids.is_empty() => "declare it at the top level: `consumer NAME { client_id …; client_secret … }`".into(),
+                        None => "`allow` names consumers declared at the top level of the file".into(),
+                    });
+                    self.errors.push(d);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ok.then_some(ids)
+    }
+}

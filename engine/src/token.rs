@@ -1,0 +1,280 @@
+//! JWT access tokens: issue and verify (RFC 9068 profile, Higress-compatible).
+//!
+//! Tokens are HS256 JWTs signed with the consumer's client secret, header
+//! `typ` `application/at+jwt`, claims `aud`, `client_id`, `exp`, `iat`, `iss`,
+//! `jti`, optional `scope`, and `sub` (the consumer name) — exactly what a
+//! Higress gateway issues, so tokens cross between the two unchanged.
+//!
+//! Verification is split so the caller can pick the key between the steps:
+//! [`parse`] checks the structure, header and claim types without trusting
+//! anything; the caller finds the consumer by `client_id`; then
+//! [`Unverified::verify`] checks the signature (with `jsonwebtoken`, one
+//! algorithm bound to the key) and the registered claims against the host's
+//! clock — not the system clock, so `WARDEN_NOW` and every host agree.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Secret;
+
+/// The JWT `typ` of access tokens (RFC 9068 §2.1).
+pub const TYP: &str = "application/at+jwt";
+
+/// Longest token accepted; anything longer is rejected before decoding.
+pub const MAX_TOKEN_LEN: usize = 8192;
+
+/// Why a token was rejected. Messages are for logs: they never hold the token
+/// or a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error("token is not three base64url segments")]
+    Malformed,
+    #[error("token is longer than {MAX_TOKEN_LEN} bytes")]
+    TooLong,
+    #[error("token header is not valid JSON with an `alg`")]
+    BadHeader,
+    #[error("token algorithm `{0}` is not allowed (only HS256)")]
+    Algorithm(String),
+    #[error("token `typ` is not `application/at+jwt`")]
+    Type,
+    #[error("token has a `crit` header, and no extension is understood")]
+    Critical,
+    #[error("token claims are not valid JSON of the expected types: {0}")]
+    BadClaims(String),
+    #[error("token signature does not verify")]
+    Signature,
+    #[error("token expired")]
+    Expired,
+    #[error("token issued in the future (`iat` beyond the allowed clock skew)")]
+    IssuedInFuture,
+    #[error("token not valid yet (`nbf`)")]
+    NotYetValid,
+    #[error("token issuer does not match")]
+    Issuer,
+    #[error("token subject does not name the client's consumer")]
+    Subject,
+    #[error("token audience does not match this route")]
+    Audience,
+    #[error("token client_id is not a known client here")]
+    UnknownClient,
+    #[error("token could not be signed: {0}")]
+    Sign(String),
+}
+
+/// The claims Warden issues and checks, in Higress's (sorted) order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub aud: String,
+    pub client_id: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub iss: String,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub sub: String,
+}
+
+/// Sign `claims` with `secret` (HS256, `typ` `application/at+jwt`).
+pub fn issue(claims: &Claims, secret: &Secret) -> Result<String, TokenError> {
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some(TYP.to_string());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.expose()))
+        .map_err(|e| TokenError::Sign(e.to_string()))
+}
+
+/// A random version-4 UUID, from 16 random bytes (the `jti` format Higress uses).
+pub fn uuid_v4(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// The parts of a JOSE header Warden looks at; the rest (`kid`, `jku`, `jwk`,
+/// `x5u`, …) is ignored and never fetched.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+/// A structurally valid token whose signature has not been checked yet.
+#[derive(Debug)]
+pub struct Unverified<'t> {
+    pub claims: Claims,
+    message: &'t str,
+    signature: &'t str,
+}
+
+/// Split and decode `token`, checking the header (HS256, typ, no crit) and
+/// the claim types. Nothing here is trusted until [`Unverified::verify`].
+pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(TokenError::Malformed);
+    };
+    if h.is_empty() || p.is_empty() || s.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    let header = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
+    let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
+    if header.alg != "HS256" {
+        let mut alg = header.alg;
+        alg.truncate(16);
+        return Err(TokenError::Algorithm(alg.escape_default().to_string()));
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::Critical);
+    }
+    match header.typ.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("at+jwt") => {}
+        _ => return Err(TokenError::Type),
+    }
+    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
+    let claims: Claims =
+        serde_json::from_slice(&payload).map_err(|e| TokenError::BadClaims(claim_error(&e)))?;
+    let message = &token[..h.len() + 1 + p.len()];
+    Ok(Unverified { claims, message, signature: s })
+}
+
+/// A short description of a claims error without echoing token content.
+fn claim_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    // serde's messages quote field names, not values, up to " at line".
+    let short = text.split(" at line").next().unwrap_or("invalid");
+    short.chars().take(80).collect()
+}
+
+/// What a verified token must say.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    pub issuer: &'a str,
+    pub consumer: &'a str,
+    /// `None` accepts any audience.
+    pub audience: Option<&'a str>,
+    pub now: u64,
+    pub skew: u64,
+}
+
+impl Unverified<'_> {
+    /// Check the signature with `secret`, then issuer, subject, audience and
+    /// times (`exp`, `iat`, `nbf` with `skew` seconds of leeway).
+    pub fn verify(self, secret: &Secret, expect: &Expect<'_>) -> Result<Claims, TokenError> {
+        let key = DecodingKey::from_secret(secret.expose());
+        match jsonwebtoken::crypto::verify(self.signature, self.message.as_bytes(), &key, Algorithm::HS256) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return Err(TokenError::Signature),
+        }
+        let c = self.claims;
+        if c.iss != expect.issuer {
+            return Err(TokenError::Issuer);
+        }
+        if c.sub != expect.consumer {
+            return Err(TokenError::Subject);
+        }
+        if expect.audience.is_some_and(|aud| c.aud != aud) {
+            return Err(TokenError::Audience);
+        }
+        if expect.now > c.exp.saturating_add(expect.skew) {
+            return Err(TokenError::Expired);
+        }
+        if expect.now < c.iat.saturating_sub(expect.skew) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        if c.nbf.is_some_and(|nbf| expect.now < nbf.saturating_sub(expect.skew)) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample token from the Higress documentation, signed with consumer1's secret.
+    pub const HIGRESS_SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImFwcGxpY2F0aW9uXC9hdCtqd3QifQ.eyJhdWQiOiJkZWZhdWx0IiwiY2xpZW50X2lkIjoiMTIzNDU2NzgteHh4eC14eHh4LXh4eHgteHh4eHh4eHh4eHh4IiwiZXhwIjoxNjg3OTUxNDYzLCJpYXQiOjE2ODc5NDQyNjMsImlzcyI6IkhpZ3Jlc3MtR2F0ZXdheSIsImp0aSI6IjEwOTU5ZDFiLThkNjEtNGRlYy1iZWE3LTk0ODEwMzc1YjYzYyIsInN1YiI6ImNvbnN1bWVyMSJ9.NkT_rG3DcV9543vBQgneVqoGfIhVeOuUBwLJJ4Wycb0";
+
+    fn expect(now: u64) -> Expect<'static> {
+        Expect { issuer: "Higress-Gateway", consumer: "consumer1", audience: Some("default"), now, skew: 60 }
+    }
+
+    fn secret() -> Secret {
+        Secret::new("abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+    }
+
+    #[test]
+    fn higress_sample_verifies_inside_its_validity_only() {
+        let t = parse(HIGRESS_SAMPLE).unwrap();
+        assert_eq!(t.claims.client_id, "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
+        assert_eq!(t.claims.iat, 1_687_944_263);
+        let c = t.verify(&secret(), &expect(1_687_944_263 + 100)).unwrap();
+        assert_eq!(c.sub, "consumer1");
+        let after = parse(HIGRESS_SAMPLE).unwrap().verify(&secret(), &expect(1_687_951_463 + 61));
+        assert_eq!(after, Err(TokenError::Expired));
+        let within_skew = parse(HIGRESS_SAMPLE).unwrap().verify(&secret(), &expect(1_687_951_463 + 60));
+        assert!(within_skew.is_ok());
+        let before = parse(HIGRESS_SAMPLE).unwrap().verify(&secret(), &expect(1_687_944_263 - 61));
+        assert_eq!(before, Err(TokenError::IssuedInFuture));
+        let wrong = parse(HIGRESS_SAMPLE).unwrap().verify(&Secret::new("nope"), &expect(1_687_944_300));
+        assert_eq!(wrong, Err(TokenError::Signature));
+    }
+
+    #[test]
+    fn issued_tokens_round_trip_and_have_the_higress_shape() {
+        let claims = Claims {
+            aud: "default".into(),
+            client_id: "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx".into(),
+            exp: 10_007_200,
+            iat: 10_000_000,
+            iss: "Higress-Gateway".into(),
+            jti: uuid_v4([7; 16]),
+            nbf: None,
+            scope: None,
+            sub: "consumer1".into(),
+        };
+        let token = issue(&claims, &secret()).unwrap();
+        let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "application/at+jwt"}));
+        let back = parse(&token).unwrap().verify(&secret(), &expect(10_000_001)).unwrap();
+        assert_eq!(back, claims);
+        assert_eq!(claims.jti, "07070707-0707-4707-8707-070707070707");
+    }
+
+    #[test]
+    fn hostile_headers_are_rejected() {
+        let enc = |v: &str| URL_SAFE_NO_PAD.encode(v);
+        let body = HIGRESS_SAMPLE.split('.').nth(1).unwrap();
+        let with_header = |h: &str| format!("{}.{body}.sig", enc(h));
+        let cases = [
+            (r#"{"alg":"none","typ":"application/at+jwt"}"#, TokenError::Algorithm("none".into())),
+            (r#"{"alg":"RS256","typ":"application/at+jwt"}"#, TokenError::Algorithm("RS256".into())),
+            (r#"{"alg":"HS512","typ":"application/at+jwt"}"#, TokenError::Algorithm("HS512".into())),
+            (r#"{"alg":"HS256","typ":"JWT"}"#, TokenError::Type),
+            (r#"{"alg":"HS256"}"#, TokenError::Type),
+            (r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#, TokenError::Critical),
+            (r#"{"typ":"at+jwt"}"#, TokenError::BadHeader),
+            ("not json", TokenError::BadHeader),
+        ];
+        for (h, want) in cases {
+            assert_eq!(parse(&with_header(h)).unwrap_err(), want, "{h}");
+        }
+        for bad in ["", "a.b", "a.b.c.d", "..", "a..c", "@@.@@.@@"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), TokenError::TooLong);
+    }
+}
