@@ -167,6 +167,11 @@ fn is_word_char(c: char) -> bool {
     !c.is_whitespace() && !c.is_control() && !is_special(c)
 }
 
+/// Byte length of the word at the start of `s`.
+fn word_len(s: &str) -> usize {
+    s.find(|c: char| !is_word_char(c)).unwrap_or(s.len())
+}
+
 fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
@@ -253,7 +258,7 @@ impl<'s> P<'s> {
             Err(_) => {
                 let mut e = SyntaxError {
                     at: start,
-                    len: start.chars().take_while(|&c| is_word_char(c)).count().max(1),
+                    len: word_len(start).max(1),
                     message: format!("expected a setting name, found {}", found(start)),
                     help: None,
                 };
@@ -266,7 +271,7 @@ impl<'s> P<'s> {
             }
         };
         if i.chars().next().is_some_and(is_word_char) {
-            let len = start.chars().take_while(|&c| is_word_char(c)).count();
+            let len = word_len(start);
             return fail(
                 start,
                 len,

@@ -118,8 +118,11 @@ impl Checker<'_> {
             }
         };
 
+        if self.errors.len() > errors_before {
+            return None; // a malformed `match` was reported; "matches nothing" would be noise
+        }
         let matcher = self.matcher(matches, item, routes)?;
-        (self.errors.len() == errors_before).then_some(Rule { name, span: item.span, matcher, action })
+        Some(Rule { name, span: item.span, matcher, action })
     }
 
     /// `match KIND NAMES`
