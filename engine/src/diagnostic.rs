@@ -99,6 +99,21 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Line starts of a source, to find line numbers in O(log n).
+#[derive(Debug, Clone)]
+pub struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    pub fn new(source: &str) -> Self {
+        LineIndex(source.match_indices('\n').map(|(i, _)| i).collect())
+    }
+
+    /// 1-based line of byte offset `at`.
+    pub fn line(&self, at: usize) -> u32 {
+        self.0.partition_point(|&nl| nl < at) as u32 + 1
+    }
+}
+
 /// 1-based line and char column of byte offset `at`.
 pub fn line_col(source: &str, at: usize) -> (u32, u32) {
     let before = &source[..at];

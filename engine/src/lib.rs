@@ -21,6 +21,7 @@ pub mod host;
 pub mod model;
 pub mod oauth;
 pub mod request;
+pub mod synth;
 pub mod syntax;
 pub mod token;
 
@@ -51,7 +52,7 @@ impl Policy {
     pub fn compile(source: &str, host: &dyn Host) -> Result<Policy, Vec<Diagnostic>> {
         let ast = syntax::parse(source).map_err(|d| vec![d])?;
         let (model, mut warnings) = model::check(source, &ast, host)?;
-        let graph = DecisionGraph::compile(&model, source);
+        let graph = DecisionGraph::compile(&model);
         warnings.extend(graph.shadow_warnings(source, &model));
         Ok(Policy { graph, warnings })
     }

@@ -304,3 +304,28 @@ fn explain_and_dot_describe_the_decision() {
     let dot = gw.policy.graph().to_dot();
     assert!(dot.starts_with("digraph warden {") && dot.contains("authorize"), "{dot}");
 }
+
+#[test]
+fn rule_verdicts_at_scale() {
+    use warden_engine::graph::Verdict;
+    let n = 10_000;
+    let host = FixedHost::at(NOW);
+    let policy = Policy::compile(&warden_engine::synth::policy(n), &host).unwrap();
+    let g = policy.graph();
+    let headers = Vec::new();
+    let req = |authority, path| Request { method: "GET", authority, path, headers: &headers, ..Default::default() };
+    let last = g.consumer_id(&format!("c{}", n - 1));
+    let other = g.consumer_id("c0");
+    let path = format!("/r{}/x", n - 1);
+    let host_name = format!("api.d{}.example.com", n - 1);
+    assert_eq!(g.rule_verdict(&req("h", &path), last), Verdict::Allowed);
+    assert_eq!(g.rule_verdict(&req("h", &path), other), Verdict::Denied);
+    assert_eq!(g.rule_verdict(&req("h", &path), None), Verdict::Unauthenticated);
+    assert_eq!(g.rule_verdict(&req(&host_name, "/"), last), Verdict::Allowed);
+    assert_eq!(g.rule_verdict(&req(&host_name, "/"), other), Verdict::Denied);
+    assert_eq!(g.rule_verdict(&req("h", "/unrouted"), None), Verdict::Pass);
+    // Identical allow sets are shared; one authorize node per set.
+    let (nodes, rules, sets) = g.stats();
+    assert_eq!((rules, sets), (2 * n, n));
+    assert!(nodes <= 3 * n + 3, "{nodes}");
+}

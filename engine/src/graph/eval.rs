@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::{DecisionGraph, Node, index::MatchKeys};
+use super::{DecisionGraph, Node, NodeId, index::MatchKeys};
 use crate::model::{ConsumerId, ScopeId};
 use crate::oauth::{self, OAuthError};
 use crate::token::{self, Claims, Expect, TokenError};
@@ -24,6 +24,19 @@ const SPOOFABLE: &[&str] = &[
     "x-authenticated-userid",
     "x-anonymous-consumer",
 ];
+
+/// The rule layer's answer for an already-authenticated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No authentication required here.
+    Pass,
+    /// Authenticated and authorized.
+    Allowed,
+    /// A token of this rule's scope is required (401).
+    Unauthenticated,
+    /// Authenticated but not in the `allow` list (403).
+    Denied,
+}
 
 /// Collects the steps of an evaluation (or not).
 trait Trace {
@@ -83,7 +96,8 @@ impl DecisionGraph {
         steps.iter().enumerate().map(|(i, s)| format!("{}. {s}\n", i + 1)).collect()
     }
 
-    fn evaluate<'r>(&'r self, req: &'r Request<'r>, host: &dyn Host, trace: &mut impl Trace) -> Decision {
+    /// Normalise the request, resolve its route and pick the entry node.
+    fn dispatch<'r>(&'r self, req: &'r Request<'r>, trace: &mut impl Trace) -> (Ctx<'r>, NodeId) {
         let mut ctx = Ctx { req, host: normalize_host(req.authority), route: req.route, upstream: None, consumer: None };
         let declared = match req.route {
             Some(name) => self.route_by_name.get(name).copied(),
@@ -96,7 +110,7 @@ impl DecisionGraph {
         trace.step(|| format!("host `{}`, route {}", ctx.host, ctx.route.map_or("none".into(), |r| format!("`{r}`"))));
 
         let keys = MatchKeys { route: ctx.route, service: req.service.or(ctx.upstream), host: &ctx.host };
-        let mut node = match self.index.first_match(&keys) {
+        let node = match self.index.first_match(&keys) {
             Some(pos) => {
                 trace.step(|| format!("first matching rule: {}", self.rule_label[pos as usize]));
                 self.rule_entry[pos as usize]
@@ -106,6 +120,37 @@ impl DecisionGraph {
                 self.unmatched_entry
             }
         };
+        (ctx, node)
+    }
+
+    /// The rule layer alone: what the policy says about `req` for a consumer
+    /// whose token is already verified (or for no consumer). No token is
+    /// parsed and no reply is built; the token endpoint is not considered.
+    pub fn rule_verdict(&self, req: &Request<'_>, consumer: Option<ConsumerId>) -> Verdict {
+        let (_, mut node) = self.dispatch(req, &mut NoTrace);
+        let mut authenticated = false;
+        loop {
+            match self.nodes[node as usize] {
+                Node::TokenEndpoint { next, .. } => node = next,
+                Node::Authenticate { scope, next } => match consumer {
+                    Some(c) if self.consumer_scope.get(c as usize) == Some(&scope) => {
+                        authenticated = true;
+                        node = next;
+                    }
+                    _ => return Verdict::Unauthenticated,
+                },
+                Node::Authorize { set, next } => match consumer {
+                    Some(c) if self.sets[set as usize].contains(c) => node = next,
+                    _ => return Verdict::Denied,
+                },
+                Node::Forward if authenticated => return Verdict::Allowed,
+                Node::Forward => return Verdict::Pass,
+            }
+        }
+    }
+
+    fn evaluate<'r>(&'r self, req: &'r Request<'r>, host: &dyn Host, trace: &mut impl Trace) -> Decision {
+        let (mut ctx, mut node) = self.dispatch(req, trace);
         loop {
             match self.nodes[node as usize] {
                 Node::TokenEndpoint { scope, next } => {

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use rustc_hash::FxHashMap;
 
 pub use consumer_set::ConsumerSet;
+pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
 
 use crate::model::{Action, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret, Settings};
@@ -72,6 +73,8 @@ pub struct DecisionGraph {
     index: RuleIndex,
     scopes: Vec<CompiledScope>,
     consumer_names: Vec<Box<str>>,
+    /// The scope each consumer belongs to.
+    consumer_scope: Vec<ScopeId>,
     sets: Vec<ConsumerSet>,
     router: PathRouter,
     routes: Vec<CompiledRoute>,
@@ -108,7 +111,7 @@ impl DecisionGraph {
     /// `true` authenticates them with the instance scope; `false` forwards them
     /// (the instance token endpoint still answers when there are no rules at
     /// all); unset authenticates them only when the policy has no rules.
-    pub fn compile(model: &Model, source: &str) -> DecisionGraph {
+    pub fn compile(model: &Model) -> DecisionGraph {
         let mut arena = Arena::default();
         let forward = arena.add(Node::Forward);
         let universe = model.scopes[INSTANCE as usize].consumers.len();
@@ -187,12 +190,19 @@ impl DecisionGraph {
         DecisionGraph {
             nodes: arena.nodes,
             rule_entry,
-            rule_label: model.rules.iter().map(|r| r.label(source).into()).collect(),
+            rule_label: model.rules.iter().map(|r| r.label().into()).collect(),
             unmatched_entry,
             shadowed: shadowed.into_iter().map(|pos| (pos, earliest_claim(&index, &model.rules[pos as usize].matcher))).collect(),
             index,
             scopes,
             consumer_names: model.consumers.iter().map(|c| c.name.as_str().into()).collect(),
+            consumer_scope: {
+                let mut of = vec![INSTANCE; model.consumers.len()];
+                for (i, s) in model.scopes.iter().enumerate() {
+                    s.consumers.iter().for_each(|&c| of[c as usize] = i as ScopeId);
+                }
+                of
+            },
             sets,
             router,
             routes,
@@ -221,10 +231,15 @@ impl DecisionGraph {
             .map(|&(rule, by)| {
                 let r = &model.rules[rule as usize];
                 let head = r.span.start..r.span.start + 4;
-                Diagnostic::warning(source, head, format!("this {} never applies", r.label(source)))
+                Diagnostic::warning(source, head, format!("this {} never applies", r.label()))
                     .with_help(format!("{} matches everything it matches, and the first matching rule wins", self.rule_label[by as usize]))
             })
             .collect()
+    }
+
+    /// The id of consumer `name` (first declared), for tools and benchmarks.
+    pub fn consumer_id(&self, name: &str) -> Option<ConsumerId> {
+        self.consumer_names.iter().position(|n| &**n == name).map(|i| i as ConsumerId)
     }
 
     /// Number of nodes, rules and consumer sets (for tests and `graph`).

@@ -45,6 +45,7 @@ pub fn check(
 ) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker {
         r: Reader { src: source },
+        lines: crate::diagnostic::LineIndex::new(source),
         host,
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -61,6 +62,7 @@ pub fn check(
 
 struct Checker<'s> {
     r: Reader<'s>,
+    lines: crate::diagnostic::LineIndex,
     host: &'s dyn Host,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
@@ -81,7 +83,7 @@ impl<'s> Checker<'s> {
     /// Error unless this is the first `key` in its block.
     fn once(&mut self, seen: &mut Seen, item: &Item) -> bool {
         if let Some(first) = seen.0.get(&item.key) {
-            let line = crate::diagnostic::line_col(self.r.src, first.start).0;
+            let line = self.lines.line(first.start);
             let d = self
                 .r
                 .err(item.key_span, format!("`{}` is set twice", item.key))
@@ -123,7 +125,7 @@ impl<'s> Checker<'s> {
         let mut global_auth = None;
         let mut consumer_header = "x-mse-consumer".to_string();
         let mut instance = ConsumerSet::default();
-        let mut routes: Vec<Route> = Vec::new();
+        let mut routes = RouteTable::default();
         let mut rule_items = Vec::new();
 
         for item in &file.items {
@@ -135,7 +137,7 @@ impl<'s> Checker<'s> {
                 }
                 "route" => {
                     if let Some(route) = self.route(item, &routes) {
-                        routes.push(route);
+                        routes.add(route);
                     }
                 }
                 "rule" => rule_items.push(item),
@@ -179,7 +181,7 @@ impl<'s> Checker<'s> {
             consumers: std::mem::take(&mut self.consumers),
             scopes,
             rules,
-            routes,
+            routes: routes.list,
         }
     }
 
@@ -260,7 +262,7 @@ impl<'s> Checker<'s> {
             return self.fail(d);
         }
         if let Some((first, _)) = scope.names.get(&name.0) {
-            let line = crate::diagnostic::line_col(self.r.src, first.start).0;
+            let line = self.lines.line(first.start);
             let d = self
                 .r
                 .err(name.1, format!("duplicate consumer name `{}`", name.0))
@@ -308,7 +310,7 @@ impl<'s> Checker<'s> {
         }
         let ((client_id, id_span), secret) = (id?, secret?);
         if let Some(first) = scope.client_ids.get(&client_id) {
-            let line = crate::diagnostic::line_col(self.r.src, first.start).0;
+            let line = self.lines.line(first.start);
             let d = self
                 .r
                 .err(id_span, format!("duplicate client_id `{client_id}`"))
@@ -351,7 +353,7 @@ impl<'s> Checker<'s> {
     }
 
     /// `route NAME { path_prefix "/a"; upstream echo }`
-    fn route(&mut self, item: &Item, routes: &[Route]) -> Option<Route> {
+    fn route(&mut self, item: &Item, routes: &RouteTable) -> Option<Route> {
         let (name, name_span) = match item.args.as_slice() {
             [v] => match self.r.nonempty("route", v) {
                 Ok(n) => (n.to_string(), v.span),
@@ -359,8 +361,8 @@ impl<'s> Checker<'s> {
             },
             _ => return self.fail(self.r.err(item.key_span, "`route` needs one name: `route NAME { path_prefix \"/a\" }`")),
         };
-        if let Some(first) = routes.iter().find(|r| r.name == name) {
-            let line = crate::diagnostic::line_col(self.r.src, first.span.start).0;
+        if let Some(&first) = routes.by_name.get(&name) {
+            let line = self.lines.line(routes.list[first].span.start);
             let d = self.r.err(name_span, format!("duplicate route name `{name}`")).with_help(format!("the first is on line {line}"));
             return self.fail(d);
         }
@@ -380,7 +382,7 @@ impl<'s> Checker<'s> {
         Some(route)
     }
 
-    fn route_setting(&self, route: &mut Route, item: &Item, routes: &[Route]) -> Result<(), Diagnostic> {
+    fn route_setting(&self, route: &mut Route, item: &Item, routes: &RouteTable) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
         let t = self.r.nonempty(&item.key, v)?;
         if item.key == "path_prefix" {
@@ -388,8 +390,9 @@ impl<'s> Checker<'s> {
                 return Err(self.r.err(v.span, format!("`path_prefix` must be a path starting with `/`, found `{t}`")));
             }
             let p = if t.len() > 1 { t.trim_end_matches('/') } else { t };
-            if let Some(other) = routes.iter().find(|r| r.path_prefix.as_deref() == Some(p)) {
-                return Err(self.r.err(v.span, format!("path prefix `{p}` is already routed to `{}`", other.name)));
+            if let Some(&other) = routes.by_prefix.get(p) {
+                let other = &routes.list[other].name;
+                return Err(self.r.err(v.span, format!("path prefix `{p}` is already routed to `{other}`")));
             }
             route.path_prefix = Some(p.to_string());
         } else {
@@ -408,6 +411,25 @@ impl<'s> Checker<'s> {
     fn fail<T>(&mut self, d: Diagnostic) -> Option<T> {
         self.errors.push(d);
         None
+    }
+}
+
+/// Declared routes, with lookups by name and path prefix.
+#[derive(Default)]
+struct RouteTable {
+    list: Vec<Route>,
+    by_name: HashMap<String, usize>,
+    by_prefix: HashMap<String, usize>,
+}
+
+impl RouteTable {
+    fn add(&mut self, route: Route) {
+        let i = self.list.len();
+        self.by_name.insert(route.name.clone(), i);
+        if let Some(p) = &route.path_prefix {
+            self.by_prefix.insert(p.clone(), i);
+        }
+        self.list.push(route);
     }
 }
 

@@ -10,7 +10,7 @@ impl Checker<'_> {
         item: &Item,
         instance_settings: &Settings,
         instance: &ConsumerSet,
-        routes: &[Route],
+        routes: &RouteTable,
         scopes: &mut Vec<Scope>,
     ) -> Option<Rule> {
         let errors_before = self.errors.len();
@@ -122,7 +122,8 @@ impl Checker<'_> {
             return None; // a malformed `match` was reported; "matches nothing" would be noise
         }
         let matcher = self.matcher(matches, item, routes)?;
-        Some(Rule { name, span: item.span, matcher, action })
+        let line = self.lines.line(item.span.start);
+        Some(Rule { name, span: item.span, line, matcher, action })
     }
 
     /// `match KIND NAMES`
@@ -154,7 +155,7 @@ impl Checker<'_> {
     }
 
     /// Combine a rule's `match` clauses into one matcher.
-    fn matcher(&mut self, clauses: Vec<(&str, Vec<(String, Span)>, Span)>, rule: &Item, routes: &[Route]) -> Option<Matcher> {
+    fn matcher(&mut self, clauses: Vec<(&str, Vec<(String, Span)>, Span)>, rule: &Item, routes: &RouteTable) -> Option<Matcher> {
         let mut by_kind: Vec<(&str, Vec<(String, Span)>)> = Vec::new();
         for (kind, names, _) in clauses {
             match by_kind.iter_mut().find(|(k, _)| *k == kind) {
@@ -164,11 +165,11 @@ impl Checker<'_> {
         }
         by_kind.sort_by_key(|(k, _)| MATCH_KINDS.iter().position(|m| m == k));
         for (kind, names) in &by_kind {
-            if *kind == "route" && !routes.is_empty() {
+            if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {
-                    if !routes.iter().any(|r| &r.name == n) {
+                    if !routes.by_name.contains_key(n) {
                         let mut d = Diagnostic::warning(self.r.src, span.range(), format!("route `{n}` is not declared in this policy"));
-                        d = d.with_help(match closest(n, routes.iter().map(|r| r.name.as_str())) {
+                        d = d.with_help(match closest(n, routes.list.iter().map(|r| r.name.as_str())) {
                             Some(best) => format!("did you mean `{best}`? (only a host that names its own routes can match `{n}`)"),
                             None => "only a host that names its own routes can match it".into(),
                         });

@@ -118,16 +118,18 @@ pub struct Rule {
     /// Optional name (for diagnostics and `explain`).
     pub name: Option<String>,
     pub span: Span,
+    /// 1-based line of the `rule` keyword.
+    pub line: u32,
     pub matcher: Matcher,
     pub action: Action,
 }
 
 impl Rule {
     /// `rule \`name\`` or `rule at line N` for messages.
-    pub fn label(&self, source: &str) -> String {
+    pub fn label(&self) -> String {
         match &self.name {
             Some(n) => format!("rule `{n}`"),
-            None => format!("rule at line {}", crate::diagnostic::line_col(source, self.span.start).0),
+            None => format!("rule at line {}", self.line),
         }
     }
 }
