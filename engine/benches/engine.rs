@@ -12,20 +12,37 @@ use warden_engine::token::Claims;
 use warden_engine::{FixedHost, Policy, Request};
 
 const NOW: u64 = 1_700_000_000;
-const C1: (&str, &str) = ("12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx", "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
+const C1: (&str, &str) = (
+    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
 
 fn demo() -> (Policy, FixedHost) {
     let src = include_str!("../../policies/demo.policy");
     let host = FixedHost::at(NOW);
-    (Policy::compile(src, &host).expect("demo policy compiles"), host)
+    (
+        Policy::compile(src, &host).expect("demo policy compiles"),
+        host,
+    )
 }
 
 fn token(policy: &Policy, host: &FixedHost) -> String {
-    let query = format!("grant_type=client_credentials&client_id={}&client_secret={}", C1.0, C1.1);
+    let query = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        C1.0, C1.1
+    );
     let headers = Vec::new();
-    let req = Request { method: "GET", authority: "test.com", path: "/a/oauth2/token", query: &query, headers: &headers, ..Default::default() };
+    let req = Request {
+        method: "GET",
+        authority: "test.com",
+        path: "/a/oauth2/token",
+        query: &query,
+        headers: &headers,
+        ..Default::default()
+    };
     let reply = policy.decide(&req, host);
-    let body: serde_json::Value = serde_json::from_slice(&reply.reply().expect("token reply").body).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&reply.reply().expect("token reply").body).unwrap();
     body["access_token"].as_str().unwrap().to_string()
 }
 
@@ -33,7 +50,10 @@ fn token(policy: &Policy, host: &FixedHost) -> String {
 fn headers(auth: Option<&str>) -> Vec<(String, String)> {
     let mut h: Vec<(String, String)> = [
         ("host", "gw.example.org"),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) warden-bench/1.0"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) warden-bench/1.0",
+        ),
         ("accept", "application/json"),
         ("accept-encoding", "gzip, deflate, br"),
         ("accept-language", "en-US,en;q=0.9"),
@@ -42,12 +62,18 @@ fn headers(auth: Option<&str>) -> Vec<(String, String)> {
         ("x-request-id", "6f1c2b9e-5d0a-4a8e-9c11-0b7f3e2d1a44"),
         ("x-forwarded-for", "203.0.113.7"),
         ("x-forwarded-proto", "https"),
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    h.push(("authorization".into(), auth.map_or("Bearer none".into(), |t| format!("Bearer {t}"))));
+    h.push((
+        "authorization".into(),
+        auth.map_or("Bearer none".into(), |t| format!("Bearer {t}")),
+    ));
     h
 }
 
@@ -55,14 +81,27 @@ fn rule_decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("rule_decision");
     for n in [10usize, 1_000, 100_000] {
         let host = FixedHost::at(NOW);
-        let policy = Policy::compile(&warden_engine::synth::policy(n), &host).expect("synthetic policy compiles");
+        let policy = Policy::compile(&warden_engine::synth::policy(n), &host)
+            .expect("synthetic policy compiles");
         let g = policy.graph();
         let consumer = g.consumer_id(&format!("c{}", n - 1));
         let hs = headers(None);
         let path = format!("/r{}/items", n - 1);
         let domain = format!("api.d{}.example.com", n - 1);
-        let by_route = Request { method: "GET", authority: "gw.example.org", path: &path, headers: &hs, ..Default::default() };
-        let by_domain = Request { method: "GET", authority: &domain, path: "/items", headers: &hs, ..Default::default() };
+        let by_route = Request {
+            method: "GET",
+            authority: "gw.example.org",
+            path: &path,
+            headers: &hs,
+            ..Default::default()
+        };
+        let by_domain = Request {
+            method: "GET",
+            authority: &domain,
+            path: "/items",
+            headers: &hs,
+            ..Default::default()
+        };
         group.bench_with_input(BenchmarkId::new("route", n), &by_route, |b, req| {
             b.iter(|| black_box(g.rule_verdict(black_box(req), black_box(consumer))))
         });
@@ -77,10 +116,25 @@ fn full_decision(c: &mut Criterion) {
     let (policy, host) = demo();
     let t = token(&policy, &host);
     let hs = headers(Some(&t));
-    let req = Request { method: "GET", scheme: "http", authority: "gw.example.org", path: "/a/items", headers: &hs, ..Default::default() };
-    assert_eq!(policy.decide(&req, &host).forward().and_then(|f| f.consumer.as_deref()), Some("consumer1"));
+    let req = Request {
+        method: "GET",
+        scheme: "http",
+        authority: "gw.example.org",
+        path: "/a/items",
+        headers: &hs,
+        ..Default::default()
+    };
+    assert_eq!(
+        policy
+            .decide(&req, &host)
+            .forward()
+            .and_then(|f| f.consumer.as_deref()),
+        Some("consumer1")
+    );
     let mut group = c.benchmark_group("full_decision");
-    group.bench_function("warden_native", |b| b.iter(|| black_box(policy.decide(black_box(&req), &host))));
+    group.bench_function("warden_native", |b| {
+        b.iter(|| black_box(policy.decide(black_box(&req), &host)))
+    });
 
     let key = DecodingKey::from_secret(C1.1.as_bytes());
     let mut validation = Validation::new(Algorithm::HS256);
@@ -88,18 +142,32 @@ fn full_decision(c: &mut Criterion) {
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     group.bench_function("jsonwebtoken_decode", |b| {
-        b.iter(|| black_box(jsonwebtoken::decode::<Claims>(black_box(&t), &key, &validation).unwrap()))
+        b.iter(|| {
+            black_box(jsonwebtoken::decode::<Claims>(black_box(&t), &key, &validation).unwrap())
+        })
     });
     group.finish();
 }
 
 fn issuance(c: &mut Criterion) {
     let (policy, host) = demo();
-    let query = format!("grant_type=client_credentials&client_id={}&client_secret={}", C1.0, C1.1);
+    let query = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        C1.0, C1.1
+    );
     let hs = headers(None);
-    let req = Request { method: "GET", authority: "test.com", path: "/a/oauth2/token", query: &query, headers: &hs, ..Default::default() };
+    let req = Request {
+        method: "GET",
+        authority: "test.com",
+        path: "/a/oauth2/token",
+        query: &query,
+        headers: &hs,
+        ..Default::default()
+    };
     let mut group = c.benchmark_group("issuance");
-    group.bench_function("warden_native", |b| b.iter(|| black_box(policy.decide(black_box(&req), &host))));
+    group.bench_function("warden_native", |b| {
+        b.iter(|| black_box(policy.decide(black_box(&req), &host)))
+    });
 
     let t = token(&policy, &host);
     let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(&t).unwrap();

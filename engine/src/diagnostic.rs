@@ -45,7 +45,14 @@ impl Diagnostic {
         let start = floor_char_boundary(source, span.start.min(source.len()));
         let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
         let (line, column) = line_col(source, start);
-        Diagnostic { severity, message, help: None, span: start..end, line, column }
+        Diagnostic {
+            severity,
+            message,
+            help: None,
+            span: start..end,
+            line,
+            column,
+        }
     }
 
     /// Attach a help line.

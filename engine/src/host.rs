@@ -28,7 +28,10 @@ pub struct FixedHost {
 impl FixedHost {
     /// A host whose clock reads `now`.
     pub fn at(now: u64) -> Self {
-        FixedHost { now, ..Default::default() }
+        FixedHost {
+            now,
+            ..Default::default()
+        }
     }
 }
 
@@ -46,6 +49,9 @@ impl Host for FixedHost {
     }
 
     fn secret(&self, reference: &str) -> Option<Vec<u8>> {
-        self.secrets.iter().find(|(r, _)| r == reference).map(|(_, v)| v.clone())
+        self.secrets
+            .iter()
+            .find(|(r, _)| r == reference)
+            .map(|(_, v)| v.clone())
     }
 }

@@ -21,8 +21,8 @@ pub mod host;
 pub mod model;
 pub mod oauth;
 pub mod request;
-pub mod synth;
 pub mod syntax;
+pub mod synth;
 pub mod token;
 
 pub use diagnostic::{Diagnostic, Severity};

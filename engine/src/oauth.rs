@@ -53,25 +53,41 @@ impl OAuthError {
             OAuthError::InvalidRequest(d) => (400, "invalid_request", d.into()),
             OAuthError::InvalidClient { basic } => {
                 let status = if *basic { 401 } else { 400 };
-                (status, "invalid_client", "client authentication failed".into())
+                (
+                    status,
+                    "invalid_client",
+                    "client authentication failed".into(),
+                )
             }
             OAuthError::UnsupportedGrantType(g) => (
                 400,
                 "unsupported_grant_type",
-                format!("grant type `{}` is not supported; use `client_credentials`", truncate(g)).into(),
+                format!(
+                    "grant type `{}` is not supported; use `client_credentials`",
+                    truncate(g)
+                )
+                .into(),
             ),
-            OAuthError::MethodNotAllowed(_) => {
-                (405, "invalid_request", "the token endpoint accepts GET and POST".into())
+            OAuthError::MethodNotAllowed(_) => (
+                405,
+                "invalid_request",
+                "the token endpoint accepts GET and POST".into(),
+            ),
+            OAuthError::ServerError(_) => {
+                (500, "server_error", "the token could not be issued".into())
             }
-            OAuthError::ServerError(_) => (500, "server_error", "the token could not be issued".into()),
         };
         let body = serde_json::json!({ "error": code, "error_description": description });
         let mut reply = json_reply(status, &body, self.to_string());
         match self {
             OAuthError::InvalidClient { basic: true } => {
-                reply.headers.push(("www-authenticate".into(), "Basic realm=\"token\"".into()));
+                reply
+                    .headers
+                    .push(("www-authenticate".into(), "Basic realm=\"token\"".into()));
             }
-            OAuthError::MethodNotAllowed(_) => reply.headers.push(("allow".into(), "GET, POST".into())),
+            OAuthError::MethodNotAllowed(_) => {
+                reply.headers.push(("allow".into(), "GET, POST".into()))
+            }
             _ => {}
         }
         reply
@@ -115,7 +131,8 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, OAuthError> {
             let media = ct.split(';').next().unwrap_or("").trim();
             if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
                 return Err(OAuthError::InvalidRequest(
-                    "a POST to the token endpoint must be `application/x-www-form-urlencoded`".into(),
+                    "a POST to the token endpoint must be `application/x-www-form-urlencoded`"
+                        .into(),
                 ));
             }
             req.body
@@ -123,32 +140,46 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, OAuthError> {
         other => return Err(OAuthError::MethodNotAllowed(truncate(other))),
     };
     if raw.len() > MAX_PARAMS_LEN {
-        return Err(OAuthError::InvalidRequest("the request parameters are too long".into()));
+        return Err(OAuthError::InvalidRequest(
+            "the request parameters are too long".into(),
+        ));
     }
     let mut params = Params::default();
     for (k, v) in form_urlencoded::parse(raw) {
         params.set(&k, v.into_owned())?;
     }
     let basic = basic_credentials(req)?;
-    let grant_type = params.grant_type.ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
+    let grant_type = params
+        .grant_type
+        .ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType(grant_type));
     }
     let (client_id, client_secret) = match basic {
         Some((id, secret)) => {
-            if params.client_secret.is_some() || params.client_id.as_ref().is_some_and(|p| *p != id) {
+            if params.client_secret.is_some() || params.client_id.as_ref().is_some_and(|p| *p != id)
+            {
                 return Err(OAuthError::InvalidRequest(
-                    "use one client authentication method: HTTP Basic or parameters, not both".into(),
+                    "use one client authentication method: HTTP Basic or parameters, not both"
+                        .into(),
                 ));
             }
             (id, Some(secret))
         }
         None => {
-            let id = params.client_id.ok_or_else(|| OAuthError::InvalidRequest("missing `client_id`".into()))?;
+            let id = params
+                .client_id
+                .ok_or_else(|| OAuthError::InvalidRequest("missing `client_id`".into()))?;
             (id, params.client_secret)
         }
     };
-    Ok(TokenRequest { grant_type, client_id, client_secret, scope: params.scope, basic: basic_used(req) })
+    Ok(TokenRequest {
+        grant_type,
+        client_id,
+        client_secret,
+        scope: params.scope,
+        basic: basic_used(req),
+    })
 }
 
 #[derive(Default)]
@@ -169,7 +200,9 @@ impl Params {
             _ => return Ok(()), // RFC 6749 §3.2: unrecognized parameters are ignored
         };
         if slot.is_some() {
-            return Err(OAuthError::InvalidRequest(format!("parameter `{key}` is repeated")));
+            return Err(OAuthError::InvalidRequest(format!(
+                "parameter `{key}` is repeated"
+            )));
         }
         *slot = Some(value);
         Ok(())
@@ -177,7 +210,9 @@ impl Params {
 }
 
 fn basic_used(req: &Request<'_>) -> bool {
-    req.header("authorization").and_then(|v| v.get(..6)).is_some_and(|s| s.eq_ignore_ascii_case("basic "))
+    req.header("authorization")
+        .and_then(|v| v.get(..6))
+        .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
 }
 
 /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`, if present.
@@ -191,7 +226,10 @@ fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAut
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
     };
     Ok(Some((unescape(id), unescape(secret))))
 }
@@ -200,21 +238,49 @@ fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAut
 mod tests {
     use super::*;
 
-    fn req<'a>(method: &'a str, query: &'a str, headers: &'a [(String, String)], body: &'a [u8]) -> Request<'a> {
-        Request { method, query, headers, body, path: "/oauth2/token", ..Default::default() }
+    fn req<'a>(
+        method: &'a str,
+        query: &'a str,
+        headers: &'a [(String, String)],
+        body: &'a [u8],
+    ) -> Request<'a> {
+        Request {
+            method,
+            query,
+            headers,
+            body,
+            path: "/oauth2/token",
+            ..Default::default()
+        }
     }
 
     #[test]
     fn get_post_and_basic() {
         let q = "grant_type=client_credentials&client_id=a%2Bb&client_secret=s+t";
         let got = parse_request(&req("GET", q, &[], b"")).unwrap();
-        assert_eq!((got.client_id.as_str(), got.client_secret.as_deref()), ("a+b", Some("s t")));
-        let form = [("Content-Type".to_string(), "application/x-www-form-urlencoded; charset=utf-8".to_string())];
+        assert_eq!(
+            (got.client_id.as_str(), got.client_secret.as_deref()),
+            ("a+b", Some("s t"))
+        );
+        let form = [(
+            "Content-Type".to_string(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+        )];
         let got = parse_request(&req("POST", "", &form, q.as_bytes())).unwrap();
         assert_eq!(got.client_id, "a+b");
-        let basic = [("authorization".to_string(), format!("basic {}", STANDARD.encode("a%2Bb:s%20t")))];
+        let basic = [(
+            "authorization".to_string(),
+            format!("basic {}", STANDARD.encode("a%2Bb:s%20t")),
+        )];
         let got = parse_request(&req("GET", "grant_type=client_credentials", &basic, b"")).unwrap();
-        assert_eq!((got.client_id.as_str(), got.client_secret.as_deref(), got.basic), ("a+b", Some("s t"), true));
+        assert_eq!(
+            (
+                got.client_id.as_str(),
+                got.client_secret.as_deref(),
+                got.basic
+            ),
+            ("a+b", Some("s t"), true)
+        );
     }
 
     #[test]
@@ -222,10 +288,31 @@ mod tests {
         let json = [("content-type".to_string(), "application/json".to_string())];
         let cases: Vec<(Request<'_>, u16, &str)> = vec![
             (req("GET", "", &[], b""), 400, "invalid_request"),
-            (req("GET", "grant_type=password&client_id=a", &[], b""), 400, "unsupported_grant_type"),
-            (req("GET", "grant_type=client_credentials", &[], b""), 400, "invalid_request"),
-            (req("GET", "grant_type=client_credentials&client_id=a&client_id=b", &[], b""), 400, "invalid_request"),
-            (req("POST", "", &json, b"grant_type=client_credentials"), 400, "invalid_request"),
+            (
+                req("GET", "grant_type=password&client_id=a", &[], b""),
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                req("GET", "grant_type=client_credentials", &[], b""),
+                400,
+                "invalid_request",
+            ),
+            (
+                req(
+                    "GET",
+                    "grant_type=client_credentials&client_id=a&client_id=b",
+                    &[],
+                    b"",
+                ),
+                400,
+                "invalid_request",
+            ),
+            (
+                req("POST", "", &json, b"grant_type=client_credentials"),
+                400,
+                "invalid_request",
+            ),
             (req("PUT", "", &[], b""), 405, "invalid_request"),
         ];
         for (r, status, code) in cases {
@@ -236,6 +323,9 @@ mod tests {
             assert_eq!(reply.header("cache-control"), Some("no-store"));
         }
         let reply = OAuthError::InvalidClient { basic: true }.reply();
-        assert_eq!((reply.status, reply.header("www-authenticate")), (401, Some("Basic realm=\"token\"")));
+        assert_eq!(
+            (reply.status, reply.header("www-authenticate")),
+            (401, Some("Basic realm=\"token\""))
+        );
     }
 }

@@ -113,7 +113,10 @@ impl Value {
 
 /// Parse a whole policy file.
 pub fn parse(source: &str) -> Result<File, Diagnostic> {
-    let p = P { src: source, depth: Default::default() };
+    let p = P {
+        src: source,
+        depth: Default::default(),
+    };
     match p.items(source, true) {
         Ok((_, items)) => Ok(File { items }),
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(p.diagnostic(e)),
@@ -137,7 +140,12 @@ struct SyntaxError<'a> {
 
 impl<'a> ParseError<&'a str> for SyntaxError<'a> {
     fn from_error_kind(input: &'a str, _kind: ErrorKind) -> Self {
-        SyntaxError { at: input, len: 1, message: unexpected(input), help: None }
+        SyntaxError {
+            at: input,
+            len: 1,
+            message: unexpected(input),
+            help: None,
+        }
     }
 
     fn append(_input: &'a str, _kind: ErrorKind, other: Self) -> Self {
@@ -148,7 +156,12 @@ impl<'a> ParseError<&'a str> for SyntaxError<'a> {
 type Res<'a, T> = IResult<&'a str, T, SyntaxError<'a>>;
 
 fn fail<T>(at: &str, len: usize, message: impl Into<String>) -> Res<'_, T> {
-    Err(nom::Err::Failure(SyntaxError { at, len, message: message.into(), help: None }))
+    Err(nom::Err::Failure(SyntaxError {
+        at,
+        len,
+        message: message.into(),
+        help: None,
+    }))
 }
 
 fn unexpected(input: &str) -> String {
@@ -294,7 +307,13 @@ impl<'s> P<'s> {
                     (i, _) = self.inline_ws(rest)?;
                     match i.chars().next() {
                         None | Some('\n' | ';' | '}') => break,
-                        _ => return fail(i, 1, format!("expected a new line after `}}`, found {}", found(i))),
+                        _ => {
+                            return fail(
+                                i,
+                                1,
+                                format!("expected a new line after `}}`, found {}", found(i)),
+                            );
+                        }
                     }
                 }
                 Some(_) => {
@@ -306,7 +325,16 @@ impl<'s> P<'s> {
             }
         }
         let span = self.span(start, end);
-        Ok((i, Item { key: key.to_string(), key_span, args, block, span }))
+        Ok((
+            i,
+            Item {
+                key: key.to_string(),
+                key_span,
+                args,
+                block,
+                span,
+            },
+        ))
     }
 
     /// Enter a block or list at `open`, or fail if nested too deeply.
@@ -328,8 +356,18 @@ impl<'s> P<'s> {
         let (i, items) = self.items(i, false)?;
         self.leave();
         match i.strip_prefix('}') {
-            Some(rest) => Ok((rest, Block { items, span: self.span(open, rest) })),
-            None => fail(open, 1, "unclosed `{`: no matching `}` before the end of the file"),
+            Some(rest) => Ok((
+                rest,
+                Block {
+                    items,
+                    span: self.span(open, rest),
+                },
+            )),
+            None => fail(
+                open,
+                1,
+                "unclosed `{`: no matching `}` before the end of the file",
+            ),
         }
     }
 
@@ -339,7 +377,13 @@ impl<'s> P<'s> {
             Some('[') => self.list(i),
             Some(c) if is_word_char(c) => {
                 let (rest, w) = take_while1(is_word_char)(i)?;
-                Ok((rest, Value { kind: ValueKind::Word(w.to_string()), span: self.span(i, rest) }))
+                Ok((
+                    rest,
+                    Value {
+                        kind: ValueKind::Word(w.to_string()),
+                        span: self.span(i, rest),
+                    },
+                ))
             }
             _ => fail(i, 1, format!("expected a value, found {}", found(i))),
         }
@@ -352,15 +396,31 @@ impl<'s> P<'s> {
         loop {
             (i, _) = self.ws(i)?;
             match i.chars().next() {
-                None => return fail(open, 1, "unclosed `[`: no matching `]` before the end of the file"),
+                None => {
+                    return fail(
+                        open,
+                        1,
+                        "unclosed `[`: no matching `]` before the end of the file",
+                    );
+                }
                 Some(']') => {
                     self.leave();
                     let rest = &i[1..];
                     let kind = ValueKind::List(values);
-                    return Ok((rest, Value { kind, span: self.span(open, rest) }));
+                    return Ok((
+                        rest,
+                        Value {
+                            kind,
+                            span: self.span(open, rest),
+                        },
+                    ));
                 }
                 Some('{' | '}' | ';') => {
-                    return fail(i, 1, format!("expected a list item or `]`, found {}", found(i)));
+                    return fail(
+                        i,
+                        1,
+                        format!("expected a list item or `]`, found {}", found(i)),
+                    );
                 }
                 Some(_) => {
                     let (rest, v) = self.value(i)?;
@@ -379,7 +439,13 @@ impl<'s> P<'s> {
             match c {
                 '"' => {
                     let rest = &open[at + 1..];
-                    return Ok((rest, Value { kind: ValueKind::Str(out), span: self.span(open, rest) }));
+                    return Ok((
+                        rest,
+                        Value {
+                            kind: ValueKind::Str(out),
+                            span: self.span(open, rest),
+                        },
+                    ));
                 }
                 '\n' => break,
                 '\\' => match chars.next() {
@@ -412,7 +478,11 @@ fn found(i: &str) -> String {
         Some('\n') => "end of line".into(),
         Some(c) if c.is_control() => format!("control character U+{:04X}", c as u32),
         Some(c) if is_word_char(c) => {
-            let w: String = i.chars().take_while(|&c| is_word_char(c)).take(40).collect();
+            let w: String = i
+                .chars()
+                .take_while(|&c| is_word_char(c))
+                .take(40)
+                .collect();
             format!("`{w}`")
         }
         Some(c) => format!("`{c}`"),
@@ -433,8 +503,14 @@ mod tests {
                    consumer c1 {\n  client_id \"id\\\"1\"\n}\nrule {\n match route [route-a,\n route-b]\n}\n";
         let f = parse(src).unwrap();
         let keys: Vec<_> = f.items.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(keys, ["issuer", "token_ttl", "keep_token", "consumer", "rule"]);
-        assert_eq!(f.items[0].args[0].kind, ValueKind::Str("Higress-Gateway".into()));
+        assert_eq!(
+            keys,
+            ["issuer", "token_ttl", "keep_token", "consumer", "rule"]
+        );
+        assert_eq!(
+            f.items[0].args[0].kind,
+            ValueKind::Str("Higress-Gateway".into())
+        );
         assert_eq!(&src[f.items[0].args[0].span.range()], "\"Higress-Gateway\"");
         let consumer = &f.items[3];
         assert_eq!(words(&consumer.args), ["c1"]);
@@ -456,23 +532,46 @@ mod tests {
 
     fn err(src: &str) -> (String, u32, u32, String) {
         let d = parse(src).unwrap_err();
-        (d.message.clone(), d.line, d.column, src[d.span.clone()].to_string())
+        (
+            d.message.clone(),
+            d.line,
+            d.column,
+            src[d.span.clone()].to_string(),
+        )
     }
 
     #[test]
     fn syntax_errors_point_at_the_problem() {
         assert_eq!(
             err("issuer \"abc\ntoken_ttl 5"),
-            ("unterminated string: no closing `\"` on this line".into(), 1, 8, "\"".into())
+            (
+                "unterminated string: no closing `\"` on this line".into(),
+                1,
+                8,
+                "\"".into()
+            )
         );
         assert_eq!(
             err("consumer a {\n client_id x\n"),
-            ("unclosed `{`: no matching `}` before the end of the file".into(), 1, 12, "{".into())
+            (
+                "unclosed `{`: no matching `}` before the end of the file".into(),
+                1,
+                12,
+                "{".into()
+            )
         );
-        assert_eq!(err("}\n"), ("unexpected `}` with no `{` open".into(), 1, 1, "}".into()));
+        assert_eq!(
+            err("}\n"),
+            ("unexpected `}` with no `{` open".into(), 1, 1, "}".into())
+        );
         assert_eq!(
             err("allow [a, b\n"),
-            ("unclosed `[`: no matching `]` before the end of the file".into(), 1, 7, "[".into())
+            (
+                "unclosed `[`: no matching `]` before the end of the file".into(),
+                1,
+                7,
+                "[".into()
+            )
         );
         assert_eq!(
             err("x \"a\\q\""),
@@ -480,15 +579,30 @@ mod tests {
         );
         assert_eq!(
             err("\n  \"issuer\" x"),
-            ("expected a setting name, found a string".into(), 2, 3, "\"issuer\"".into())
+            (
+                "expected a setting name, found a string".into(),
+                2,
+                3,
+                "\"issuer\"".into()
+            )
         );
         assert_eq!(
             err("rule { } extra"),
-            ("expected a new line after `}`, found `extra`".into(), 1, 10, "e".into())
+            (
+                "expected a new line after `}`, found `extra`".into(),
+                1,
+                10,
+                "e".into()
+            )
         );
         assert_eq!(
             err("a.b 1"),
-            ("expected a setting name, found `a.b`".into(), 1, 1, "a.b".into())
+            (
+                "expected a setting name, found `a.b`".into(),
+                1,
+                1,
+                "a.b".into()
+            )
         );
     }
 
@@ -502,7 +616,9 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        for src in ["", "\"", "[", "{", "a [", "a {", "a \\", "a \u{0}", "é", "a \"é", "a [{]", "#", "a ]"] {
+        for src in [
+            "", "\"", "[", "{", "a [", "a {", "a \\", "a \u{0}", "é", "a \"é", "a [{]", "#", "a ]",
+        ] {
             let _ = parse(src);
         }
     }

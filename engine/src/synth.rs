@@ -12,14 +12,20 @@ pub fn policy(n: usize) -> String {
     let mut s = String::with_capacity(n * 200);
     s.push_str("global_auth false\n");
     for k in 0..n {
-        let _ = writeln!(s, "consumer c{k} {{ client_id id-{k}; client_secret secret-{k} }}");
+        let _ = writeln!(
+            s,
+            "consumer c{k} {{ client_id id-{k}; client_secret secret-{k} }}"
+        );
     }
     for k in 0..n {
         let _ = writeln!(s, "route r{k} {{ path_prefix /r{k} }}");
     }
     for k in 0..n {
         let _ = writeln!(s, "rule {{ match route [r{k}]; allow [c{k}] }}");
-        let _ = writeln!(s, "rule {{ match domain [\"*.d{k}.example.com\"]; allow [c{k}] }}");
+        let _ = writeln!(
+            s,
+            "rule {{ match domain [\"*.d{k}.example.com\"]; allow [c{k}] }}"
+        );
     }
     s
 }

@@ -30,6 +30,10 @@ pub const MAX_TOKEN_LEN: usize = 8192;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("more than one credential header")]
+    Ambiguous,
     #[error("token is not three base64url segments")]
     Malformed,
     #[error("token is longer than {MAX_TOKEN_LEN} bytes")]
@@ -93,7 +97,14 @@ pub fn uuid_v4(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// The parts of a JOSE header Warden looks at; the rest (`kid`, `jku`, `jwk`,
@@ -122,13 +133,17 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
         return Err(TokenError::TooLong);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
     if h.is_empty() || p.is_empty() || s.is_empty() {
         return Err(TokenError::Malformed);
     }
-    let header = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
+    let header = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| TokenError::Malformed)?;
     let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
     if header.alg != "HS256" {
         let mut alg = header.alg;
@@ -142,11 +157,17 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
         Some(t) if t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("at+jwt") => {}
         _ => return Err(TokenError::Type),
     }
-    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(p)
+        .map_err(|_| TokenError::Malformed)?;
     let claims: Claims =
         serde_json::from_slice(&payload).map_err(|e| TokenError::BadClaims(claim_error(&e)))?;
     let message = &token[..h.len() + 1 + p.len()];
-    Ok(Unverified { claims, message, signature: s })
+    Ok(Unverified {
+        claims,
+        message,
+        signature: s,
+    })
 }
 
 /// A short description of a claims error without echoing token content.
@@ -173,7 +194,12 @@ impl Unverified<'_> {
     /// times (`exp`, `iat`, `nbf` with `skew` seconds of leeway).
     pub fn verify(self, secret: &Secret, expect: &Expect<'_>) -> Result<Claims, TokenError> {
         let key = DecodingKey::from_secret(secret.expose());
-        match jsonwebtoken::crypto::verify(self.signature, self.message.as_bytes(), &key, Algorithm::HS256) {
+        match jsonwebtoken::crypto::verify(
+            self.signature,
+            self.message.as_bytes(),
+            &key,
+            Algorithm::HS256,
+        ) {
             Ok(true) => {}
             Ok(false) | Err(_) => return Err(TokenError::Signature),
         }
@@ -193,7 +219,9 @@ impl Unverified<'_> {
         if expect.now < c.iat.saturating_sub(expect.skew) {
             return Err(TokenError::IssuedInFuture);
         }
-        if c.nbf.is_some_and(|nbf| expect.now < nbf.saturating_sub(expect.skew)) {
+        if c.nbf
+            .is_some_and(|nbf| expect.now < nbf.saturating_sub(expect.skew))
+        {
             return Err(TokenError::NotYetValid);
         }
         Ok(c)
@@ -208,7 +236,13 @@ mod tests {
     pub const HIGRESS_SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImFwcGxpY2F0aW9uXC9hdCtqd3QifQ.eyJhdWQiOiJkZWZhdWx0IiwiY2xpZW50X2lkIjoiMTIzNDU2NzgteHh4eC14eHh4LXh4eHgteHh4eHh4eHh4eHh4IiwiZXhwIjoxNjg3OTUxNDYzLCJpYXQiOjE2ODc5NDQyNjMsImlzcyI6IkhpZ3Jlc3MtR2F0ZXdheSIsImp0aSI6IjEwOTU5ZDFiLThkNjEtNGRlYy1iZWE3LTk0ODEwMzc1YjYzYyIsInN1YiI6ImNvbnN1bWVyMSJ9.NkT_rG3DcV9543vBQgneVqoGfIhVeOuUBwLJJ4Wycb0";
 
     fn expect(now: u64) -> Expect<'static> {
-        Expect { issuer: "Higress-Gateway", consumer: "consumer1", audience: Some("default"), now, skew: 60 }
+        Expect {
+            issuer: "Higress-Gateway",
+            consumer: "consumer1",
+            audience: Some("default"),
+            now,
+            skew: 60,
+        }
     }
 
     fn secret() -> Secret {
@@ -222,13 +256,21 @@ mod tests {
         assert_eq!(t.claims.iat, 1_687_944_263);
         let c = t.verify(&secret(), &expect(1_687_944_263 + 100)).unwrap();
         assert_eq!(c.sub, "consumer1");
-        let after = parse(HIGRESS_SAMPLE).unwrap().verify(&secret(), &expect(1_687_951_463 + 61));
+        let after = parse(HIGRESS_SAMPLE)
+            .unwrap()
+            .verify(&secret(), &expect(1_687_951_463 + 61));
         assert_eq!(after, Err(TokenError::Expired));
-        let within_skew = parse(HIGRESS_SAMPLE).unwrap().verify(&secret(), &expect(1_687_951_463 + 60));
+        let within_skew = parse(HIGRESS_SAMPLE)
+            .unwrap()
+            .verify(&secret(), &expect(1_687_951_463 + 60));
         assert!(within_skew.is_ok());
-        let before = parse(HIGRESS_SAMPLE).unwrap().verify(&secret(), &expect(1_687_944_263 - 61));
+        let before = parse(HIGRESS_SAMPLE)
+            .unwrap()
+            .verify(&secret(), &expect(1_687_944_263 - 61));
         assert_eq!(before, Err(TokenError::IssuedInFuture));
-        let wrong = parse(HIGRESS_SAMPLE).unwrap().verify(&Secret::new("nope"), &expect(1_687_944_300));
+        let wrong = parse(HIGRESS_SAMPLE)
+            .unwrap()
+            .verify(&Secret::new("nope"), &expect(1_687_944_300));
         assert_eq!(wrong, Err(TokenError::Signature));
     }
 
@@ -246,10 +288,18 @@ mod tests {
             sub: "consumer1".into(),
         };
         let token = issue(&claims, &secret()).unwrap();
-        let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+        let header = URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap();
         let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
-        assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "application/at+jwt"}));
-        let back = parse(&token).unwrap().verify(&secret(), &expect(10_000_001)).unwrap();
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "HS256", "typ": "application/at+jwt"})
+        );
+        let back = parse(&token)
+            .unwrap()
+            .verify(&secret(), &expect(10_000_001))
+            .unwrap();
         assert_eq!(back, claims);
         assert_eq!(claims.jti, "07070707-0707-4707-8707-070707070707");
     }
@@ -260,12 +310,24 @@ mod tests {
         let body = HIGRESS_SAMPLE.split('.').nth(1).unwrap();
         let with_header = |h: &str| format!("{}.{body}.sig", enc(h));
         let cases = [
-            (r#"{"alg":"none","typ":"application/at+jwt"}"#, TokenError::Algorithm("none".into())),
-            (r#"{"alg":"RS256","typ":"application/at+jwt"}"#, TokenError::Algorithm("RS256".into())),
-            (r#"{"alg":"HS512","typ":"application/at+jwt"}"#, TokenError::Algorithm("HS512".into())),
+            (
+                r#"{"alg":"none","typ":"application/at+jwt"}"#,
+                TokenError::Algorithm("none".into()),
+            ),
+            (
+                r#"{"alg":"RS256","typ":"application/at+jwt"}"#,
+                TokenError::Algorithm("RS256".into()),
+            ),
+            (
+                r#"{"alg":"HS512","typ":"application/at+jwt"}"#,
+                TokenError::Algorithm("HS512".into()),
+            ),
             (r#"{"alg":"HS256","typ":"JWT"}"#, TokenError::Type),
             (r#"{"alg":"HS256"}"#, TokenError::Type),
-            (r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#, TokenError::Critical),
+            (
+                r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#,
+                TokenError::Critical,
+            ),
             (r#"{"typ":"at+jwt"}"#, TokenError::BadHeader),
             ("not json", TokenError::BadHeader),
         ];
@@ -275,6 +337,9 @@ mod tests {
         for bad in ["", "a.b", "a.b.c.d", "..", "a..c", "@@.@@.@@"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), TokenError::TooLong);
+        assert_eq!(
+            parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(),
+            TokenError::TooLong
+        );
     }
 }

@@ -18,7 +18,13 @@ fn error(src: &str) -> (String, Option<String>, String, u32, u32) {
     let errors: Vec<_> = ds.iter().filter(|d| d.is_error()).collect();
     assert_eq!(errors.len(), 1, "{ds:#?}");
     let d = errors[0];
-    (d.message.clone(), d.help.clone(), src[d.span.clone()].to_string(), d.line, d.column)
+    (
+        d.message.clone(),
+        d.help.clone(),
+        src[d.span.clone()].to_string(),
+        d.line,
+        d.column,
+    )
 }
 
 #[test]
@@ -26,7 +32,13 @@ fn unknown_consumer_in_allow_names_line_and_column_with_a_suggestion() {
     let src = format!("{CONSUMERS}rule {{\n  match route [r]\n  allow [alice, alcie]\n}}\n");
     assert_eq!(
         error(&src),
-        ("unknown consumer `alcie` in `allow`".into(), Some("did you mean `alice`?".into()), "alcie".into(), 5, 17)
+        (
+            "unknown consumer `alcie` in `allow`".into(),
+            Some("did you mean `alice`?".into()),
+            "alcie".into(),
+            5,
+            17
+        )
     );
     let rendered = diagnostics(&src)[0].render("p.policy", &src);
     assert_eq!(
@@ -39,66 +51,171 @@ fn unknown_consumer_in_allow_names_line_and_column_with_a_suggestion() {
 fn duplicates() {
     let src = "consumer a { client_id x; client_secret s }\nconsumer a { client_id y; client_secret s }\n";
     let (msg, help, caret, line, _) = error(src);
-    assert_eq!((msg.as_str(), caret.as_str(), line), ("duplicate consumer name `a`", "a", 2));
-    assert_eq!(help.unwrap(), "the first `a` is on line 1; consumer names must be unique");
+    assert_eq!(
+        (msg.as_str(), caret.as_str(), line),
+        ("duplicate consumer name `a`", "a", 2)
+    );
+    assert_eq!(
+        help.unwrap(),
+        "the first `a` is on line 1; consumer names must be unique"
+    );
 
     let src = "consumer a { client_id x; client_secret s }\nconsumer b { client_id x; client_secret s }\n";
     let (msg, _, caret, line, col) = error(src);
-    assert_eq!((msg.as_str(), caret.as_str(), line, col), ("duplicate client_id `x`", "x", 2, 24));
+    assert_eq!(
+        (msg.as_str(), caret.as_str(), line, col),
+        ("duplicate client_id `x`", "x", 2, 24)
+    );
 
     let (msg, _, caret, line, _) = error("issuer a\nissuer b\n");
-    assert_eq!((msg.as_str(), caret.as_str(), line), ("`issuer` is set twice", "issuer", 2));
+    assert_eq!(
+        (msg.as_str(), caret.as_str(), line),
+        ("`issuer` is set twice", "issuer", 2)
+    );
 
     let (msg, _, caret, _, _) = error("route r { path_prefix /a }\nroute r { path_prefix /b }\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("duplicate route name `r`", "r"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        ("duplicate route name `r`", "r")
+    );
 }
 
 #[test]
 fn authentication_and_authorization_in_one_rule() {
-    let src = format!("{CONSUMERS}rule {{\n  match route [r]\n  consumer c {{ client_id c; client_secret s }}\n  allow [alice]\n}}\n");
+    let src = format!(
+        "{CONSUMERS}rule {{\n  match route [r]\n  consumer c {{ client_id c; client_secret s }}\n  allow [alice]\n}}\n"
+    );
     let (msg, help, caret, line, col) = error(&src);
-    assert_eq!((msg.as_str(), caret.as_str(), line, col), ("a rule cannot both authenticate and authorize", "allow", 6, 3));
+    assert_eq!(
+        (msg.as_str(), caret.as_str(), line, col),
+        (
+            "a rule cannot both authenticate and authorize",
+            "allow",
+            6,
+            3
+        )
+    );
     assert!(help.unwrap().contains("Split it into two rules"));
 }
 
 #[test]
 fn bad_values() {
     let (msg, help, caret, ..) = error("token_ttl 2x\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`token_ttl` must be a duration, found `2x`", "2x"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        ("`token_ttl` must be a duration, found `2x`", "2x")
+    );
     assert!(help.unwrap().contains("`1h30m`"));
     let (msg, _, caret, ..) = error("clock_skew_seconds 999999999999999999999\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`clock_skew_seconds` is too long: at most 100 years", "999999999999999999999"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "`clock_skew_seconds` is too long: at most 100 years",
+            "999999999999999999999"
+        )
+    );
     let (msg, _, caret, ..) = error("token_ttl 0\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`token_ttl` must be at least one second", "0"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        ("`token_ttl` must be at least one second", "0")
+    );
     let (msg, _, caret, ..) = error("keep_token yes\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`keep_token` must be `true` or `false`, found `yes`", "yes"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        ("`keep_token` must be `true` or `false`, found `yes`", "yes")
+    );
     let (msg, help, caret, ..) = error("auth_path oauth2/token\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`auth_path` must start with `/`, found `oauth2/token`", "oauth2/token"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "`auth_path` must start with `/`, found `oauth2/token`",
+            "oauth2/token"
+        )
+    );
     assert_eq!(help.unwrap(), "write `/oauth2/token`");
     let (msg, _, caret, ..) = error("auth_header_name \"Bad Header\"\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`auth_header_name` must be a valid header name, found `Bad Header`", "\"Bad Header\""));
-    let (msg, _, caret, ..) = error(&format!("{CONSUMERS}rule {{ match domain [\"a.*.com\"]; allow [bob] }}\n"));
-    assert_eq!((msg.as_str(), caret.as_str()), ("bad domain pattern `a.*.com`: `*` may only stand at the start or the end, once", "\"a.*.com\""));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "`auth_header_name` must be a valid header name, found `Bad Header`",
+            "\"Bad Header\""
+        )
+    );
+    let (msg, _, caret, ..) = error(&format!(
+        "{CONSUMERS}rule {{ match domain [\"a.*.com\"]; allow [bob] }}\n"
+    ));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "bad domain pattern `a.*.com`: `*` may only stand at the start or the end, once",
+            "\"a.*.com\""
+        )
+    );
     let (msg, _, caret, ..) = error("route r { upstream ftp://x }\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`upstream` must be `echo` or an `http://host:port` URL, found `ftp://x`", "ftp://x"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "`upstream` must be `echo` or an `http://host:port` URL, found `ftp://x`",
+            "ftp://x"
+        )
+    );
     let (msg, _, caret, ..) = error("issuer\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`issuer` needs a value", "issuer"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        ("`issuer` needs a value", "issuer")
+    );
     let (msg, _, caret, ..) = error("issuer a b\n");
-    assert_eq!((msg.as_str(), caret.as_str()), ("`issuer` takes one value", "b"));
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        ("`issuer` takes one value", "b")
+    );
 }
 
 #[test]
 fn unknown_and_misplaced_keys() {
     let (msg, help, caret, ..) = error("isuer x\n");
-    assert_eq!((msg.as_str(), help.as_deref(), caret.as_str()), ("unknown setting `isuer` at the top level", Some("did you mean `issuer`?"), "isuer"));
+    assert_eq!(
+        (msg.as_str(), help.as_deref(), caret.as_str()),
+        (
+            "unknown setting `isuer` at the top level",
+            Some("did you mean `issuer`?"),
+            "isuer"
+        )
+    );
     let (msg, help, ..) = error(&format!("{CONSUMERS}allow [alice]\n"));
-    assert_eq!((msg.as_str(), help.as_deref()), ("unknown setting `allow` at the top level", Some("`allow` can only be set inside a `rule { … }`")));
-    let (msg, help, ..) = error(&format!("{CONSUMERS}rule {{ match route [r]; global_auth true; allow [bob] }}\n"));
-    assert_eq!((msg.as_str(), help.as_deref()), ("unknown setting `global_auth` in a rule", Some("`global_auth` can only be set at the top level of the file")));
+    assert_eq!(
+        (msg.as_str(), help.as_deref()),
+        (
+            "unknown setting `allow` at the top level",
+            Some("`allow` can only be set inside a `rule { … }`")
+        )
+    );
+    let (msg, help, ..) = error(&format!(
+        "{CONSUMERS}rule {{ match route [r]; global_auth true; allow [bob] }}\n"
+    ));
+    assert_eq!(
+        (msg.as_str(), help.as_deref()),
+        (
+            "unknown setting `global_auth` in a rule",
+            Some("`global_auth` can only be set at the top level of the file")
+        )
+    );
     let (msg, help, ..) = error("consumer a { client_id x; client_secret s; secret y }\n");
-    assert_eq!((msg.as_str(), help.as_deref()), ("unknown setting `secret` in a consumer", None));
-    let (msg, help, caret, ..) = error(&format!("{CONSUMERS}rule {{ match rout [r]; allow [bob] }}\n"));
-    assert_eq!((msg.as_str(), help.as_deref(), caret.as_str()), ("unknown match kind `rout`", Some("did you mean `route`?"), "rout"));
+    assert_eq!(
+        (msg.as_str(), help.as_deref()),
+        ("unknown setting `secret` in a consumer", None)
+    );
+    let (msg, help, caret, ..) = error(&format!(
+        "{CONSUMERS}rule {{ match rout [r]; allow [bob] }}\n"
+    ));
+    assert_eq!(
+        (msg.as_str(), help.as_deref(), caret.as_str()),
+        (
+            "unknown match kind `rout`",
+            Some("did you mean `route`?"),
+            "rout"
+        )
+    );
 }
 
 #[test]
@@ -107,7 +224,9 @@ fn rules_that_do_nothing_or_match_nothing() {
     assert_eq!(msg, "this rule does nothing");
     let (msg, ..) = error(&format!("{CONSUMERS}rule {{ allow [bob] }}\n"));
     assert_eq!(msg, "this rule matches nothing");
-    let (msg, ..) = error(&format!("{CONSUMERS}rule {{ match route [r]; match domain [x.com]; allow [bob] }}\n"));
+    let (msg, ..) = error(&format!(
+        "{CONSUMERS}rule {{ match route [r]; match domain [x.com]; allow [bob] }}\n"
+    ));
     assert_eq!(msg, "a rule cannot match by both `route` and `domain`");
     let (msg, ..) = error("rule { match route [r]; issuer x }\n");
     assert_eq!(msg, "this rule changes settings but declares no `consumer`");
@@ -117,8 +236,17 @@ fn rules_that_do_nothing_or_match_nothing() {
 fn secrets_from_the_host() {
     let src = "consumer a { client_id x; client_secret env A_SECRET }\n";
     let (msg, help, caret, ..) = error(src);
-    assert_eq!((msg.as_str(), caret.as_str()), ("the host cannot supply secret `env:A_SECRET`", "env A_SECRET"));
-    assert_eq!(help.unwrap(), "set the environment variable `A_SECRET` for the host");
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "the host cannot supply secret `env:A_SECRET`",
+            "env A_SECRET"
+        )
+    );
+    assert_eq!(
+        help.unwrap(),
+        "set the environment variable `A_SECRET` for the host"
+    );
     let mut host = FixedHost::at(0);
     host.secrets.push(("env:A_SECRET".into(), b"s3".to_vec()));
     assert!(Policy::compile(src, &host).is_ok());
@@ -129,7 +257,14 @@ fn all_errors_of_a_file_are_reported() {
     let src = "isuer x\ntoken_ttl 2x\nconsumer a { client_id x }\n";
     let ds = diagnostics(src);
     let msgs: Vec<_> = ds.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(msgs, ["unknown setting `isuer` at the top level", "`token_ttl` must be a duration, found `2x`", "credential has no `client_secret`"]);
+    assert_eq!(
+        msgs,
+        [
+            "unknown setting `isuer` at the top level",
+            "`token_ttl` must be a duration, found `2x`",
+            "credential has no `client_secret`"
+        ]
+    );
 }
 
 #[test]
@@ -138,23 +273,58 @@ fn warnings_for_shadowed_rules_and_undeclared_routes() {
         "{CONSUMERS}route route-a {{ path_prefix /a }}\nrule first {{ match route [route-a]; allow [alice] }}\nrule {{ match route [route-a]; allow [bob] }}\nrule {{ match route [route-b]; allow [bob] }}\n"
     );
     let ds = diagnostics(&src);
-    assert!(ds.iter().all(|d| d.severity == Severity::Warning), "{ds:#?}");
-    let shadow = ds.iter().find(|d| d.message.contains("never applies")).unwrap();
-    assert_eq!((shadow.message.as_str(), shadow.line), ("this rule at line 5 never applies", 5));
-    assert!(shadow.help.as_deref().unwrap().starts_with("rule `first` matches everything it matches"));
-    let undeclared = ds.iter().find(|d| d.message.contains("not declared")).unwrap();
-    assert_eq!(undeclared.message, "route `route-b` is not declared in this policy");
-    assert_eq!(undeclared.help.as_deref(), Some("did you mean `route-a`? (only a host that names its own routes can match `route-b`)"));
+    assert!(
+        ds.iter().all(|d| d.severity == Severity::Warning),
+        "{ds:#?}"
+    );
+    let shadow = ds
+        .iter()
+        .find(|d| d.message.contains("never applies"))
+        .unwrap();
+    assert_eq!(
+        (shadow.message.as_str(), shadow.line),
+        ("this rule at line 5 never applies", 5)
+    );
+    assert!(
+        shadow
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("rule `first` matches everything it matches")
+    );
+    let undeclared = ds
+        .iter()
+        .find(|d| d.message.contains("not declared"))
+        .unwrap();
+    assert_eq!(
+        undeclared.message,
+        "route `route-b` is not declared in this policy"
+    );
+    assert_eq!(
+        undeclared.help.as_deref(),
+        Some("did you mean `route-a`? (only a host that names its own routes can match `route-b`)")
+    );
 }
 
 #[test]
 fn broken_files_never_panic() {
-    let base = std::fs::read_to_string(format!("{}/../policies/demo.policy", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let base = std::fs::read_to_string(format!(
+        "{}/../policies/demo.policy",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     // Every truncation of a real policy, and a few hostile inputs.
     for end in (0..base.len()).filter(|&i| base.is_char_boundary(i)) {
         let _ = diagnostics(&base[..end]);
     }
-    for src in ["\u{0}\u{1}\u{2}", "consumer", "rule {", "a [[[[", &"x ".repeat(100_000), "é ü \u{fffd}"] {
+    for src in [
+        "\u{0}\u{1}\u{2}",
+        "consumer",
+        "rule {",
+        "a [[[[",
+        &"x ".repeat(100_000),
+        "é ü \u{fffd}",
+    ] {
         let _ = diagnostics(src);
     }
 }

@@ -3,8 +3,14 @@
 
 use warden_engine::{Decision, FixedHost, Policy, Request};
 
-const C1: (&str, &str) = ("12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx", "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
-const C2: (&str, &str) = ("87654321-xxxx-xxxx-xxxx-xxxxxxxxxxxx", "hgfedcba-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
+const C1: (&str, &str) = (
+    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
+const C2: (&str, &str) = (
+    "87654321-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "hgfedcba-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
 const NOW: u64 = 1_700_000_000;
 /// The sample token of the Higress documentation (consumer1, aud `default`).
 const HIGRESS_SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImFwcGxpY2F0aW9uXC9hdCtqd3QifQ.eyJhdWQiOiJkZWZhdWx0IiwiY2xpZW50X2lkIjoiMTIzNDU2NzgteHh4eC14eHh4LXh4eHgteHh4eHh4eHh4eHh4IiwiZXhwIjoxNjg3OTUxNDYzLCJpYXQiOjE2ODc5NDQyNjMsImlzcyI6IkhpZ3Jlc3MtR2F0ZXdheSIsImp0aSI6IjEwOTU5ZDFiLThkNjEtNGRlYy1iZWE3LTk0ODEwMzc1YjYzYyIsInN1YiI6ImNvbnN1bWVyMSJ9.NkT_rG3DcV9543vBQgneVqoGfIhVeOuUBwLJJ4Wycb0";
@@ -20,7 +26,11 @@ impl Gateway {
         let source = std::fs::read_to_string(&path).unwrap();
         let host = FixedHost::at(NOW);
         let policy = Policy::compile(&source, &host).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert!(policy.warnings().is_empty(), "{name}: {:?}", policy.warnings());
+        assert!(
+            policy.warnings().is_empty(),
+            "{name}: {:?}",
+            policy.warnings()
+        );
         Gateway { policy, host }
     }
 
@@ -29,32 +39,63 @@ impl Gateway {
         self
     }
 
-    fn call(&self, method: &str, authority: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Decision {
+    fn call(
+        &self,
+        method: &str,
+        authority: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Decision {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let req = Request { method, scheme: "http", authority, path, query, headers: &headers, body, ..Default::default() };
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let req = Request {
+            method,
+            scheme: "http",
+            authority,
+            path,
+            query,
+            headers: &headers,
+            body,
+            ..Default::default()
+        };
         self.policy.decide(&req, &self.host)
     }
 
     fn get(&self, authority: &str, target: &str, token: Option<&str>) -> Decision {
         let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         self.call("GET", authority, target, &headers, b"")
     }
 
     /// A token from the token endpoint at `authority` + `path` (GET).
     fn token(&self, authority: &str, path: &str, (id, secret): (&str, &str)) -> String {
-        let target = format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        let target =
+            format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
         let d = self.get(authority, &target, None);
-        let reply = d.reply().unwrap_or_else(|| panic!("token endpoint forwarded: {d:?}"));
-        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        let reply = d
+            .reply()
+            .unwrap_or_else(|| panic!("token endpoint forwarded: {d:?}"));
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         body["access_token"].as_str().unwrap().to_string()
     }
 }
 
 fn consumer(d: &Decision) -> Option<&str> {
-    d.forward().unwrap_or_else(|| panic!("expected forward, got {d:?}")).consumer.as_deref()
+    d.forward()
+        .unwrap_or_else(|| panic!("expected forward, got {d:?}"))
+        .consumer
+        .as_deref()
 }
 
 fn status(d: &Decision) -> u16 {
@@ -64,7 +105,12 @@ fn status(d: &Decision) -> u16 {
 fn claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -76,36 +122,91 @@ fn demo_route_and_domain_authorization() {
     let ok = gw.get("localhost:8080", "/a/items", Some(&t1));
     assert_eq!(consumer(&ok), Some("consumer1"));
     let f = ok.forward().unwrap();
-    assert_eq!(f.set_headers, vec![("x-mse-consumer".to_string(), "consumer1".to_string())]);
-    assert_eq!((f.route.as_deref(), f.upstream.as_deref()), (Some("route-a"), Some("echo")));
-    assert_eq!(consumer(&gw.get("localhost", "/b", Some(&t1))), Some("consumer1"));
+    assert_eq!(
+        f.set_headers,
+        vec![("x-mse-consumer".to_string(), "consumer1".to_string())]
+    );
+    assert_eq!(
+        (f.route.as_deref(), f.upstream.as_deref()),
+        (Some("route-a"), Some("echo"))
+    );
+    assert_eq!(
+        consumer(&gw.get("localhost", "/b", Some(&t1))),
+        Some("consumer1")
+    );
 
     let denied = gw.get("localhost", "/a", Some(&t2));
     let r = denied.reply().unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (403, b"Access Denied".as_slice()));
-    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer realm=\"http://localhost/a\""));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (403, b"Access Denied".as_slice())
+    );
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer realm=\"http://localhost/a\"")
+    );
 
     let missing = gw.get("localhost", "/a", None);
     let r = missing.reply().unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (401, b"Invalid Jwt token".as_slice()));
-    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"http://localhost/a\""));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (401, b"Invalid Jwt token".as_slice())
+    );
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"http://localhost/a\"")
+    );
     let bad = gw.get("localhost", "/a", Some("not-a-token"));
-    assert!(bad.reply().unwrap().header("www-authenticate").unwrap().ends_with("error=\"invalid_token\""));
+    assert!(
+        bad.reply()
+            .unwrap()
+            .header("www-authenticate")
+            .unwrap()
+            .ends_with("error=\"invalid_token\"")
+    );
 
-    assert_eq!(consumer(&gw.get("api.example.com", "/x", Some(&t2))), Some("consumer2"));
-    assert_eq!(consumer(&gw.get("API.EXAMPLE.COM:8443", "/x", Some(&t2))), Some("consumer2"));
-    assert_eq!(consumer(&gw.get("test.com", "/", Some(&t2))), Some("consumer2"));
+    assert_eq!(
+        consumer(&gw.get("api.example.com", "/x", Some(&t2))),
+        Some("consumer2")
+    );
+    assert_eq!(
+        consumer(&gw.get("API.EXAMPLE.COM:8443", "/x", Some(&t2))),
+        Some("consumer2")
+    );
+    assert_eq!(
+        consumer(&gw.get("test.com", "/", Some(&t2))),
+        Some("consumer2")
+    );
     assert_eq!(status(&gw.get("a.b.example.com", "/", Some(&t1))), 403);
-    assert_eq!(status(&gw.get("example.com", "/", None)), 0, "the bare domain is not under *.example.com");
+    assert_eq!(
+        status(&gw.get("example.com", "/", None)),
+        0,
+        "the bare domain is not under *.example.com"
+    );
 
     // Unruled: passes without a token, and a spoofed consumer header is removed.
-    let open = gw.call("GET", "localhost", "/public", &[("X-Mse-Consumer", "admin")], b"");
+    let open = gw.call(
+        "GET",
+        "localhost",
+        "/public",
+        &[("X-Mse-Consumer", "admin")],
+        b"",
+    );
     let f = open.forward().unwrap();
     assert_eq!(f.consumer, None);
     assert!(f.remove_headers.contains(&"x-mse-consumer".to_string()));
     assert!(f.set_headers.is_empty());
     // ...and the token endpoint is not served there (Higress: no rule, no plugin).
-    assert!(gw.get("localhost", "/oauth2/token?grant_type=client_credentials", None).forward().is_some());
+    assert!(
+        gw.get(
+            "localhost",
+            "/oauth2/token?grant_type=client_credentials",
+            None
+        )
+        .forward()
+        .is_some()
+    );
 }
 
 #[test]
@@ -114,7 +215,10 @@ fn first_matching_rule_wins() {
     let t1 = gw.token("localhost", "/a/oauth2/token", C1);
     let t2 = gw.token("localhost", "/a/oauth2/token", C2);
     // route-a (rule 1) and test.com (rule 2) both match: rule 1 decides.
-    assert_eq!(consumer(&gw.get("test.com", "/a", Some(&t1))), Some("consumer1"));
+    assert_eq!(
+        consumer(&gw.get("test.com", "/a", Some(&t1))),
+        Some("consumer1")
+    );
     assert_eq!(status(&gw.get("test.com", "/a", Some(&t2))), 403);
 }
 
@@ -136,22 +240,52 @@ fn issued_tokens_have_the_higress_claims() {
 fn token_endpoint_post_basic_and_errors() {
     let gw = Gateway::load("demo.policy");
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    let body = format!("grant_type=client_credentials&client_id={}&client_secret={}", C1.0, C1.1);
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        C1.0, C1.1
+    );
     let d = gw.call("POST", "test.com", "/oauth2/token", &form, body.as_bytes());
     let r = d.reply().unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!((r.header("cache-control"), r.header("pragma")), (Some("no-store"), Some("no-cache")));
+    assert_eq!(
+        (r.header("cache-control"), r.header("pragma")),
+        (Some("no-store"), Some("no-cache"))
+    );
     let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!((json["token_type"].as_str(), json["expires_in"].as_u64()), (Some("bearer"), Some(7200)));
+    assert_eq!(
+        (json["token_type"].as_str(), json["expires_in"].as_u64()),
+        (Some("bearer"), Some(7200))
+    );
 
     use base64::Engine;
-    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", C2.0, C2.1)));
-    let d = gw.call("GET", "test.com", "/oauth2/token?grant_type=client_credentials", &[("Authorization", &basic)], b"");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", C2.0, C2.1))
+    );
+    let d = gw.call(
+        "GET",
+        "test.com",
+        "/oauth2/token?grant_type=client_credentials",
+        &[("Authorization", &basic)],
+        b"",
+    );
     assert_eq!(status(&d), 200);
-    let wrong = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", C2.0)));
-    let d = gw.call("GET", "test.com", "/oauth2/token?grant_type=client_credentials", &[("Authorization", &wrong)], b"");
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", C2.0))
+    );
+    let d = gw.call(
+        "GET",
+        "test.com",
+        "/oauth2/token?grant_type=client_credentials",
+        &[("Authorization", &wrong)],
+        b"",
+    );
     let r = d.reply().unwrap();
-    assert_eq!((r.status, r.header("www-authenticate")), (401, Some("Basic realm=\"token\"")));
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some("Basic realm=\"token\""))
+    );
 
     let error = |d: Decision| {
         let r = d.reply().unwrap().clone();
@@ -160,14 +294,40 @@ fn token_endpoint_post_basic_and_errors() {
         (r.status, json["error"].as_str().unwrap().to_string())
     };
     let q = |q: &str| gw.get("test.com", &format!("/oauth2/token?{q}"), None);
-    assert_eq!(error(q(&format!("grant_type=client_credentials&client_id={}&client_secret=x", C1.0))), (400, "invalid_client".into()));
-    assert_eq!(error(q("grant_type=client_credentials&client_id=unknown&client_secret=x")), (400, "invalid_client".into()));
-    assert_eq!(error(q(&format!("grant_type=client_credentials&client_id={}", C1.0))), (400, "invalid_client".into()));
-    assert_eq!(error(q("grant_type=authorization_code&code=x")), (400, "unsupported_grant_type".into()));
+    assert_eq!(
+        error(q(&format!(
+            "grant_type=client_credentials&client_id={}&client_secret=x",
+            C1.0
+        ))),
+        (400, "invalid_client".into())
+    );
+    assert_eq!(
+        error(q(
+            "grant_type=client_credentials&client_id=unknown&client_secret=x"
+        )),
+        (400, "invalid_client".into())
+    );
+    assert_eq!(
+        error(q(&format!(
+            "grant_type=client_credentials&client_id={}",
+            C1.0
+        ))),
+        (400, "invalid_client".into())
+    );
+    assert_eq!(
+        error(q("grant_type=authorization_code&code=x")),
+        (400, "unsupported_grant_type".into())
+    );
     assert_eq!(error(q("client_id=x")), (400, "invalid_request".into()));
     let json = [("Content-Type", "application/json")];
-    assert_eq!(error(gw.call("POST", "test.com", "/oauth2/token", &json, b"{}")), (400, "invalid_request".into()));
-    assert_eq!(error(gw.call("DELETE", "test.com", "/oauth2/token", &[], b"")), (405, "invalid_request".into()));
+    assert_eq!(
+        error(gw.call("POST", "test.com", "/oauth2/token", &json, b"{}")),
+        (400, "invalid_request".into())
+    );
+    assert_eq!(
+        error(gw.call("DELETE", "test.com", "/oauth2/token", &[], b"")),
+        (405, "invalid_request".into())
+    );
 }
 
 #[test]
@@ -177,15 +337,28 @@ fn route_scoped_tokens_stay_on_their_route() {
     let tb = gw.token("localhost", "/b/oauth2/token", C1);
     assert_eq!(claims(&ta)["aud"], "route-a");
     assert_eq!(claims(&tb)["aud"], "route-b");
-    assert_eq!(consumer(&gw.get("localhost", "/a/x", Some(&ta))), Some("consumer1"));
-    assert_eq!(consumer(&gw.get("localhost", "/b/x", Some(&tb))), Some("consumer1"));
+    assert_eq!(
+        consumer(&gw.get("localhost", "/a/x", Some(&ta))),
+        Some("consumer1")
+    );
+    assert_eq!(
+        consumer(&gw.get("localhost", "/b/x", Some(&tb))),
+        Some("consumer1")
+    );
     assert_eq!(status(&gw.get("localhost", "/b/x", Some(&ta))), 401);
     assert_eq!(status(&gw.get("localhost", "/a/x", Some(&tb))), 401);
     assert_eq!(status(&gw.get("localhost", "/a/x", None)), 401);
-    assert_eq!(consumer(&gw.get("localhost", "/c", None)), None, "unruled paths pass");
+    assert_eq!(
+        consumer(&gw.get("localhost", "/c", None)),
+        None,
+        "unruled paths pass"
+    );
     // The Higress sample has aud `default`: not valid on a route-scoped rule.
     let gw = gw.at(1_687_944_300);
-    assert_eq!(status(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))), 401);
+    assert_eq!(
+        status(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))),
+        401
+    );
 }
 
 #[test]
@@ -193,43 +366,77 @@ fn shared_tokens_work_on_every_route_of_the_rule() {
     let gw = Gateway::load("shared-tokens.policy");
     let ta = gw.token("localhost", "/a/oauth2/token", C1);
     assert_eq!(claims(&ta)["aud"], "default");
-    assert_eq!(consumer(&gw.get("localhost", "/b/x", Some(&ta))), Some("consumer1"));
-    assert_eq!(consumer(&gw.get("localhost", "/a/x", Some(&ta))), Some("consumer1"));
+    assert_eq!(
+        consumer(&gw.get("localhost", "/b/x", Some(&ta))),
+        Some("consumer1")
+    );
+    assert_eq!(
+        consumer(&gw.get("localhost", "/a/x", Some(&ta))),
+        Some("consumer1")
+    );
 }
 
 #[test]
 fn gateway_wide_authentication() {
     let gw = Gateway::load("gateway-wide.policy");
     assert_eq!(status(&gw.get("anything.test", "/", None)), 401);
-    assert_eq!(status(&gw.get("anything.test", "/deep/path?x=1", None)), 401);
+    assert_eq!(
+        status(&gw.get("anything.test", "/deep/path?x=1", None)),
+        401
+    );
     let t2 = gw.token("anything.test", "/any/prefix/oauth2/token", C2);
-    assert_eq!(consumer(&gw.get("other.test", "/x", Some(&t2))), Some("consumer2"));
+    assert_eq!(
+        consumer(&gw.get("other.test", "/x", Some(&t2))),
+        Some("consumer2")
+    );
 }
 
 #[test]
 fn the_higress_sample_token_is_accepted_only_while_valid() {
     let exp = 1_687_951_463;
     let gw = Gateway::load("demo.policy").at(1_687_944_263 + 10);
-    assert_eq!(consumer(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))), Some("consumer1"));
+    assert_eq!(
+        consumer(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))),
+        Some("consumer1")
+    );
     let gw = gw.at(exp + 60);
-    assert_eq!(consumer(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))), Some("consumer1"), "within clock skew");
+    assert_eq!(
+        consumer(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))),
+        Some("consumer1"),
+        "within clock skew"
+    );
     let gw = gw.at(exp + 61);
-    assert_eq!(status(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))), 401);
+    assert_eq!(
+        status(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))),
+        401
+    );
     let gw = gw.at(1_687_944_263 - 61);
-    assert_eq!(status(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))), 401, "iat in the future beyond skew");
+    assert_eq!(
+        status(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))),
+        401,
+        "iat in the future beyond skew"
+    );
 }
 
 #[test]
 fn keep_token_false_removes_the_credential() {
-    let src = std::fs::read_to_string(format!("{}/../policies/gateway-wide.policy", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
-        .replace("keep_token         true", "keep_token false");
+    let src = std::fs::read_to_string(format!(
+        "{}/../policies/gateway-wide.policy",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("keep_token         true", "keep_token false");
     let host = FixedHost::at(NOW);
     let policy = Policy::compile(&src, &host).unwrap();
     let gw = Gateway { policy, host };
     let t = gw.token("x", "/oauth2/token", C1);
     let d = gw.get("x", "/", Some(&t));
-    assert!(d.forward().unwrap().remove_headers.contains(&"authorization".to_string()));
+    assert!(
+        d.forward()
+            .unwrap()
+            .remove_headers
+            .contains(&"authorization".to_string())
+    );
 }
 
 #[test]
@@ -244,30 +451,58 @@ fn custom_header_names_and_settings() {
         consumer c { client_id id; client_secret s3cret }
     "#;
     let host = FixedHost::at(NOW);
-    let gw = Gateway { policy: Policy::compile(src, &host).unwrap(), host };
+    let gw = Gateway {
+        policy: Policy::compile(src, &host).unwrap(),
+        host,
+    };
     let t = gw.token("h", "/token", ("id", "s3cret"));
-    assert_eq!((claims(&t)["iss"].as_str(), claims(&t)["exp"].as_u64()), (Some("my-gw"), Some(NOW + 300)));
+    assert_eq!(
+        (claims(&t)["iss"].as_str(), claims(&t)["exp"].as_u64()),
+        (Some("my-gw"), Some(NOW + 300))
+    );
     let d = gw.call("GET", "h", "/", &[("x-token", &format!("Bearer {t}"))], b"");
-    assert_eq!(d.forward().unwrap().set_headers, vec![("x-caller".into(), "c".into())]);
-    assert_eq!(status(&gw.get("h", "/", Some(&t))), 401, "Authorization is not the configured header");
+    assert_eq!(
+        d.forward().unwrap().set_headers,
+        vec![("x-caller".into(), "c".into())]
+    );
+    assert_eq!(
+        status(&gw.get("h", "/", Some(&t))),
+        401,
+        "Authorization is not the configured header"
+    );
 }
 
 #[test]
 fn global_auth_unset_authenticates_everything_only_without_rules() {
     let consumers = "consumer c { client_id id; client_secret s }\n";
     let host = FixedHost::at(NOW);
-    let gw = Gateway { policy: Policy::compile(consumers, &host).unwrap(), host };
+    let gw = Gateway {
+        policy: Policy::compile(consumers, &host).unwrap(),
+        host,
+    };
     assert_eq!(status(&gw.get("h", "/", None)), 401);
     let with_rule = format!("{consumers}rule {{ match domain [x.com]; allow [c] }}\n");
     let host = FixedHost::at(NOW);
-    let gw = Gateway { policy: Policy::compile(&with_rule, &host).unwrap(), host };
+    let gw = Gateway {
+        policy: Policy::compile(&with_rule, &host).unwrap(),
+        host,
+    };
     assert_eq!(consumer(&gw.get("h", "/", None)), None);
     assert_eq!(status(&gw.get("x.com", "/", None)), 401);
     let off = format!("global_auth false\n{consumers}");
     let host = FixedHost::at(NOW);
-    let gw = Gateway { policy: Policy::compile(&off, &host).unwrap(), host };
+    let gw = Gateway {
+        policy: Policy::compile(&off, &host).unwrap(),
+        host,
+    };
     assert_eq!(consumer(&gw.get("h", "/", None)), None);
-    assert_eq!(gw.token("h", "/oauth2/token", ("id", "s")).split('.').count(), 3, "no rules: token endpoint still served");
+    assert_eq!(
+        gw.token("h", "/oauth2/token", ("id", "s"))
+            .split('.')
+            .count(),
+        3,
+        "no rules: token endpoint still served"
+    );
 }
 
 #[test]
@@ -283,12 +518,24 @@ fn disabled_rules_and_host_supplied_routes_and_services() {
     let policy = Policy::compile(src, &host).unwrap();
     let headers = Vec::new();
     let decide = |route: Option<&str>, service: Option<&str>| {
-        let req = Request { method: "GET", authority: "h", path: "/", headers: &headers, route, service, ..Default::default() };
+        let req = Request {
+            method: "GET",
+            authority: "h",
+            path: "/",
+            headers: &headers,
+            route,
+            service,
+            ..Default::default()
+        };
         policy.decide(&req, &host)
     };
     assert!(decide(Some("health"), None).forward().is_some());
     assert_eq!(status(&decide(Some("internal-billing"), None)), 401);
-    assert!(decide(Some("orders"), Some("orders.svc")).forward().is_some());
+    assert!(
+        decide(Some("orders"), Some("orders.svc"))
+            .forward()
+            .is_some()
+    );
     assert_eq!(status(&decide(Some("orders"), Some("other.svc"))), 401);
     assert_eq!(status(&decide(None, None)), 401);
 }
@@ -297,12 +544,24 @@ fn disabled_rules_and_host_supplied_routes_and_services() {
 fn explain_and_dot_describe_the_decision() {
     let gw = Gateway::load("demo.policy");
     let headers = Vec::new();
-    let req = Request { method: "GET", authority: "test.com", path: "/x", headers: &headers, ..Default::default() };
+    let req = Request {
+        method: "GET",
+        authority: "test.com",
+        path: "/x",
+        headers: &headers,
+        ..Default::default()
+    };
     let text = gw.policy.explain(&req, &gw.host);
-    assert!(text.contains("first matching rule: rule `domains`"), "{text}");
+    assert!(
+        text.contains("first matching rule: rule `domains`"),
+        "{text}"
+    );
     assert!(text.contains("reply 401 (no bearer token)"), "{text}");
     let dot = gw.policy.graph().to_dot();
-    assert!(dot.starts_with("digraph warden {") && dot.contains("authorize"), "{dot}");
+    assert!(
+        dot.starts_with("digraph warden {") && dot.contains("authorize"),
+        "{dot}"
+    );
 }
 
 #[test]
@@ -313,16 +572,31 @@ fn rule_verdicts_at_scale() {
     let policy = Policy::compile(&warden_engine::synth::policy(n), &host).unwrap();
     let g = policy.graph();
     let headers = Vec::new();
-    let req = |authority, path| Request { method: "GET", authority, path, headers: &headers, ..Default::default() };
+    let req = |authority, path| Request {
+        method: "GET",
+        authority,
+        path,
+        headers: &headers,
+        ..Default::default()
+    };
     let last = g.consumer_id(&format!("c{}", n - 1));
     let other = g.consumer_id("c0");
     let path = format!("/r{}/x", n - 1);
     let host_name = format!("api.d{}.example.com", n - 1);
     assert_eq!(g.rule_verdict(&req("h", &path), last), Verdict::Allowed);
     assert_eq!(g.rule_verdict(&req("h", &path), other), Verdict::Denied);
-    assert_eq!(g.rule_verdict(&req("h", &path), None), Verdict::Unauthenticated);
-    assert_eq!(g.rule_verdict(&req(&host_name, "/"), last), Verdict::Allowed);
-    assert_eq!(g.rule_verdict(&req(&host_name, "/"), other), Verdict::Denied);
+    assert_eq!(
+        g.rule_verdict(&req("h", &path), None),
+        Verdict::Unauthenticated
+    );
+    assert_eq!(
+        g.rule_verdict(&req(&host_name, "/"), last),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        g.rule_verdict(&req(&host_name, "/"), other),
+        Verdict::Denied
+    );
     assert_eq!(g.rule_verdict(&req("h", "/unrouted"), None), Verdict::Pass);
     // Identical allow sets are shared; one authorize node per set.
     let (nodes, rules, sets) = g.stats();

@@ -27,7 +27,9 @@ impl ConsumerSet {
 
     pub fn contains(&self, id: ConsumerId) -> bool {
         match self {
-            ConsumerSet::Bits(bits) => bits.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0),
+            ConsumerSet::Bits(bits) => bits
+                .get(id as usize / 64)
+                .is_some_and(|w| w & (1 << (id % 64)) != 0),
             ConsumerSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
         }
     }
@@ -40,14 +42,23 @@ mod tests {
     #[test]
     fn both_shapes_agree() {
         for universe in [1, 10, 5000, 100_000] {
-            let ids: Vec<u32> = (0..universe as u32).filter(|i| i % 7 == 3).take(20).collect();
+            let ids: Vec<u32> = (0..universe as u32)
+                .filter(|i| i % 7 == 3)
+                .take(20)
+                .collect();
             let set = ConsumerSet::new(&ids, universe);
             for id in 0..universe as u32 {
                 assert_eq!(set.contains(id), ids.contains(&id), "{universe} {id}");
             }
             assert!(!set.contains(universe as u32 + 64));
         }
-        assert!(matches!(ConsumerSet::new(&[1, 2], 100_000), ConsumerSet::Sorted(_)));
-        assert!(matches!(ConsumerSet::new(&[1, 2], 100), ConsumerSet::Bits(_)));
+        assert!(matches!(
+            ConsumerSet::new(&[1, 2], 100_000),
+            ConsumerSet::Sorted(_)
+        ));
+        assert!(matches!(
+            ConsumerSet::new(&[1, 2], 100),
+            ConsumerSet::Bits(_)
+        ));
     }
 }

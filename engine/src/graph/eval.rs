@@ -93,12 +93,22 @@ impl DecisionGraph {
             Decision::Reply(r) => format!("reply {} ({})", r.status, r.reason),
         };
         steps.push(format!("decision: {outcome}"));
-        steps.iter().enumerate().map(|(i, s)| format!("{}. {s}\n", i + 1)).collect()
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{}. {s}\n", i + 1))
+            .collect()
     }
 
     /// Normalise the request, resolve its route and pick the entry node.
     fn dispatch<'r>(&'r self, req: &'r Request<'r>, trace: &mut impl Trace) -> (Ctx<'r>, NodeId) {
-        let mut ctx = Ctx { req, host: normalize_host(req.authority), route: req.route, upstream: None, consumer: None };
+        let mut ctx = Ctx {
+            req,
+            host: normalize_host(req.authority),
+            route: req.route,
+            upstream: None,
+            consumer: None,
+        };
         let declared = match req.route {
             Some(name) => self.route_by_name.get(name).copied(),
             None => self.router.lookup(req.path),
@@ -107,9 +117,19 @@ impl DecisionGraph {
             ctx.route = Some(&r.name);
             ctx.upstream = r.upstream.as_deref();
         }
-        trace.step(|| format!("host `{}`, route {}", ctx.host, ctx.route.map_or("none".into(), |r| format!("`{r}`"))));
+        trace.step(|| {
+            format!(
+                "host `{}`, route {}",
+                ctx.host,
+                ctx.route.map_or("none".into(), |r| format!("`{r}`"))
+            )
+        });
 
-        let keys = MatchKeys { route: ctx.route, service: req.service.or(ctx.upstream), host: &ctx.host };
+        let keys = MatchKeys {
+            route: ctx.route,
+            service: req.service.or(ctx.upstream),
+            host: &ctx.host,
+        };
         let node = match self.index.first_match(&keys) {
             Some(pos) => {
                 trace.step(|| format!("first matching rule: {}", self.rule_label[pos as usize]));
@@ -149,7 +169,12 @@ impl DecisionGraph {
         }
     }
 
-    fn evaluate<'r>(&'r self, req: &'r Request<'r>, host: &dyn Host, trace: &mut impl Trace) -> Decision {
+    fn evaluate<'r>(
+        &'r self,
+        req: &'r Request<'r>,
+        host: &dyn Host,
+        trace: &mut impl Trace,
+    ) -> Decision {
         let (mut ctx, mut node) = self.dispatch(req, trace);
         loop {
             match self.nodes[node as usize] {
@@ -163,7 +188,12 @@ impl DecisionGraph {
                 }
                 Node::Authenticate { scope, next } => match self.authenticate(&ctx, scope, host) {
                     Ok(consumer) => {
-                        trace.step(|| format!("authenticated as `{}`", self.consumer_names[consumer as usize]));
+                        trace.step(|| {
+                            format!(
+                                "authenticated as `{}`",
+                                self.consumer_names[consumer as usize]
+                            )
+                        });
                         ctx.consumer = Some((consumer, scope));
                         node = next;
                     }
@@ -173,7 +203,9 @@ impl DecisionGraph {
                     }
                 },
                 Node::Authorize { set, next } => {
-                    let allowed = ctx.consumer.is_some_and(|(c, _)| self.sets[set as usize].contains(c));
+                    let allowed = ctx
+                        .consumer
+                        .is_some_and(|(c, _)| self.sets[set as usize].contains(c));
                     if !allowed {
                         trace.step(|| "consumer not in the rule's `allow` list".into());
                         return Decision::Reply(self.forbidden(req));
@@ -188,23 +220,38 @@ impl DecisionGraph {
 
     /// Verify the bearer token against `scope`; the consumer, or whether a
     /// token was presented and why it failed.
-    fn authenticate(&self, ctx: &Ctx<'_>, scope: ScopeId, host: &dyn Host) -> Result<ConsumerId, (bool, TokenError)> {
+    fn authenticate(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: ScopeId,
+        host: &dyn Host,
+    ) -> Result<ConsumerId, (bool, TokenError)> {
         let s = &self.scopes[scope as usize];
-        let mut values = ctx.req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&s.settings.auth_header_name));
+        let mut values = ctx
+            .req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(&s.settings.auth_header_name));
         let Some((_, value)) = values.next() else {
-            return Err((false, TokenError::Malformed));
+            return Err((false, TokenError::Missing));
         };
         if values.next().is_some() {
-            return Err((true, TokenError::Malformed));
+            return Err((true, TokenError::Ambiguous));
         }
-        let token = bearer(value).ok_or((false, TokenError::Malformed))?;
+        let token = bearer(value).ok_or((false, TokenError::Missing))?;
         let unverified = token::parse(token).map_err(|e| (true, e))?;
-        let (consumer, secret) =
-            s.clients.get(unverified.claims.client_id.as_str()).ok_or((true, TokenError::UnknownClient))?;
+        let (consumer, secret) = s
+            .clients
+            .get(unverified.claims.client_id.as_str())
+            .ok_or((true, TokenError::UnknownClient))?;
         let expect = Expect {
             issuer: &s.settings.issuer,
             consumer: &self.consumer_names[*consumer as usize],
-            audience: Some(if s.settings.global_credentials { "default" } else { ctx.scope_key() }),
+            audience: Some(if s.settings.global_credentials {
+                "default"
+            } else {
+                ctx.scope_key()
+            }),
             now: host.now(),
             skew: s.settings.clock_skew_seconds,
         };
@@ -216,7 +263,10 @@ impl DecisionGraph {
         let s = &self.scopes[scope as usize];
         let issued = oauth::parse_request(ctx.req).and_then(|tr| {
             let invalid = OAuthError::InvalidClient { basic: tr.basic };
-            let (consumer, secret) = s.clients.get(tr.client_id.as_str()).ok_or_else(|| invalid.clone())?;
+            let (consumer, secret) = s
+                .clients
+                .get(tr.client_id.as_str())
+                .ok_or_else(|| invalid.clone())?;
             let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
             if !secret.matches(presented.as_bytes()) {
                 return Err(invalid);
@@ -226,7 +276,11 @@ impl DecisionGraph {
             let now = host.now();
             let name = &self.consumer_names[*consumer as usize];
             let claims = Claims {
-                aud: if s.settings.global_credentials { "default".into() } else { ctx.scope_key().into() },
+                aud: if s.settings.global_credentials {
+                    "default".into()
+                } else {
+                    ctx.scope_key().into()
+                },
                 client_id: tr.client_id.clone(),
                 exp: now.saturating_add(s.settings.token_ttl),
                 iat: now,
@@ -236,8 +290,13 @@ impl DecisionGraph {
                 scope: tr.scope.clone(),
                 sub: name.to_string(),
             };
-            let token = token::issue(&claims, secret).map_err(|e| OAuthError::ServerError(e.to_string()))?;
-            Ok(oauth::token_reply(&token, s.settings.token_ttl, format!("issued a token to consumer `{name}`")))
+            let token = token::issue(&claims, secret)
+                .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+            Ok(oauth::token_reply(
+                &token,
+                s.settings.token_ttl,
+                format!("issued a token to consumer `{name}`"),
+            ))
         });
         issued.unwrap_or_else(|e| e.reply())
     }
@@ -247,13 +306,20 @@ impl DecisionGraph {
         if presented {
             challenge.push_str(", error=\"invalid_token\"");
         }
-        let reason = if presented { why.to_string() } else { "no bearer token".to_string() };
-        plain(401, "Invalid Jwt token", challenge, reason)
+        plain(401, "Invalid Jwt token", challenge, why.to_string())
     }
 
     fn forbidden(&self, req: &Request<'_>) -> Reply {
-        let challenge = format!("Bearer realm=\"{}\", error=\"insufficient_scope\"", realm(req));
-        plain(403, "Access Denied", challenge, "consumer not allowed by the matching rule".into())
+        let challenge = format!(
+            "Bearer realm=\"{}\", error=\"insufficient_scope\"",
+            realm(req)
+        );
+        plain(
+            403,
+            "Access Denied",
+            challenge,
+            "consumer not allowed by the matching rule".into(),
+        )
     }
 
     fn forward(&self, ctx: &Ctx<'_>) -> Forward {
@@ -302,23 +368,45 @@ fn normalize_host(authority: &str) -> Cow<'_, str> {
         rest.split(']').next().unwrap_or(rest)
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                authority
+            }
         })
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(host.to_ascii_lowercase()) } else { Cow::Borrowed(host) }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// The request URL for the challenge's realm, as Higress does: at most 256
 /// characters, printable ASCII, quotes and backslashes escaped.
 fn realm(req: &Request<'_>) -> String {
-    let scheme = if req.scheme.is_empty() { "http" } else { req.scheme };
-    let query = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
+    let scheme = if req.scheme.is_empty() {
+        "http"
+    } else {
+        req.scheme
+    };
+    let query = if req.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", req.query)
+    };
     let url = format!("{scheme}://{}{}{query}", req.authority, req.path);
     url.chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
         .take(256)
-        .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
+        .flat_map(|c| {
+            if c == '"' || c == '\\' {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
         .collect()
 }
 
@@ -343,7 +431,15 @@ mod tests {
         assert_eq!(bearer("Bearer abc"), Some("abc"));
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("BEARER abc"), Some("abc"));
-        for bad in ["Bearerabc", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "xBearer abc", "Bearer\tabc"] {
+        for bad in [
+            "Bearerabc",
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "xBearer abc",
+            "Bearer\tabc",
+        ] {
             assert_eq!(bearer(bad), None, "{bad:?}");
         }
     }

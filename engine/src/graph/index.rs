@@ -42,7 +42,10 @@ impl Affix {
     }
 
     pub fn suffixes() -> Self {
-        Affix { suffix: true, ..Affix::default() }
+        Affix {
+            suffix: true,
+            ..Affix::default()
+        }
     }
 
     pub fn insert(&mut self, pattern: &str, pos: RulePos) -> bool {
@@ -59,7 +62,11 @@ impl Affix {
             if len > s.len() {
                 break;
             }
-            let part = if self.suffix { s.get(s.len() - len..) } else { s.get(..len) };
+            let part = if self.suffix {
+                s.get(s.len() - len..)
+            } else {
+                s.get(..len)
+            };
             if let Some(&pos) = part.and_then(|p| self.map.get(p)) {
                 best = Some(best.map_or(pos, |b| b.min(pos)));
             }
@@ -140,7 +147,12 @@ impl RuleIndex {
         if let Some(route) = keys.route {
             take(self.route.get(route).copied());
             if let Some(service) = keys.service {
-                take(self.route_service.get(route).and_then(|m| m.get(service)).copied());
+                take(
+                    self.route_service
+                        .get(route)
+                        .and_then(|m| m.get(service))
+                        .copied(),
+                );
             }
             if !self.route_prefix.is_empty() {
                 take(self.route_prefix.first(route));
@@ -179,8 +191,11 @@ impl PathRouter {
 
     pub fn lookup(&self, path: &str) -> Option<u32> {
         for &len in &self.lens {
-            let Some(prefix) = path.get(..len) else { continue };
-            let boundary = len == path.len() || prefix.ends_with('/') || path.as_bytes()[len] == b'/';
+            let Some(prefix) = path.get(..len) else {
+                continue;
+            };
+            let boundary =
+                len == path.len() || prefix.ends_with('/') || path.as_bytes()[len] == b'/';
             if boundary && let Some(&r) = self.map.get(prefix) {
                 return Some(r);
             }
@@ -234,10 +249,23 @@ mod tests {
         i.domain_suffix.insert(".example.com", 2);
         i.add_route("route-a", 3);
         i.add_route_service("route-a", "svc", 1);
-        let keys = |route, service, host| MatchKeys { route, service, host };
-        assert_eq!(i.first_match(&keys(Some("route-a"), None, "test.com")), Some(3));
-        assert_eq!(i.first_match(&keys(Some("route-a"), Some("svc"), "test.com")), Some(1));
-        assert_eq!(i.first_match(&keys(Some("route-a"), None, "x.example.com")), Some(2));
+        let keys = |route, service, host| MatchKeys {
+            route,
+            service,
+            host,
+        };
+        assert_eq!(
+            i.first_match(&keys(Some("route-a"), None, "test.com")),
+            Some(3)
+        );
+        assert_eq!(
+            i.first_match(&keys(Some("route-a"), Some("svc"), "test.com")),
+            Some(1)
+        );
+        assert_eq!(
+            i.first_match(&keys(Some("route-a"), None, "x.example.com")),
+            Some(2)
+        );
         assert_eq!(i.first_match(&keys(None, None, "other")), None);
     }
 }

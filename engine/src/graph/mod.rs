@@ -25,7 +25,9 @@ pub use consumer_set::ConsumerSet;
 pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
 
-use crate::model::{Action, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret, Settings};
+use crate::model::{
+    Action, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret, Settings,
+};
 use crate::{Diagnostic, RouteInfo};
 
 /// Index of a node in the arena.
@@ -146,7 +148,10 @@ impl DecisionGraph {
         let unmatched_entry = match model.global_auth {
             Some(true) => arena.authn(INSTANCE, forward),
             None if no_rules => arena.authn(INSTANCE, forward),
-            Some(false) if no_rules => arena.add(Node::TokenEndpoint { scope: INSTANCE, next: forward }),
+            Some(false) if no_rules => arena.add(Node::TokenEndpoint {
+                scope: INSTANCE,
+                next: forward,
+            }),
             _ => forward,
         };
 
@@ -192,14 +197,28 @@ impl DecisionGraph {
             rule_entry,
             rule_label: model.rules.iter().map(|r| r.label().into()).collect(),
             unmatched_entry,
-            shadowed: shadowed.into_iter().map(|pos| (pos, earliest_claim(&index, &model.rules[pos as usize].matcher))).collect(),
+            shadowed: shadowed
+                .into_iter()
+                .map(|pos| {
+                    (
+                        pos,
+                        earliest_claim(&index, &model.rules[pos as usize].matcher),
+                    )
+                })
+                .collect(),
             index,
             scopes,
-            consumer_names: model.consumers.iter().map(|c| c.name.as_str().into()).collect(),
+            consumer_names: model
+                .consumers
+                .iter()
+                .map(|c| c.name.as_str().into())
+                .collect(),
             consumer_scope: {
                 let mut of = vec![INSTANCE; model.consumers.len()];
                 for (i, s) in model.scopes.iter().enumerate() {
-                    s.consumers.iter().for_each(|&c| of[c as usize] = i as ScopeId);
+                    s.consumers
+                        .iter()
+                        .for_each(|&c| of[c as usize] = i as ScopeId);
                 }
                 of
             },
@@ -232,14 +251,20 @@ impl DecisionGraph {
                 let r = &model.rules[rule as usize];
                 let head = r.span.start..r.span.start + 4;
                 Diagnostic::warning(source, head, format!("this {} never applies", r.label()))
-                    .with_help(format!("{} matches everything it matches, and the first matching rule wins", self.rule_label[by as usize]))
+                    .with_help(format!(
+                        "{} matches everything it matches, and the first matching rule wins",
+                        self.rule_label[by as usize]
+                    ))
             })
             .collect()
     }
 
     /// The id of consumer `name` (first declared), for tools and benchmarks.
     pub fn consumer_id(&self, name: &str) -> Option<ConsumerId> {
-        self.consumer_names.iter().position(|n| &**n == name).map(|i| i as ConsumerId)
+        self.consumer_names
+            .iter()
+            .position(|n| &**n == name)
+            .map(|i| i as ConsumerId)
     }
 
     /// Number of nodes, rules and consumer sets (for tests and `graph`).
@@ -252,11 +277,19 @@ impl DecisionGraph {
         let mut out = String::from("digraph warden {\n  rankdir=LR;\n  node [shape=box];\n");
         for (id, node) in self.nodes.iter().enumerate() {
             let (label, next) = match node {
-                Node::TokenEndpoint { scope, next } => {
-                    (format!("token endpoint\\n{}", self.scopes[*scope as usize].settings.auth_path), Some(next))
+                Node::TokenEndpoint { scope, next } => (
+                    format!(
+                        "token endpoint\\n{}",
+                        self.scopes[*scope as usize].settings.auth_path
+                    ),
+                    Some(next),
+                ),
+                Node::Authenticate { scope, next } => {
+                    (format!("authenticate\\nscope {scope}"), Some(next))
                 }
-                Node::Authenticate { scope, next } => (format!("authenticate\\nscope {scope}"), Some(next)),
-                Node::Authorize { set, next } => (format!("authorize\\nallow set {set}"), Some(next)),
+                Node::Authorize { set, next } => {
+                    (format!("authorize\\nallow set {set}"), Some(next))
+                }
                 Node::Forward => ("forward".to_string(), None),
             };
             let _ = writeln!(out, "  n{id} [label=\"{label}\"];");
@@ -264,10 +297,17 @@ impl DecisionGraph {
                 let _ = writeln!(out, "  n{id} -> n{next};");
             }
         }
-        let _ = writeln!(out, "  unmatched [shape=plaintext, label=\"no rule matches\"];\n  unmatched -> n{};", self.unmatched_entry);
+        let _ = writeln!(
+            out,
+            "  unmatched [shape=plaintext, label=\"no rule matches\"];\n  unmatched -> n{};",
+            self.unmatched_entry
+        );
         for (pos, entry) in self.rule_entry.iter().enumerate() {
             let label = self.rule_label[pos].replace('"', "'");
-            let _ = writeln!(out, "  r{pos} [shape=plaintext, label=\"{label}\"];\n  r{pos} -> n{entry};");
+            let _ = writeln!(
+                out,
+                "  r{pos} [shape=plaintext, label=\"{label}\"];\n  r{pos} -> n{entry};"
+            );
         }
         out.push_str("}\n");
         out
@@ -278,7 +318,9 @@ impl DecisionGraph {
 fn index_rule(index: &mut RuleIndex, matcher: &Matcher, pos: RulePos) -> bool {
     let mut any_new = false;
     match matcher {
-        Matcher::Route(names) => names.iter().for_each(|(n, _)| any_new |= index.add_route(n, pos)),
+        Matcher::Route(names) => names
+            .iter()
+            .for_each(|(n, _)| any_new |= index.add_route(n, pos)),
         Matcher::RouteAndService(routes, services) => {
             for (r, _) in routes {
                 for (s, _) in services {
@@ -286,8 +328,12 @@ fn index_rule(index: &mut RuleIndex, matcher: &Matcher, pos: RulePos) -> bool {
                 }
             }
         }
-        Matcher::RoutePrefix(prefixes) => prefixes.iter().for_each(|(p, _)| any_new |= index.route_prefix.insert(p, pos)),
-        Matcher::Service(names) => names.iter().for_each(|(n, _)| any_new |= index.add_service(n, pos)),
+        Matcher::RoutePrefix(prefixes) => prefixes
+            .iter()
+            .for_each(|(p, _)| any_new |= index.route_prefix.insert(p, pos)),
+        Matcher::Service(names) => names
+            .iter()
+            .for_each(|(n, _)| any_new |= index.add_service(n, pos)),
         Matcher::Domain(patterns) => {
             for (p, _) in patterns {
                 any_new |= match p {
@@ -306,10 +352,12 @@ fn earliest_claim(index: &RuleIndex, matcher: &Matcher) -> RulePos {
     let first = |m: &FxHashMap<Box<str>, RulePos>, k: &str| m.get(k).copied();
     let found = match matcher {
         Matcher::Route(n) => n.first().and_then(|(k, _)| first(&index.route, k)),
-        Matcher::RouteAndService(r, s) => r
-            .first()
-            .zip(s.first())
-            .and_then(|((r, _), (s, _))| index.route_service.get(r.as_str()).and_then(|m| first(m, s))),
+        Matcher::RouteAndService(r, s) => r.first().zip(s.first()).and_then(|((r, _), (s, _))| {
+            index
+                .route_service
+                .get(r.as_str())
+                .and_then(|m| first(m, s))
+        }),
         Matcher::RoutePrefix(p) => p.first().and_then(|(k, _)| index.route_prefix.first(k)),
         Matcher::Service(n) => n.first().and_then(|(k, _)| first(&index.service, k)),
         Matcher::Domain(p) => p.first().and_then(|(d, _)| match d {

@@ -96,14 +96,23 @@ impl<'s> Checker<'s> {
     }
 
     fn unknown_key(&mut self, item: &Item, context: &str, valid: &[&[&str]]) {
-        let mut d = self.r.err(item.key_span, format!("unknown setting `{}` {context}", item.key));
+        let mut d = self.r.err(
+            item.key_span,
+            format!("unknown setting `{}` {context}", item.key),
+        );
         let candidates = valid.iter().flat_map(|v| v.iter().copied());
         if let Some(best) = closest(&item.key, candidates) {
             d = d.with_help(format!("did you mean `{best}`?"));
         } else if RULE_ONLY.contains(&item.key.as_str()) {
-            d = d.with_help(format!("`{}` can only be set inside a `rule {{ … }}`", item.key));
+            d = d.with_help(format!(
+                "`{}` can only be set inside a `rule {{ … }}`",
+                item.key
+            ));
         } else if INSTANCE_ONLY.contains(&item.key.as_str()) {
-            d = d.with_help(format!("`{}` can only be set at the top level of the file", item.key));
+            d = d.with_help(format!(
+                "`{}` can only be set at the top level of the file",
+                item.key
+            ));
         }
         self.errors.push(d);
     }
@@ -111,7 +120,9 @@ impl<'s> Checker<'s> {
     fn no_block(&mut self, item: &Item) -> bool {
         match &item.block {
             Some(b) => {
-                let d = self.r.err(b.span, format!("`{}` takes a value, not a block", item.key));
+                let d = self
+                    .r
+                    .err(b.span, format!("`{}` takes a value, not a block", item.key));
                 self.errors.push(d);
                 false
             }
@@ -143,7 +154,10 @@ impl<'s> Checker<'s> {
                 "rule" => rule_items.push(item),
                 "global_auth" => {
                     if self.once(&mut seen, item) {
-                        let r = self.r.one(item).and_then(|v| self.r.boolean("global_auth", v));
+                        let r = self
+                            .r
+                            .one(item)
+                            .and_then(|v| self.r.boolean("global_auth", v));
                         match r {
                             Ok(b) => global_auth = Some(b),
                             Err(d) => self.errors.push(d),
@@ -152,7 +166,10 @@ impl<'s> Checker<'s> {
                 }
                 "consumer_header" => {
                     if self.once(&mut seen, item) {
-                        let r = self.r.one(item).and_then(|v| self.r.header_name("consumer_header", v));
+                        let r = self
+                            .r
+                            .one(item)
+                            .and_then(|v| self.r.header_name("consumer_header", v));
                         match r {
                             Ok(h) => consumer_header = h,
                             Err(d) => self.errors.push(d),
@@ -165,11 +182,19 @@ impl<'s> Checker<'s> {
                         self.report(r);
                     }
                 }
-                _ => self.unknown_key(item, "at the top level", &[SCOPE_SETTINGS, INSTANCE_ONLY, &["consumer"]]),
+                _ => self.unknown_key(
+                    item,
+                    "at the top level",
+                    &[SCOPE_SETTINGS, INSTANCE_ONLY, &["consumer"]],
+                ),
             }
         }
 
-        let mut scopes = vec![Scope { settings: settings.clone(), consumers: instance.ids.clone(), span: Span::default() }];
+        let mut scopes = vec![Scope {
+            settings: settings.clone(),
+            consumers: instance.ids.clone(),
+            span: Span::default(),
+        }];
         let rules = rule_items
             .into_iter()
             .filter_map(|item| self.rule(item, &settings, &instance, &routes, &mut scopes))
@@ -196,11 +221,17 @@ impl<'s> Checker<'s> {
                 if !p.starts_with('/') {
                     return Err(self
                         .r
-                        .err(v.span, format!("`auth_path` must start with `/`, found `{p}`"))
+                        .err(
+                            v.span,
+                            format!("`auth_path` must start with `/`, found `{p}`"),
+                        )
                         .with_help(format!("write `/{p}`")));
                 }
                 if p.contains(['?', '#']) || p.bytes().any(|b| b.is_ascii_whitespace()) {
-                    return Err(self.r.err(v.span, format!("`auth_path` must be a plain path, found `{p}`")));
+                    return Err(self.r.err(
+                        v.span,
+                        format!("`auth_path` must be a plain path, found `{p}`"),
+                    ));
                 }
                 s.auth_path = p.to_string();
             }
@@ -209,7 +240,9 @@ impl<'s> Checker<'s> {
             "token_ttl" => {
                 let ttl = self.r.duration(key, v)?;
                 if ttl == 0 {
-                    return Err(self.r.err(v.span, "`token_ttl` must be at least one second"));
+                    return Err(self
+                        .r
+                        .err(v.span, "`token_ttl` must be at least one second"));
                 }
                 s.token_ttl = ttl;
             }
@@ -227,11 +260,27 @@ impl<'s> Checker<'s> {
                 Ok(n) => (n.to_string(), v.span),
                 Err(d) => return self.fail(d),
             },
-            [] => return self.fail(self.r.err(item.key_span, "`consumer` needs a name: `consumer NAME { … }`")),
-            [_, extra, ..] => return self.fail(self.r.err(extra.span, "`consumer` takes one name before its `{`")),
+            [] => {
+                return self.fail(self.r.err(
+                    item.key_span,
+                    "`consumer` needs a name: `consumer NAME { … }`",
+                ));
+            }
+            [_, extra, ..] => {
+                return self.fail(
+                    self.r
+                        .err(extra.span, "`consumer` takes one name before its `{`"),
+                );
+            }
         };
         let Some(block) = &item.block else {
-            let d = self.r.err(item.span, format!("consumer `{}` needs a `{{ … }}` block with `client_id` and `client_secret`", name.0));
+            let d = self.r.err(
+                item.span,
+                format!(
+                    "consumer `{}` needs a `{{ … }}` block with `client_id` and `client_secret`",
+                    name.0
+                ),
+            );
             return self.fail(d);
         };
         let mut credentials = Vec::new();
@@ -241,7 +290,10 @@ impl<'s> Checker<'s> {
                 "client_id" | "client_secret" => direct.push(inner),
                 "credential" => {
                     let Some(b) = &inner.block else {
-                        let d = self.r.err(inner.key_span, "`credential` needs a `{ client_id …; client_secret … }` block");
+                        let d = self.r.err(
+                            inner.key_span,
+                            "`credential` needs a `{ client_id …; client_secret … }` block",
+                        );
                         self.errors.push(d);
                         continue;
                     };
@@ -258,7 +310,13 @@ impl<'s> Checker<'s> {
                 credentials.insert(0, c);
             }
         } else if credentials.is_empty() {
-            let d = self.r.err(name.1, format!("consumer `{}` has no `client_id` and `client_secret`", name.0));
+            let d = self.r.err(
+                name.1,
+                format!(
+                    "consumer `{}` has no `client_id` and `client_secret`",
+                    name.0
+                ),
+            );
             return self.fail(d);
         }
         if let Some((first, _)) = scope.names.get(&name.0) {
@@ -266,16 +324,28 @@ impl<'s> Checker<'s> {
             let d = self
                 .r
                 .err(name.1, format!("duplicate consumer name `{}`", name.0))
-                .with_help(format!("the first `{}` is on line {line}; consumer names must be unique", name.0));
+                .with_help(format!(
+                    "the first `{}` is on line {line}; consumer names must be unique",
+                    name.0
+                ));
             return self.fail(d);
         }
         let id = self.consumers.len() as ConsumerId;
         scope.names.insert(name.0.clone(), (name.1, id));
-        self.consumers.push(Consumer { name: name.0, credentials, span: item.span });
+        self.consumers.push(Consumer {
+            name: name.0,
+            credentials,
+            span: item.span,
+        });
         Some(id)
     }
 
-    fn credential(&mut self, items: &[&Item], span: Span, scope: &mut ConsumerSet) -> Option<Credential> {
+    fn credential(
+        &mut self,
+        items: &[&Item],
+        span: Span,
+        scope: &mut ConsumerSet,
+    ) -> Option<Credential> {
         let mut seen = Seen::default();
         let (mut id, mut secret) = (None, None);
         for item in items {
@@ -287,7 +357,11 @@ impl<'s> Checker<'s> {
                 continue;
             }
             match item.key.as_str() {
-                "client_id" => match self.r.one(item).and_then(|v| Ok((self.r.nonempty("client_id", v)?, v.span))) {
+                "client_id" => match self
+                    .r
+                    .one(item)
+                    .and_then(|v| Ok((self.r.nonempty("client_id", v)?, v.span)))
+                {
                     Ok((t, s)) => id = Some((t.to_string(), s)),
                     Err(d) => self.errors.push(d),
                 },
@@ -314,7 +388,9 @@ impl<'s> Checker<'s> {
             let d = self
                 .r
                 .err(id_span, format!("duplicate client_id `{client_id}`"))
-                .with_help(format!("it is already used on line {line}; a client_id identifies one consumer"));
+                .with_help(format!(
+                    "it is already used on line {line}; a client_id identifies one consumer"
+                ));
             return self.fail(d);
         }
         scope.client_ids.insert(client_id.clone(), id_span);
@@ -331,7 +407,10 @@ impl<'s> Checker<'s> {
                 let reference = format!("{source}:{name}");
                 self.host.secret(&reference).ok_or_else(|| {
                     self.r
-                        .err(kind.span.to(v.span), format!("the host cannot supply secret `{reference}`"))
+                        .err(
+                            kind.span.to(v.span),
+                            format!("the host cannot supply secret `{reference}`"),
+                        )
                         .with_help(match source {
                             "env" => format!("set the environment variable `{name}` for the host"),
                             _ => format!("make `{name}` readable by the host"),
@@ -342,7 +421,10 @@ impl<'s> Checker<'s> {
             [first, ..] => {
                 return Err(self
                     .r
-                    .err(first.span.to(item.span), "`client_secret` takes a string, `env NAME` or `file PATH`")
+                    .err(
+                        first.span.to(item.span),
+                        "`client_secret` takes a string, `env NAME` or `file PATH`",
+                    )
                     .with_help("e.g. `client_secret env CONSUMER1_SECRET`"));
             }
         };
@@ -359,14 +441,27 @@ impl<'s> Checker<'s> {
                 Ok(n) => (n.to_string(), v.span),
                 Err(d) => return self.fail(d),
             },
-            _ => return self.fail(self.r.err(item.key_span, "`route` needs one name: `route NAME { path_prefix \"/a\" }`")),
+            _ => {
+                return self.fail(self.r.err(
+                    item.key_span,
+                    "`route` needs one name: `route NAME { path_prefix \"/a\" }`",
+                ));
+            }
         };
         if let Some(&first) = routes.by_name.get(&name) {
             let line = self.lines.line(routes.list[first].span.start);
-            let d = self.r.err(name_span, format!("duplicate route name `{name}`")).with_help(format!("the first is on line {line}"));
+            let d = self
+                .r
+                .err(name_span, format!("duplicate route name `{name}`"))
+                .with_help(format!("the first is on line {line}"));
             return self.fail(d);
         }
-        let mut route = Route { name, path_prefix: None, upstream: None, span: item.span };
+        let mut route = Route {
+            name,
+            path_prefix: None,
+            upstream: None,
+            span: item.span,
+        };
         let mut seen = Seen::default();
         for inner in item.block.iter().flat_map(|b| &b.items) {
             if !ROUTE_KEYS.contains(&inner.key.as_str()) {
@@ -382,26 +477,43 @@ impl<'s> Checker<'s> {
         Some(route)
     }
 
-    fn route_setting(&self, route: &mut Route, item: &Item, routes: &RouteTable) -> Result<(), Diagnostic> {
+    fn route_setting(
+        &self,
+        route: &mut Route,
+        item: &Item,
+        routes: &RouteTable,
+    ) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
         let t = self.r.nonempty(&item.key, v)?;
         if item.key == "path_prefix" {
             if !t.starts_with('/') || t.contains(['?', '#']) {
-                return Err(self.r.err(v.span, format!("`path_prefix` must be a path starting with `/`, found `{t}`")));
+                return Err(self.r.err(
+                    v.span,
+                    format!("`path_prefix` must be a path starting with `/`, found `{t}`"),
+                ));
             }
-            let p = if t.len() > 1 { t.trim_end_matches('/') } else { t };
+            let p = if t.len() > 1 {
+                t.trim_end_matches('/')
+            } else {
+                t
+            };
             if let Some(&other) = routes.by_prefix.get(p) {
                 let other = &routes.list[other].name;
-                return Err(self.r.err(v.span, format!("path prefix `{p}` is already routed to `{other}`")));
+                return Err(self.r.err(
+                    v.span,
+                    format!("path prefix `{p}` is already routed to `{other}`"),
+                ));
             }
             route.path_prefix = Some(p.to_string());
         } else {
             let ok = t == "echo"
-                || t.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+                || t.strip_prefix("http://")
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
             if !ok {
-                return Err(self
-                    .r
-                    .err(v.span, format!("`upstream` must be `echo` or an `http://host:port` URL, found `{t}`")));
+                return Err(self.r.err(
+                    v.span,
+                    format!("`upstream` must be `echo` or an `http://host:port` URL, found `{t}`"),
+                ));
             }
             route.upstream = Some(t.trim_end_matches('/').to_string());
         }
@@ -444,7 +556,10 @@ struct ConsumerSet {
 mod rules;
 
 /// The closest of `candidates` to `word`, if any is close enough to suggest.
-pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1).min(3);
     candidates
         .into_iter()

@@ -20,7 +20,12 @@ impl Checker<'_> {
                 Ok(n) => Some(n.to_string()),
                 Err(d) => return self.fail(d),
             },
-            [_, extra, ..] => return self.fail(self.r.err(extra.span, "`rule` takes at most one name before its `{`")),
+            [_, extra, ..] => {
+                return self.fail(
+                    self.r
+                        .err(extra.span, "`rule` takes at most one name before its `{`"),
+                );
+            }
         };
         let Some(block) = &item.block else {
             return self.fail(self.r.err(item.span, "`rule` needs a `{ … }` block"));
@@ -52,7 +57,9 @@ impl Checker<'_> {
                         let on = match inner.args.as_slice() {
                             [] => Ok(true),
                             [v] => self.r.boolean("disable", v),
-                            [_, extra, ..] => Err(self.r.err(extra.span, "`disable` takes at most one value")),
+                            [_, extra, ..] => {
+                                Err(self.r.err(extra.span, "`disable` takes at most one value"))
+                            }
                         };
                         match on {
                             Ok(true) => disable = Some(inner.key_span),
@@ -74,7 +81,11 @@ impl Checker<'_> {
                         self.report(r);
                     }
                 }
-                _ => self.unknown_key(inner, "in a rule", &[RULE_ONLY, SCOPE_SETTINGS, &["consumer"]]),
+                _ => self.unknown_key(
+                    inner,
+                    "in a rule",
+                    &[RULE_ONLY, SCOPE_SETTINGS, &["consumer"]],
+                ),
             }
         }
 
@@ -102,7 +113,11 @@ impl Checker<'_> {
                     }
                     return None; // its consumers were malformed and already reported
                 }
-                scopes.push(Scope { settings, consumers: own.ids.clone(), span: item.span });
+                scopes.push(Scope {
+                    settings,
+                    consumers: own.ids.clone(),
+                    span: item.span,
+                });
                 Action::Authenticate((scopes.len() - 1) as ScopeId)
             }
             (None, None, Some(_)) => Action::Disable,
@@ -113,7 +128,9 @@ impl Checker<'_> {
                 let d = self
                     .r
                     .err(item.key_span, "this rule does nothing")
-                    .with_help("give it `allow [consumer, …]`, its own `consumer` blocks, or `disable`");
+                    .with_help(
+                        "give it `allow [consumer, …]`, its own `consumer` blocks, or `disable`",
+                    );
                 return self.fail(d);
             }
         };
@@ -123,7 +140,13 @@ impl Checker<'_> {
         }
         let matcher = self.matcher(matches, item, routes)?;
         let line = self.lines.line(item.span.start);
-        Some(Rule { name, span: item.span, line, matcher, action })
+        Some(Rule {
+            name,
+            span: item.span,
+            line,
+            matcher,
+            action,
+        })
     }
 
     /// `match KIND NAMES`
@@ -135,7 +158,9 @@ impl Checker<'_> {
             let d = self
                 .r
                 .err(item.span, "`match` takes a kind and names")
-                .with_help("e.g. `match route [route-a, route-b]` or `match domain [\"*.example.com\"]`");
+                .with_help(
+                    "e.g. `match route [route-a, route-b]` or `match domain [\"*.example.com\"]`",
+                );
             return self.fail(d);
         };
         let k = kind.text().unwrap_or_default();
@@ -148,14 +173,25 @@ impl Checker<'_> {
             return self.fail(d);
         };
         match self.r.texts("match", names) {
-            Ok(list) if list.is_empty() => self.fail(self.r.err(names.span, "`match` needs at least one name")),
-            Ok(list) => Some((k, list.into_iter().map(|(t, s)| (t.to_string(), s)).collect(), kind.span)),
+            Ok(list) if list.is_empty() => {
+                self.fail(self.r.err(names.span, "`match` needs at least one name"))
+            }
+            Ok(list) => Some((
+                k,
+                list.into_iter().map(|(t, s)| (t.to_string(), s)).collect(),
+                kind.span,
+            )),
             Err(d) => self.fail(d),
         }
     }
 
     /// Combine a rule's `match` clauses into one matcher.
-    fn matcher(&mut self, clauses: Vec<(&str, Vec<(String, Span)>, Span)>, rule: &Item, routes: &RouteTable) -> Option<Matcher> {
+    fn matcher(
+        &mut self,
+        clauses: Vec<(&str, Vec<(String, Span)>, Span)>,
+        rule: &Item,
+        routes: &RouteTable,
+    ) -> Option<Matcher> {
         let mut by_kind: Vec<(&str, Vec<(String, Span)>)> = Vec::new();
         for (kind, names, _) in clauses {
             match by_kind.iter_mut().find(|(k, _)| *k == kind) {
@@ -168,7 +204,11 @@ impl Checker<'_> {
             if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {
                     if !routes.by_name.contains_key(n) {
-                        let mut d = Diagnostic::warning(self.r.src, span.range(), format!("route `{n}` is not declared in this policy"));
+                        let mut d = Diagnostic::warning(
+                            self.r.src,
+                            span.range(),
+                            format!("route `{n}` is not declared in this policy"),
+                        );
                         d = d.with_help(match closest(n, routes.list.iter().map(|r| r.name.as_str())) {
                             Some(best) => format!("did you mean `{best}`? (only a host that names its own routes can match `{n}`)"),
                             None => "only a host that names its own routes can match it".into(),
@@ -193,8 +233,10 @@ impl Checker<'_> {
                 "route_prefix" => Matcher::RoutePrefix(names),
                 "service" => Matcher::Service(names),
                 _ => {
-                    let domains: Result<Vec<_>, _> =
-                        names.iter().map(|(n, s)| self.r.domain(n, *s).map(|p| (p, *s))).collect();
+                    let domains: Result<Vec<_>, _> = names
+                        .iter()
+                        .map(|(n, s)| self.r.domain(n, *s).map(|p| (p, *s)))
+                        .collect();
                     match domains {
                         Ok(d) => Matcher::Domain(d),
                         Err(d) => return self.fail(d),
@@ -229,8 +271,13 @@ impl Checker<'_> {
                 Some(&(_, id)) => ids.push(id),
                 None => {
                     ok = false;
-                    let mut d = self.r.err(span, format!("unknown consumer `{name}` in `allow`"));
-                    let known = instance.ids.iter().map(|&id| self.consumers[id as usize].name.as_str());
+                    let mut d = self
+                        .r
+                        .err(span, format!("unknown consumer `{name}` in `allow`"));
+                    let known = instance
+                        .ids
+                        .iter()
+                        .map(|&id| self.consumers[id as usize].name.as_str());
                     d = d.with_help(match closest(name, known) {
                         Some(best) => format!("did you mean `{best}`?"),
                         None if instance.ids.is_empty() => "declare it at the top level: `consumer NAME { client_id …; client_secret … }`".into(),

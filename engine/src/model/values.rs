@@ -25,7 +25,9 @@ impl<'s> Reader<'s> {
             [v] => Ok(v),
             [] => Err(self.err(item.key_span, format!("`{}` needs a value", item.key))),
             [_, extra, ..] => Err(self.err(
-                extra.span.to(item.args.last().map_or(extra.span, |v| v.span)),
+                extra
+                    .span
+                    .to(item.args.last().map_or(extra.span, |v| v.span)),
                 format!("`{}` takes one value", item.key),
             )),
         }
@@ -34,7 +36,10 @@ impl<'s> Reader<'s> {
     /// A string or bare word.
     pub fn text<'v>(&self, key: &str, v: &'v Value) -> Result<&'v str, Diagnostic> {
         v.text().ok_or_else(|| {
-            self.err(v.span, format!("`{key}` takes a single value, found {}", v.describe()))
+            self.err(
+                v.span,
+                format!("`{key}` takes a single value, found {}", v.describe()),
+            )
         })
     }
 
@@ -52,7 +57,10 @@ impl<'s> Reader<'s> {
             ValueKind::Word(w) if w == "true" => Ok(true),
             ValueKind::Word(w) if w == "false" => Ok(false),
             _ => Err(self
-                .err(v.span, format!("`{key}` must be `true` or `false`, found {}", shown(v)))
+                .err(
+                    v.span,
+                    format!("`{key}` must be `true` or `false`, found {}", shown(v)),
+                )
                 .with_help("write `true` or `false` without quotes")),
         }
     }
@@ -60,12 +68,21 @@ impl<'s> Reader<'s> {
     /// Seconds: `7200`, `90s`, `30m`, `2h`, `1d`, or combinations like `1h30m`.
     pub fn duration(&self, key: &str, v: &Value) -> Result<u64, Diagnostic> {
         let bad = || {
-            self.err(v.span, format!("`{key}` must be a duration, found {}", shown(v)))
-                .with_help("write seconds (`7200`) or a duration like `90s`, `30m`, `2h`, `1d`, `1h30m`")
+            self.err(
+                v.span,
+                format!("`{key}` must be a duration, found {}", shown(v)),
+            )
+            .with_help(
+                "write seconds (`7200`) or a duration like `90s`, `30m`, `2h`, `1d`, `1h30m`",
+            )
         };
-        let ValueKind::Word(w) = &v.kind else { return Err(bad()) };
+        let ValueKind::Word(w) = &v.kind else {
+            return Err(bad());
+        };
         parse_duration(w).map_err(|e| match e {
-            DurationError::TooLong => self.err(v.span, format!("`{key}` is too long: at most 100 years")),
+            DurationError::TooLong => {
+                self.err(v.span, format!("`{key}` is too long: at most 100 years"))
+            }
             DurationError::Malformed => bad(),
         })
     }
@@ -90,7 +107,10 @@ impl<'s> Reader<'s> {
     pub fn header_name(&self, key: &str, v: &Value) -> Result<String, Diagnostic> {
         let t = self.nonempty(key, v)?;
         if !t.bytes().all(is_tchar) {
-            return Err(self.err(v.span, format!("`{key}` must be a valid header name, found `{t}`")));
+            return Err(self.err(
+                v.span,
+                format!("`{key}` must be a valid header name, found `{t}`"),
+            ));
         }
         Ok(t.to_ascii_lowercase())
     }
@@ -163,10 +183,17 @@ pub fn parse_duration(w: &str) -> Result<u64, DurationError> {
             _ => return Err(Malformed),
         };
         let n: u64 = rest[..digits].parse().map_err(|_| TooLong)?;
-        total = n.checked_mul(mult).and_then(|s| total.checked_add(s)).ok_or(TooLong)?;
+        total = n
+            .checked_mul(mult)
+            .and_then(|s| total.checked_add(s))
+            .ok_or(TooLong)?;
         rest = &rest[digits + unit_len..];
     }
-    if total > MAX_SECONDS { Err(TooLong) } else { Ok(total) }
+    if total > MAX_SECONDS {
+        Err(TooLong)
+    } else {
+        Ok(total)
+    }
 }
 
 #[cfg(test)]

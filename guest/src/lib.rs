@@ -1,0 +1,152 @@
+//! Warden's WASI component: thin glue between the WIT contract (`wit/warden.wit`)
+//! and the pure engine (`warden-engine`).
+//!
+//! It exports the `engine` interface's `policy` resource over
+//! [`warden_engine::Policy`] and implements [`warden_engine::Host`] over the
+//! imported `host` interface. Nothing else lives here: every conversion is a
+//! field-for-field copy between WIT records and engine types, and the request
+//! the engine sees borrows from the WIT record without copying.
+//!
+//! `#![forbid(unsafe_code)]` is not possible here because `wit_bindgen::generate!`
+//! and `export!` expand to `unsafe` ABI glue; this file itself writes none.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+wit_bindgen::generate!({
+    world: "gateway",
+    path: "../wit",
+});
+
+use exports::warden::policy::engine::{Guest, GuestPolicy, Policy as PolicyHandle};
+use warden::policy::host;
+use warden::policy::types as wit;
+
+/// The engine's window on the world, over the host's imports.
+struct WitHost;
+
+impl warden_engine::Host for WitHost {
+    fn now(&self) -> u64 {
+        host::now()
+    }
+
+    fn random_bytes(&self, buf: &mut [u8]) {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let bytes = host::random_bytes(len);
+        // A well-behaved host returns exactly `len` bytes. If it returns fewer,
+        // fail closed rather than leave predictable bytes in a token id.
+        assert!(
+            bytes.len() >= buf.len(),
+            "host returned {} random bytes, {} requested",
+            bytes.len(),
+            buf.len()
+        );
+        buf.copy_from_slice(&bytes[..buf.len()]);
+    }
+
+    fn secret(&self, reference: &str) -> Option<Vec<u8>> {
+        host::secret(reference)
+    }
+}
+
+/// The component: exports the `engine` interface.
+struct Component;
+
+impl Guest for Component {
+    type Policy = CompiledPolicy;
+}
+
+/// The exported `policy` resource: one compiled policy.
+struct CompiledPolicy {
+    policy: warden_engine::Policy,
+}
+
+impl GuestPolicy for CompiledPolicy {
+    fn compile(_name: String, source: String) -> Result<PolicyHandle, Vec<wit::Diagnostic>> {
+        match warden_engine::Policy::compile(&source, &WitHost) {
+            Ok(policy) => Ok(PolicyHandle::new(CompiledPolicy { policy })),
+            Err(diagnostics) => Err(diagnostics.iter().map(diagnostic_to_wit).collect()),
+        }
+    }
+
+    fn decide(&self, req: wit::Request) -> wit::Decision {
+        decision_to_wit(self.policy.decide(&request_from_wit(&req), &WitHost))
+    }
+
+    fn explain(&self, req: wit::Request) -> String {
+        self.policy.explain(&request_from_wit(&req), &WitHost)
+    }
+
+    fn warnings(&self) -> Vec<wit::Diagnostic> {
+        self.policy
+            .warnings()
+            .iter()
+            .map(diagnostic_to_wit)
+            .collect()
+    }
+
+    fn routes(&self) -> Vec<wit::RouteInfo> {
+        self.policy
+            .routes()
+            .into_iter()
+            .map(|r| wit::RouteInfo {
+                name: r.name,
+                path_prefix: r.path_prefix,
+                upstream: r.upstream,
+            })
+            .collect()
+    }
+}
+
+/// The engine's view of a WIT request: borrows every field.
+fn request_from_wit(req: &wit::Request) -> warden_engine::Request<'_> {
+    warden_engine::Request {
+        method: &req.method,
+        scheme: &req.scheme,
+        authority: &req.authority,
+        path: &req.path,
+        query: &req.query,
+        headers: &req.headers,
+        body: &req.body,
+        route: req.route.as_deref(),
+        service: req.service.as_deref(),
+        peer: req.peer.as_deref(),
+    }
+}
+
+fn decision_to_wit(decision: warden_engine::Decision) -> wit::Decision {
+    match decision {
+        warden_engine::Decision::Forward(f) => wit::Decision::Forward(wit::Forward {
+            set_headers: f.set_headers,
+            remove_headers: f.remove_headers,
+            consumer: f.consumer,
+            route: f.route,
+            upstream: f.upstream,
+        }),
+        warden_engine::Decision::Reply(r) => wit::Decision::Reply(wit::Reply {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+            reason: r.reason,
+        }),
+    }
+}
+
+fn diagnostic_to_wit(d: &warden_engine::Diagnostic) -> wit::Diagnostic {
+    wit::Diagnostic {
+        severity: match d.severity {
+            warden_engine::Severity::Error => wit::Severity::Error,
+            warden_engine::Severity::Warning => wit::Severity::Warning,
+        },
+        message: d.message.clone(),
+        help: d.help.clone(),
+        start: saturate(d.span.start),
+        end: saturate(d.span.end),
+        line: d.line,
+        column: d.column,
+    }
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+export!(Component);

@@ -1,0 +1,132 @@
+//! Through the guest: the full decision (request in, HS256 verification,
+//! rules, decision out) and token issuance, each run by the wasmtime host
+//! exactly as `warden serve` runs them, beside the same work done natively by
+//! the engine and by `jsonwebtoken` alone, in one run.
+//!
+//! Run: `cargo bench -p warden-host --bench guest`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use warden_engine::token::Claims;
+use warden_engine::{FixedHost, Policy};
+use warden_host::{Clock, GuestComponent, OwnedRequest, PolicyRuntime, RuntimeOptions};
+
+const NOW: u64 = 1_700_000_000;
+const C1: (&str, &str) = (
+    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
+const DEMO: &str = include_str!("../../policies/demo.policy");
+
+fn token_request() -> OwnedRequest {
+    OwnedRequest::get(&format!(
+        "/a/oauth2/token?grant_type=client_credentials&client_id={}&client_secret={}",
+        C1.0, C1.1
+    ))
+}
+
+/// A realistic request: 12 headers, as a browser or SDK sends them.
+fn api_request(token: &str) -> OwnedRequest {
+    let mut req = OwnedRequest::get("/a/items").with_authority("gw.example.org");
+    for (k, v) in [
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) warden-bench/1.0",
+        ),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("cache-control", "no-cache"),
+        ("connection", "keep-alive"),
+        ("x-request-id", "6f1c2b9e-5d0a-4a8e-9c11-0b7f3e2d1a44"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("host", "gw.example.org"),
+    ] {
+        req = req.with_header(k, v);
+    }
+    req.with_header("authorization", &format!("Bearer {token}"))
+}
+
+fn guest(c: &mut Criterion) {
+    let options = RuntimeOptions {
+        clock: Clock::Fixed(NOW),
+        ..Default::default()
+    };
+    let runtime = PolicyRuntime::load_with(
+        GuestComponent::shared().unwrap(),
+        "demo.policy",
+        DEMO,
+        options,
+    )
+    .unwrap();
+    runtime.prewarm(1).unwrap();
+    let issued = runtime.decide(&token_request()).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&issued.reply().unwrap().body).unwrap();
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let req = api_request(&token);
+    assert_eq!(
+        runtime
+            .decide(&req)
+            .unwrap()
+            .forward()
+            .and_then(|f| f.consumer.as_deref()),
+        Some("consumer1")
+    );
+
+    let host = FixedHost::at(NOW);
+    let native = Policy::compile(DEMO, &host).unwrap();
+    let key = DecodingKey::from_secret(C1.1.as_bytes());
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+
+    let mut group = c.benchmark_group("full_decision");
+    group.bench_function("warden_guest", |b| {
+        b.iter(|| black_box(runtime.decide(black_box(&req)).unwrap()))
+    });
+    group.bench_function("warden_native", |b| {
+        b.iter(|| black_box(native.decide(&black_box(&req).as_engine(), &host)))
+    });
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            black_box(jsonwebtoken::decode::<Claims>(black_box(&token), &key, &validation).unwrap())
+        })
+    });
+    group.finish();
+
+    let token_req = token_request();
+    let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(&token).unwrap();
+    let enc = EncodingKey::from_secret(C1.1.as_bytes());
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("application/at+jwt".into());
+    let mut group = c.benchmark_group("issuance");
+    group.bench_function("warden_guest", |b| {
+        b.iter(|| black_box(runtime.decide(black_box(&token_req)).unwrap()))
+    });
+    group.bench_function("warden_native", |b| {
+        b.iter(|| black_box(native.decide(&black_box(&token_req).as_engine(), &host)))
+    });
+    group.bench_function("jsonwebtoken_encode", |b| {
+        b.iter(|| black_box(jsonwebtoken::encode(&header, black_box(&claims), &enc).unwrap()))
+    });
+    group.finish();
+
+    // The round trip alone: a request that matches no rule and needs no token.
+    let open = OwnedRequest::get("/public").with_authority("gw.example.org");
+    let mut group = c.benchmark_group("guest_call");
+    group.bench_function("unruled_request", |b| {
+        b.iter(|| black_box(runtime.decide(black_box(&open)).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, guest);
+criterion_main!(benches);

@@ -1,0 +1,163 @@
+//! The gateway's request handling, through the real guest and the demo
+//! policy, without sockets: `Gateway::handle` on in-memory requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+
+use super::{Gateway, Upstream};
+use crate::{Clock, GuestComponent, PolicyRuntime, RuntimeOptions};
+
+const NOW: u64 = 1_700_000_000;
+const C1: (&str, &str) = (
+    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
+
+fn gateway(options: RuntimeOptions) -> Gateway {
+    let source = include_str!("../../../policies/demo.policy");
+    let runtime = PolicyRuntime::load_with(
+        GuestComponent::shared().unwrap(),
+        "demo.policy",
+        source,
+        options,
+    )
+    .unwrap();
+    Gateway::new(Arc::new(runtime), Upstream::Echo)
+}
+
+fn fixed() -> RuntimeOptions {
+    RuntimeOptions {
+        clock: Clock::Fixed(NOW),
+        ..Default::default()
+    }
+}
+
+async fn send(gw: &Gateway, req: Request<Full<Bytes>>) -> (StatusCode, hyper::HeaderMap, Bytes) {
+    let response = gw
+        .handle(req, Some("127.0.0.1:5555".parse().unwrap()))
+        .await;
+    let (parts, body) = response.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+fn get(uri: &str) -> hyper::http::request::Builder {
+    Request::get(uri).header("host", "localhost:8080")
+}
+
+#[tokio::test]
+async fn token_then_forward_to_echo_with_the_consumer_header() {
+    let gw = gateway(fixed());
+    let uri = format!(
+        "/a/oauth2/token?grant_type=client_credentials&client_id={}&client_secret={}",
+        C1.0, C1.1
+    );
+    let (status, headers, body) = send(&gw, get(&uri).body(Full::default()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = json["access_token"].as_str().unwrap();
+
+    let req = get("/a/items?x=1")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-mse-consumer", "spoofed")
+        .body(Full::default())
+        .unwrap();
+    let (status, headers, body) = send(&gw, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["path"], "/a/items");
+    assert_eq!(echo["query"], "x=1");
+    assert_eq!(echo["headers"]["x-mse-consumer"], "consumer1");
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn replies_and_unruled_paths() {
+    let gw = gateway(fixed());
+    let (status, headers, body) = send(&gw, get("/a").body(Full::default()).unwrap()).await;
+    assert_eq!(
+        (status, body.as_ref()),
+        (StatusCode::UNAUTHORIZED, b"Invalid Jwt token".as_slice())
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+
+    let req = get("/public")
+        .header("x-mse-consumer", "admin")
+        .body(Full::default())
+        .unwrap();
+    let (status, _, body) = send(&gw, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(echo["headers"].get("x-mse-consumer").is_none(), "{echo}");
+}
+
+#[tokio::test]
+async fn an_absolute_target_decides_and_forwards_on_its_own_host() {
+    let gw = gateway(fixed());
+    // `test.com` is ruled (consumer2 only); the spoofed Host is not.
+    let req = Request::get("http://test.com/x")
+        .header("host", "unruled.local")
+        .body(Full::default())
+        .unwrap();
+    let (status, ..) = send(&gw, req).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let req = Request::get("http://unruled.local/x")
+        .header("host", "test.com")
+        .body(Full::default())
+        .unwrap();
+    let (status, _, body) = send(&gw, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["headers"]["host"], "unruled.local");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let gw = gateway(fixed()).with_body_limit(1024);
+    let req = Request::post("/a")
+        .body(Full::new(Bytes::from(vec![b'x'; 2048])))
+        .unwrap();
+    let (status, ..) = send(&gw, req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_failing_guest_means_503_and_nothing_forwarded() {
+    let gw = gateway(RuntimeOptions {
+        deadline: Duration::ZERO,
+        ..fixed()
+    });
+    let (status, _, body) = send(&gw, get("/public").body(Full::default()).unwrap()).await;
+    assert_eq!(
+        (status, body.as_ref()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"service unavailable\n".as_slice()
+        )
+    );
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502() {
+    let source = "global_auth false\nroute r { path_prefix /r; upstream http://127.0.0.1:9 }\n";
+    let runtime =
+        PolicyRuntime::load_with(GuestComponent::shared().unwrap(), "p", source, fixed()).unwrap();
+    let gw = Gateway::new(Arc::new(runtime), Upstream::Echo);
+    let (status, ..) = send(&gw, get("/r/x").body(Full::default()).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+}

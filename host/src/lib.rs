@@ -1,0 +1,27 @@
+//! Warden's wasmtime host: runs the policy engine inside its WebAssembly
+//! component and supplies everything with a side effect.
+//!
+//! Data flow: [`component`] loads the guest component (embedded by
+//! `build.rs`, compiled once and cached on disk by [`cache`]);
+//! [`PolicyRuntime`] compiles one policy in a pool of guest instances and
+//! answers `decide`/`explain` calls, each bounded in time and memory;
+//! [`services`] implements what the guest imports (clock, randomness,
+//! secrets) and grants it nothing else; [`gateway`] is the HTTP front end of
+//! `warden serve`, turning each request into an [`OwnedRequest`] and each
+//! decision into a reply or a forwarded request.
+
+pub mod bindings;
+pub mod cache;
+pub mod component;
+pub mod error;
+pub mod gateway;
+pub mod request;
+pub mod runtime;
+pub mod services;
+
+pub use component::{ComponentConfig, GUEST_WASM, GuestComponent};
+pub use error::{HostError, LoadError};
+pub use request::OwnedRequest;
+pub use runtime::{PolicyRuntime, RuntimeOptions, RuntimeStats};
+pub use services::{Clock, ManualClock};
+pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity};

@@ -1,0 +1,297 @@
+//! `warden`: the Warden gateway and policy tools.
+//!
+//! `warden serve` runs the HTTP gateway over a policy (the embedded demo
+//! policy by default); `warden check` compiles policy files and prints their
+//! diagnostics; `warden explain` shows how a policy decides one request.
+//! Every policy is compiled and evaluated inside the WebAssembly guest, the
+//! same way any other host would run it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use warden_host::gateway::{Gateway, Upstream};
+use warden_host::{
+    GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime, RuntimeOptions,
+};
+
+/// The policy `warden serve` uses without `--policy`.
+const DEMO_POLICY: &str = include_str!("../../policies/demo.policy");
+const DEMO_NAME: &str = "policies/demo.policy";
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "OAuth2 policy engine and gateway, running policies in WebAssembly"
+)]
+#[command(after_help = "Environment:\n  \
+    RUST_LOG          log filter (default `info`)\n  \
+    WARDEN_NOW        pin the clock to these Unix seconds (reproduce a decision)\n  \
+    WARDEN_CACHE_DIR  where compiled guest code is cached")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: decide every request with the policy, then reply or forward.
+    Serve {
+        /// Policy file (default: the embedded demo policy).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where to forward requests whose route names no upstream: `echo` or `http://host:port[/base]`.
+        #[arg(long, value_name = "URL", default_value = "echo")]
+        upstream: Upstream,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Compile policy files and report their errors and warnings.
+    Check {
+        /// Policy files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Show, step by step, how a policy decides one request.
+    Explain {
+        /// Policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Request method.
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// Request header, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// Request body.
+        #[arg(long, short = 'd', value_name = "BODY")]
+        data: Option<String>,
+        /// Request URL (`http://host/path?query`) or path (`/path?query`).
+        url: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct Limits {
+    /// Longest a single policy decision may run, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    deadline_ms: u64,
+    /// Most memory one guest instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    memory_mib: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve {
+            policy,
+            listen,
+            upstream,
+            limits,
+        } => serve(policy, listen, upstream, &limits),
+        Command::Check { files } => return check(&files),
+        Command::Explain {
+            policy,
+            method,
+            headers,
+            data,
+            url,
+        } => explain(&policy, &method, &headers, data, &url),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// An error already reported to the user (diagnostics printed).
+#[derive(Debug)]
+struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the policy does not compile")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn read_policy(path: &Path) -> Result<String, HostError> {
+    std::fs::read_to_string(path).map_err(|source| HostError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Compile `source`, printing diagnostics (warnings too) to stderr.
+fn load(
+    name: &str,
+    source: &str,
+    options: RuntimeOptions,
+) -> Result<PolicyRuntime, Box<dyn std::error::Error>> {
+    match PolicyRuntime::load_with(GuestComponent::shared()?, name, source, options) {
+        Ok(runtime) => {
+            for warning in runtime.warnings() {
+                eprint!("{}", warning.render(name, source));
+            }
+            Ok(runtime)
+        }
+        Err(LoadError::Invalid { diagnostics, .. }) => {
+            for d in &diagnostics {
+                eprint!("{}", d.render(name, source));
+            }
+            Err(Reported.into())
+        }
+        Err(LoadError::Host(e)) => Err(e.into()),
+    }
+}
+
+fn serve(
+    policy: Option<PathBuf>,
+    listen: SocketAddr,
+    upstream: Upstream,
+    limits: &Limits,
+) -> CliResult {
+    let mut options = RuntimeOptions::from_env()?;
+    options.deadline = Duration::from_millis(limits.deadline_ms);
+    options.memory_limit = limits.memory_mib.saturating_mul(1 << 20);
+    let (name, source) = match &policy {
+        Some(path) => (path.display().to_string(), read_policy(path)?),
+        None => (DEMO_NAME.to_owned(), DEMO_POLICY.to_owned()),
+    };
+    let runtime = Arc::new(load(&name, &source, options)?);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    runtime.prewarm(warden_host::gateway::default_guest_concurrency())?;
+    for route in runtime.routes() {
+        tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), upstream = %route.upstream, "route");
+    }
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    tokio.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| HostError::Config(format!("could not listen on {listen}: {e}")))?;
+        let addr = listener.local_addr()?;
+        println!("warden listening on http://{addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(policy = %name, %upstream, "serving");
+        let gateway = Arc::new(Gateway::new(runtime, upstream));
+        gateway.serve(listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        let name = file.display().to_string();
+        let result = read_policy(file)
+            .map_err(Into::into)
+            .and_then(|source| load(&name, &source, RuntimeOptions::default()));
+        match result {
+            Ok(_) => println!("{name}: ok"),
+            Err(e) if e.is::<Reported>() => ok = false,
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn explain(
+    policy: &Path,
+    method: &str,
+    headers: &[String],
+    data: Option<String>,
+    url: &str,
+) -> CliResult {
+    let source = read_policy(policy)?;
+    let runtime = load(
+        &policy.display().to_string(),
+        &source,
+        RuntimeOptions::from_env()?,
+    )?;
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| HostError::Config(format!("invalid URL `{url}`: {e}")))?;
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut req = OwnedRequest::new(method, target);
+    if let Some(authority) = uri.authority() {
+        req.authority = authority.to_string();
+    }
+    if let Some(scheme) = uri.scheme_str() {
+        req.scheme = scheme.to_owned();
+    }
+    for header in headers {
+        let (name, value) = header.split_once(':').ok_or_else(|| {
+            HostError::Config(format!("invalid header `{header}`: expected `Name: value`"))
+        })?;
+        req.headers
+            .push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    if req.header("host").is_none() {
+        req.headers.push(("host".into(), req.authority.clone()));
+    }
+    if let Some(data) = data {
+        req.body = data.into_bytes();
+    }
+    let explanation = runtime.explain(&req)?;
+    println!("{}", explanation.trim_end());
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! [`PolicyRuntime`]: one compiled policy, evaluated inside the guest, safely
+//! shareable across threads and tokio tasks.
+//!
+//! The runtime keeps a pool of ready guest instances. Each instance has its
+//! own wasmtime `Store` (so calls never contend on one store), the bindings,
+//! and the `policy` resource compiled from this runtime's source in that
+//! store. A call checks an instance out of the pool (creating and compiling a
+//! new one when the pool is empty), sets the call's deadline, calls the guest
+//! once, and returns the instance afterwards. Every call is bounded: an epoch
+//! deadline (time) and `StoreLimits` (memory). A call that traps or times out
+//! returns an error — the gateway answers 503 — and its instance, whose state
+//! can no longer be trusted, is dropped; the next call builds a fresh one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap};
+
+use warden_engine::{Decision, Diagnostic, RouteInfo};
+
+use crate::bindings::warden::policy::types as wit;
+use crate::bindings::{self, Gateway};
+use crate::component::GuestComponent;
+use crate::error::{HostError, LoadError};
+use crate::request::OwnedRequest;
+use crate::services::{Clock, GuestState};
+
+/// Instantiation only runs the guest's initialisers: microseconds. The bound
+/// is there for safety, apart from the configurable call deadlines.
+const INSTANTIATE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Bounds and services for a runtime's guest calls.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The longest one `decide`/`explain` call may run.
+    pub deadline: Duration,
+    /// The longest compiling the policy (once per new instance) may run.
+    pub compile_deadline: Duration,
+    /// The most linear memory one guest instance may use.
+    pub memory_limit: usize,
+    /// The clock the guest sees through `host.now` and `wasi:clocks`.
+    pub clock: Clock,
+    /// How many idle instances the pool keeps; more are dropped on return.
+    pub max_idle: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            deadline: Duration::from_millis(100),
+            compile_deadline: Duration::from_secs(2),
+            memory_limit: 64 << 20,
+            clock: Clock::System,
+            max_idle: 64,
+        }
+    }
+}
+
+impl RuntimeOptions {
+    /// The defaults, with the clock from `WARDEN_NOW` (see [`Clock::from_env`]).
+    pub fn from_env() -> Result<Self, HostError> {
+        Ok(RuntimeOptions {
+            clock: Clock::from_env()?,
+            ..Default::default()
+        })
+    }
+}
+
+/// Counters, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuntimeStats {
+    /// Guest instances created (each compiled the policy once).
+    pub instances_created: u64,
+    /// Instances dropped because a call trapped or timed out.
+    pub instances_failed: u64,
+    /// Instances idle in the pool right now.
+    pub idle: usize,
+}
+
+/// One guest instance with the policy compiled in it.
+struct Instance {
+    store: Store<GuestState>,
+    bindings: Gateway,
+    policy: ResourceAny,
+}
+
+/// A compiled policy served by a pool of guest instances. `Send + Sync`:
+/// share it with `Arc`.
+///
+/// Calls block the calling thread for the guest call (bounded by the
+/// deadline). From async code, call it through `tokio::task::spawn_blocking`,
+/// not on an executor thread: wasmtime-wasi's synchronous WASI bindings
+/// `block_on` their tokio runtime for stream I/O (a guest printing a panic
+/// message), which tokio forbids on its worker threads.
+pub struct PolicyRuntime {
+    component: Arc<GuestComponent>,
+    name: String,
+    source: String,
+    options: RuntimeOptions,
+    warnings: Vec<Diagnostic>,
+    routes: Vec<RouteInfo>,
+    idle: Mutex<Vec<Instance>>,
+    created: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl std::fmt::Debug for PolicyRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyRuntime")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyRuntime {
+    /// Compile `source` (called `name` in diagnostics) in the shared embedded
+    /// guest with default options (system clock; see [`RuntimeOptions::from_env`]
+    /// for `WARDEN_NOW`).
+    pub fn load(name: &str, source: &str) -> Result<Self, LoadError> {
+        Self::load_with(
+            GuestComponent::shared()?,
+            name,
+            source,
+            RuntimeOptions::default(),
+        )
+    }
+
+    /// Compile `source` in `component` with `options`.
+    pub fn load_with(
+        component: Arc<GuestComponent>,
+        name: &str,
+        source: &str,
+        options: RuntimeOptions,
+    ) -> Result<Self, LoadError> {
+        let mut runtime = PolicyRuntime {
+            component,
+            name: name.to_owned(),
+            source: source.to_owned(),
+            options,
+            warnings: Vec::new(),
+            routes: Vec::new(),
+            idle: Mutex::new(Vec::new()),
+            created: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        };
+        let mut first = match runtime.new_instance()? {
+            Ok(instance) => instance,
+            Err(diagnostics) => {
+                return Err(LoadError::Invalid {
+                    name: runtime.name,
+                    diagnostics,
+                });
+            }
+        };
+        // Warnings and routes do not change: ask once, keep them host-side.
+        // These calls are part of loading, so they get the compile deadline.
+        let ticks = runtime.ticks(runtime.options.compile_deadline);
+        let ms = deadline_ms(&runtime.options.compile_deadline);
+        let engine = first.bindings.warden_policy_engine().policy();
+        first.store.set_epoch_deadline(ticks);
+        let warnings = engine
+            .call_warnings(&mut first.store, first.policy)
+            .map_err(|e| classify("warnings", ms, e, None))?;
+        first.store.set_epoch_deadline(ticks);
+        let routes = engine
+            .call_routes(&mut first.store, first.policy)
+            .map_err(|e| classify("routes", ms, e, None))?;
+        runtime.warnings = warnings
+            .into_iter()
+            .map(|d| bindings::diagnostic_from_wit(d, source))
+            .collect();
+        runtime.routes = routes.into_iter().map(bindings::route_from_wit).collect();
+        runtime
+            .idle
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(first);
+        Ok(runtime)
+    }
+
+    /// The policy's name (as given to `load`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The options this runtime runs with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Warnings found while compiling.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// The routes the policy declares, in declaration order.
+    pub fn routes(&self) -> &[RouteInfo] {
+        &self.routes
+    }
+
+    /// Decide one request. An error means the guest failed (trap, timeout,
+    /// no instance available): fail closed.
+    pub fn decide(&self, req: &OwnedRequest) -> Result<Decision, HostError> {
+        let headers = wit_headers(req);
+        self.call("decide", |inst| {
+            let engine = inst.bindings.warden_policy_engine().policy();
+            engine.call_decide(&mut inst.store, inst.policy, wit_request(req, &headers))
+        })
+        .map(bindings::decision_from_wit)
+    }
+
+    /// Describe, step by step, how the policy decides `req`.
+    pub fn explain(&self, req: &OwnedRequest) -> Result<String, HostError> {
+        let headers = wit_headers(req);
+        self.call("explain", |inst| {
+            let engine = inst.bindings.warden_policy_engine().policy();
+            engine.call_explain(&mut inst.store, inst.policy, wit_request(req, &headers))
+        })
+    }
+
+    /// Make sure at least `n` instances (at most `max_idle`) are ready, so
+    /// that the first concurrent requests do not each compile the policy.
+    pub fn prewarm(&self, n: usize) -> Result<(), HostError> {
+        let want = n.min(self.options.max_idle);
+        let mut fresh = Vec::new();
+        while self.pool().len() + fresh.len() < want {
+            fresh.push(self.new_instance()?.map_err(recompile_error)?);
+        }
+        self.pool().extend(fresh);
+        Ok(())
+    }
+
+    /// Instance counters.
+    pub fn stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            instances_created: self.created.load(Ordering::Relaxed),
+            instances_failed: self.failed.load(Ordering::Relaxed),
+            idle: self.pool().len(),
+        }
+    }
+
+    /// Run `f` on a pooled instance under the call deadline.
+    fn call<R>(
+        &self,
+        call: &'static str,
+        f: impl FnOnce(&mut Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        let checked_out = self.pool().pop();
+        let mut instance = match checked_out {
+            Some(instance) => instance,
+            None => self.new_instance()?.map_err(recompile_error)?,
+        };
+        instance
+            .store
+            .set_epoch_deadline(self.ticks(self.options.deadline));
+        match f(&mut instance) {
+            Ok(value) => {
+                let mut idle = self.pool();
+                if idle.len() < self.options.max_idle {
+                    idle.push(instance);
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                // The instance may be mid-way through anything: never reuse it.
+                let panic = instance.store.data().stderr.summary();
+                drop(instance);
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let error = classify(call, deadline_ms(&self.options.deadline), e, panic);
+                tracing::debug!(policy = %self.name, "{error}");
+                Err(error)
+            }
+        }
+    }
+
+    /// A new instance with the policy compiled in it; the inner `Err` holds
+    /// the diagnostics when the policy does not compile.
+    fn new_instance(&self) -> Result<Result<Instance, Vec<Diagnostic>>, HostError> {
+        let compile_deadline = self.options.compile_deadline;
+        let (mut store, bindings) = self.component.instantiate(
+            self.options.clock.clone(),
+            self.options.memory_limit,
+            INSTANTIATE_DEADLINE,
+        )?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        store.set_epoch_deadline(self.ticks(compile_deadline));
+        let compiled = bindings
+            .warden_policy_engine()
+            .policy()
+            .call_compile(&mut store, &self.name, &self.source)
+            .map_err(|e| {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                classify(
+                    "compile",
+                    deadline_ms(&compile_deadline),
+                    e,
+                    store.data().stderr.summary(),
+                )
+            })?;
+        Ok(match compiled {
+            Ok(policy) => Ok(Instance {
+                store,
+                bindings,
+                policy,
+            }),
+            Err(diagnostics) => Err(diagnostics
+                .into_iter()
+                .map(|d| bindings::diagnostic_from_wit(d, &self.source))
+                .collect()),
+        })
+    }
+
+    fn ticks(&self, deadline: Duration) -> u64 {
+        self.component.deadline_ticks(deadline)
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Vec<Instance>> {
+        // Nothing panics while holding the lock; if something ever did, the
+        // Vec is still a valid list of instances.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn recompile_error(diagnostics: Vec<Diagnostic>) -> HostError {
+    HostError::Recompile {
+        errors: diagnostics.iter().filter(|d| d.is_error()).count(),
+    }
+}
+
+fn deadline_ms(deadline: &Duration) -> u128 {
+    deadline.as_millis()
+}
+
+/// Tell an interrupt (deadline) from any other trap, and summarise the
+/// trap in one line: the guest's panic message when it printed one, else the
+/// root cause (e.g. `wasm trap: wasm \`unreachable\` instruction executed`).
+fn classify(
+    call: &'static str,
+    deadline_ms: u128,
+    error: wasmtime::Error,
+    panic: Option<String>,
+) -> HostError {
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return HostError::Timeout { call, deadline_ms };
+    }
+    let source = anyhow::Error::from(error);
+    let reason = panic.unwrap_or_else(|| source.root_cause().to_string());
+    HostError::Trap {
+        call,
+        reason,
+        source,
+    }
+}
+
+fn wit_headers(req: &OwnedRequest) -> Vec<(&str, &str)> {
+    req.headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
+fn wit_request<'a>(req: &'a OwnedRequest, headers: &'a [(&'a str, &'a str)]) -> wit::Request<'a> {
+    wit::Request {
+        method: &req.method,
+        scheme: &req.scheme,
+        authority: &req.authority,
+        path: &req.path,
+        query: &req.query,
+        headers,
+        body: &req.body,
+        route: req.route.as_deref(),
+        service: req.service.as_deref(),
+        peer: req.peer.as_deref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn runtime_is_send_and_sync() {
+        assert_send_sync::<PolicyRuntime>();
+        assert_send_sync::<Arc<PolicyRuntime>>();
+    }
+}

@@ -1,0 +1,366 @@
+//! The services the host gives the guest: the WIT `host` imports (clock,
+//! randomness, secrets) and a WASI context that grants nothing.
+//!
+//! Each guest instance owns one [`GuestState`] inside its wasmtime `Store`.
+//! The guest sees no filesystem, no environment, no arguments and no network:
+//! WASI p2 is linked only because a Rust std guest imports `wasi:cli` & co.
+//! The one way in is the `host` interface below, and what it reveals is
+//! decided here: the [`Clock`], OS randomness, and secrets referenced as
+//! `env:NAME` or `file:PATH` by the policy the operator wrote.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::warden::policy::{host, types};
+use crate::error::HostError;
+
+/// The most random bytes one `random-bytes` call may ask for.
+const MAX_RANDOM_BYTES: u32 = 64 * 1024;
+
+/// Where the guest's wall clock comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// Always this many seconds since the Unix epoch (reproducible decisions).
+    Fixed(u64),
+    /// A clock the caller sets and advances (tests of expiry).
+    Manual(ManualClock),
+}
+
+impl Clock {
+    /// `Fixed` when `WARDEN_NOW=<unix seconds>` is set, else `System`.
+    ///
+    /// Read once at startup; an invalid value is an error, not ignored.
+    pub fn from_env() -> Result<Clock, HostError> {
+        match std::env::var_os("WARDEN_NOW") {
+            None => Ok(Clock::System),
+            Some(value) => {
+                let text = value.to_string_lossy();
+                text.trim()
+                    .parse::<u64>()
+                    .map(Clock::Fixed)
+                    .map_err(|_| HostError::InvalidNow(text.into_owned()))
+            }
+        }
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now(&self) -> u64 {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            Clock::Fixed(secs) => *secs,
+            Clock::Manual(clock) => clock.get(),
+        }
+    }
+}
+
+/// A settable clock shared between a test and the runtime it drives.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock reading `secs`.
+    pub fn at(secs: u64) -> Self {
+        ManualClock(Arc::new(AtomicU64::new(secs)))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn set(&self, secs: u64) {
+        self.0.store(secs, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+/// The guest's WASI wall clock follows the same [`Clock`], so that nothing in
+/// the guest (e.g. a JWT library reading `SystemTime`) sees another time.
+struct WasiWallClock(Clock);
+
+impl HostWallClock for WasiWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        match &self.0 {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            other => Duration::from_secs(other.now()),
+        }
+    }
+}
+
+/// The last bytes a guest wrote to stderr (a panic message, before the
+/// trap), kept so that a trap can be reported with its cause. Writes never
+/// fail and never grow it past its capacity: older bytes are dropped.
+#[derive(Clone, Default)]
+pub struct GuestOutput(Arc<Mutex<Vec<u8>>>);
+
+/// How much of a guest's stderr is kept.
+const GUEST_OUTPUT_TAIL: usize = 2048;
+
+impl GuestOutput {
+    fn push(&self, bytes: &[u8]) {
+        let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = &bytes[bytes.len().saturating_sub(GUEST_OUTPUT_TAIL)..];
+        let overflow = (buf.len() + bytes.len()).saturating_sub(GUEST_OUTPUT_TAIL);
+        buf.drain(..overflow);
+        buf.extend_from_slice(bytes);
+    }
+
+    /// What was written, as one line: the panic message without Rust's
+    /// backtrace hint, truncated.
+    pub fn summary(&self) -> Option<String> {
+        let buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let text = String::from_utf8_lossy(&buf);
+        let line = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!line.is_empty()).then(|| line.chars().take(300).collect())
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(GUEST_OUTPUT_TAIL)
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Everything one guest instance's `Store` holds.
+pub struct GuestState {
+    clock: Clock,
+    pub(crate) stderr: GuestOutput,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+}
+
+impl GuestState {
+    /// A state whose memory may grow to `memory_limit` bytes.
+    pub fn new(clock: Clock, memory_limit: usize) -> Self {
+        let stderr = GuestOutput::default();
+        let mut wasi = WasiCtx::builder();
+        // Grant nothing: no preopens, env or args are added, and sockets are
+        // switched off explicitly. stdout is a sink; stderr's tail is kept
+        // for error reports.
+        wasi.stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .wall_clock(WasiWallClock(clock.clone()));
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory_limit)
+            .trap_on_grow_failure(true)
+            .build();
+        GuestState {
+            clock,
+            stderr,
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+        }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for GuestState {}
+
+impl host::Host for GuestState {
+    fn now(&mut self) -> u64 {
+        self.clock.now()
+    }
+
+    fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        if len > MAX_RANDOM_BYTES {
+            wasmtime::bail!("guest asked for {len} random bytes (at most {MAX_RANDOM_BYTES})");
+        }
+        let mut buf = vec![0; len as usize];
+        // No randomness means no unguessable token ids: trap, fail closed.
+        getrandom::fill(&mut buf)
+            .map_err(|e| wasmtime::format_err!("the OS random source failed: {e}"))?;
+        Ok(buf)
+    }
+
+    fn secret(&mut self, reference: String) -> Option<Vec<u8>> {
+        let value = resolve_secret(&reference);
+        if value.is_none() {
+            // The reference names where a secret lives, never the secret itself.
+            tracing::warn!(reference = %reference, "secret not available");
+        }
+        value
+    }
+}
+
+/// Resolve `env:NAME` (an environment variable) or `file:PATH` (a file, with
+/// one trailing newline trimmed). Anything else, or a missing source, is `None`.
+pub fn resolve_secret(reference: &str) -> Option<Vec<u8>> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return None;
+        }
+        let value = std::env::var_os(name)?;
+        Some(os_bytes(value))
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        if path.is_empty() {
+            return None;
+        }
+        let mut bytes = std::fs::read(path).ok()?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        Some(bytes)
+    } else {
+        None
+    }
+}
+
+#[cfg(unix)]
+fn os_bytes(value: std::ffi::OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    value.into_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(value: std::ffi::OsString) -> Vec<u8> {
+    value.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_from_env_and_file() {
+        let dir = std::env::temp_dir().join(format!("warden-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s");
+        std::fs::write(&file, "hunter2\r\n").unwrap();
+        assert_eq!(
+            resolve_secret(&format!("file:{}", file.display())),
+            Some(b"hunter2".to_vec())
+        );
+        std::fs::write(&file, "a\n\n").unwrap();
+        assert_eq!(
+            resolve_secret(&format!("file:{}", file.display())),
+            Some(b"a\n".to_vec())
+        );
+        assert_eq!(resolve_secret("file:/nonexistent/warden"), None);
+        assert_eq!(
+            resolve_secret("env:WARDEN_TEST_SURELY_UNSET_VARIABLE"),
+            None
+        );
+        assert_eq!(
+            resolve_secret("env:PATH").is_some(),
+            std::env::var_os("PATH").is_some()
+        );
+        assert_eq!(resolve_secret("vault:x"), None);
+        assert_eq!(resolve_secret("env:"), None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn guest_output_keeps_a_bounded_tail() {
+        let out = GuestOutput::default();
+        assert_eq!(out.summary(), None);
+        out.push(b"\nthread '<unnamed>' panicked at src/x.rs:1:2:\nboom\nnote: run with `RUST_BACKTRACE=1` to see\n");
+        assert_eq!(
+            out.summary().unwrap(),
+            "thread '<unnamed>' panicked at src/x.rs:1:2: boom"
+        );
+        out.push(&vec![b'a'; 5000]);
+        assert_eq!(out.0.lock().unwrap().len(), GUEST_OUTPUT_TAIL);
+        assert_eq!(out.summary().unwrap().len(), 300);
+    }
+
+    #[test]
+    fn clocks() {
+        assert_eq!(Clock::Fixed(42).now(), 42);
+        let m = ManualClock::at(10);
+        let c = Clock::Manual(m.clone());
+        m.advance(5);
+        assert_eq!(c.now(), 15);
+        assert!(Clock::System.now() > 1_700_000_000);
+    }
+}

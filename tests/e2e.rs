@@ -1,0 +1,395 @@
+//! End to end: the real `warden` binary, real HTTP on loopback, a real HTTP
+//! client (reqwest) and an independent JWT library (`jwt`) to read the tokens.
+//! Every example of the Higress page, on the policy files under `policies/`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, UntrustedToken};
+use reqwest::blocking::{Client, Response};
+
+const C1: (&str, &str) = (
+    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
+const C2: (&str, &str) = (
+    "87654321-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "hgfedcba-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
+/// The sample `access_token` of the Higress page, signed with consumer1's secret.
+const HIGRESS_SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImFwcGxpY2F0aW9uXC9hdCtqd3QifQ.eyJhdWQiOiJkZWZhdWx0IiwiY2xpZW50X2lkIjoiMTIzNDU2NzgteHh4eC14eHh4LXh4eHgteHh4eHh4eHh4eHh4IiwiZXhwIjoxNjg3OTUxNDYzLCJpYXQiOjE2ODc5NDQyNjMsImlzcyI6IkhpZ3Jlc3MtR2F0ZXdheSIsImp0aSI6IjEwOTU5ZDFiLThkNjEtNGRlYy1iZWE3LTk0ODEwMzc1YjYzYyIsInN1YiI6ImNvbnN1bWVyMSJ9.NkT_rG3DcV9543vBQgneVqoGfIhVeOuUBwLJJ4Wycb0";
+
+fn warden() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    // Share one compiled-component cache between all tests of this run.
+    cmd.env(
+        "WARDEN_CACHE_DIR",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("warden-cache"),
+    );
+    cmd.env_remove("WARDEN_NOW");
+    cmd
+}
+
+fn policy(name: &str) -> String {
+    format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running `warden serve`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    client: Client,
+}
+
+impl Server {
+    /// `warden serve` on a free loopback port; `policy` None = the embedded demo.
+    fn start(policy_file: Option<&str>, now: Option<u64>) -> Server {
+        let mut cmd = warden();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        if let Some(p) = policy_file {
+            cmd.args(["--policy", &policy(p)]);
+        }
+        if let Some(now) = now {
+            cmd.env("WARDEN_NOW", now.to_string());
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("warden starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("warden prints its address");
+        let base = line
+            .trim()
+            .strip_prefix("warden listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Server {
+            child,
+            base,
+            client,
+        }
+    }
+
+    fn get(&self, host: &str, path: &str, token: Option<&str>) -> Response {
+        let mut req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("host", host);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().expect("request completes")
+    }
+
+    /// A token from the token endpoint by GET.
+    fn token(&self, host: &str, path: &str, (id, secret): (&str, &str)) -> String {
+        let url =
+            format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        let resp = self.get(host, &url, None);
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The echo upstream's view of the request.
+fn echoed(resp: Response) -> serde_json::Value {
+    assert_eq!(resp.status(), 200, "expected the echo upstream");
+    resp.json().unwrap()
+}
+
+fn text(resp: Response) -> (u16, Option<String>, String) {
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, challenge, resp.text().unwrap())
+}
+
+/// Claims of `token`, verified with `secret` by an independent JWT library
+/// (`jwt-compact`, which Warden does not use). Registered time claims come back
+/// as Unix seconds beside the others.
+fn independent_claims(token: &str, secret: &str) -> BTreeMap<String, serde_json::Value> {
+    let key = Hs256Key::new(secret.as_bytes());
+    let untrusted = UntrustedToken::new(token).expect("jwt-compact parses Warden's token");
+    assert_eq!(untrusted.algorithm(), "HS256");
+    assert_eq!(
+        untrusted.header().token_type.as_deref(),
+        Some("application/at+jwt")
+    );
+    let verified = Hs256
+        .validator::<BTreeMap<String, serde_json::Value>>(&key)
+        .validate(&untrusted)
+        .expect("jwt-compact verifies Warden's token");
+    let claims = verified.claims();
+    let mut all = claims.custom.clone();
+    for (name, at) in [("exp", claims.expiration), ("iat", claims.issued_at)] {
+        all.insert(
+            name.into(),
+            at.expect("time claim present").timestamp().into(),
+        );
+    }
+    all
+}
+
+#[test]
+fn demo_walkthrough() {
+    let s = Server::start(None, None);
+    let t1 = s.token("localhost", "/a/oauth2/token", C1);
+    // POST, as in the Higress page, on a domain rule.
+    let resp = s
+        .client
+        .post(format!("{}/oauth2/token", s.base))
+        .header("host", "test.com")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            C2.0, C2.1
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["pragma"], "no-cache");
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(
+        (body["token_type"].as_str(), body["expires_in"].as_u64()),
+        (Some("bearer"), Some(7200))
+    );
+    let t2 = body["access_token"].as_str().unwrap().to_string();
+
+    // consumer1 reaches /a; the upstream sees X-Mse-Consumer.
+    let echo = echoed(s.get("localhost", "/a/items?x=1", Some(&t1)));
+    assert_eq!(echo["headers"]["x-mse-consumer"], "consumer1");
+    assert_eq!(
+        (echo["path"].as_str(), echo["query"].as_str()),
+        (Some("/a/items"), Some("x=1"))
+    );
+    assert_eq!(
+        echo["headers"]["authorization"],
+        format!("Bearer {t1}"),
+        "keep_token defaults to true"
+    );
+
+    // consumer2 on /a: 403; no token: 401, with RFC 6750 challenges.
+    let (status, challenge, body) = text(s.get("localhost", "/a", Some(&t2)));
+    assert_eq!((status, body.as_str()), (403, "Access Denied"));
+    assert!(challenge.unwrap().contains("error=\"insufficient_scope\""));
+    let (status, challenge, body) = text(s.get("localhost", "/a", None));
+    assert_eq!((status, body.as_str()), (401, "Invalid Jwt token"));
+    assert_eq!(challenge.unwrap(), "Bearer realm=\"http://localhost/a\"");
+    let (status, challenge, _) = text(s.get("localhost", "/a", Some("garbage")));
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().ends_with("error=\"invalid_token\""));
+
+    // Domains: consumer2 on *.example.com and test.com, consumer1 not.
+    assert_eq!(
+        echoed(s.get("api.example.com", "/", Some(&t2)))["headers"]["x-mse-consumer"],
+        "consumer2"
+    );
+    assert_eq!(
+        echoed(s.get("test.com:8080", "/x", Some(&t2)))["headers"]["x-mse-consumer"],
+        "consumer2"
+    );
+    assert_eq!(text(s.get("api.example.com", "/", Some(&t1))).0, 403);
+    assert_eq!(text(s.get("api.example.com", "/", None)).0, 401);
+
+    // An unruled path passes without a token, and a spoofed consumer header is dropped.
+    let resp = s
+        .client
+        .get(format!("{}/public", s.base))
+        .header("x-mse-consumer", "admin")
+        .send()
+        .unwrap();
+    let echo = echoed(resp);
+    assert!(echo["headers"].get("x-mse-consumer").is_none(), "{echo}");
+}
+
+#[test]
+fn tokens_decode_with_an_independent_jwt_library() {
+    let s = Server::start(None, Some(1_800_000_000));
+    let t = s.token("test.com", "/oauth2/token", C1);
+    let c = independent_claims(&t, C1.1);
+    assert_eq!(c["iss"], "Higress-Gateway");
+    assert_eq!(c["sub"], "consumer1");
+    assert_eq!(c["aud"], "default");
+    assert_eq!(c["client_id"], C1.0);
+    assert_eq!(c["iat"], 1_800_000_000u64);
+    assert_eq!(c["exp"], 1_800_007_200u64);
+    let jti = c["jti"].as_str().unwrap();
+    assert_eq!((jti.len(), &jti[14..15]), (36, "4"), "a v4 UUID: {jti}");
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t.split('.').next().unwrap())
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        (raw["alg"].as_str(), raw["typ"].as_str()),
+        (Some("HS256"), Some("application/at+jwt"))
+    );
+    // And with the wrong secret it does not verify there either.
+    let untrusted = UntrustedToken::new(&t).unwrap();
+    let wrong = Hs256
+        .validator::<BTreeMap<String, serde_json::Value>>(&Hs256Key::new(b"wrong"))
+        .validate(&untrusted);
+    assert!(wrong.is_err());
+}
+
+#[test]
+fn the_higress_sample_token_honours_warden_now() {
+    let inside = Server::start(None, Some(1_687_944_263 + 3600));
+    let echo = echoed(inside.get("localhost", "/a", Some(HIGRESS_SAMPLE)));
+    assert_eq!(echo["headers"]["x-mse-consumer"], "consumer1");
+    drop(inside);
+    let after = Server::start(None, Some(1_687_951_463 + 61));
+    let (status, challenge, body) = text(after.get("localhost", "/a", Some(HIGRESS_SAMPLE)));
+    assert_eq!((status, body.as_str()), (401, "Invalid Jwt token"));
+    assert!(challenge.unwrap().contains("invalid_token"));
+}
+
+#[test]
+fn route_scoped_and_shared_tokens() {
+    let scoped = Server::start(Some("route-scoped.policy"), None);
+    let ta = scoped.token("localhost", "/a/oauth2/token", C1);
+    let tb = scoped.token("localhost", "/b/oauth2/token", C1);
+    assert_eq!(independent_claims(&ta, C1.1)["aud"], "route-a");
+    assert_eq!(
+        echoed(scoped.get("localhost", "/a/x", Some(&ta)))["headers"]["x-mse-consumer"],
+        "consumer1"
+    );
+    assert_eq!(
+        echoed(scoped.get("localhost", "/b/x", Some(&tb)))["headers"]["x-mse-consumer"],
+        "consumer1"
+    );
+    assert_eq!(text(scoped.get("localhost", "/b/x", Some(&ta))).0, 401);
+    assert_eq!(text(scoped.get("localhost", "/a/x", Some(&tb))).0, 401);
+
+    let shared = Server::start(Some("shared-tokens.policy"), None);
+    let ta = shared.token("localhost", "/a/oauth2/token", C1);
+    assert_eq!(independent_claims(&ta, C1.1)["aud"], "default");
+    assert_eq!(
+        echoed(shared.get("localhost", "/b/x", Some(&ta)))["headers"]["x-mse-consumer"],
+        "consumer1"
+    );
+}
+
+#[test]
+fn gateway_wide_authentication() {
+    let s = Server::start(Some("gateway-wide.policy"), None);
+    assert_eq!(text(s.get("anything.test", "/", None)).0, 401);
+    assert_eq!(text(s.get("localhost", "/some/path", None)).0, 401);
+    let t = s.token("localhost", "/oauth2/token", C2);
+    assert_eq!(
+        echoed(s.get("other.test", "/x", Some(&t)))["headers"]["x-mse-consumer"],
+        "consumer2"
+    );
+}
+
+#[test]
+fn token_endpoint_errors_over_http() {
+    let s = Server::start(None, None);
+    let url = format!("{}/a/oauth2/token", s.base);
+    let resp = s.client.put(&url).send().unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["error"], "invalid_request");
+
+    let resp = s
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    let resp = s.get(
+        "localhost",
+        &format!(
+            "/a/oauth2/token?grant_type=client_credentials&client_id={}&client_secret=wrong",
+            C1.0
+        ),
+        None,
+    );
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<serde_json::Value>().unwrap()["error"],
+        "invalid_client"
+    );
+
+    let resp = s
+        .client
+        .get(format!("{url}?grant_type=client_credentials"))
+        .basic_auth(C1.0, Some("wrong"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"token\"");
+    let resp = s
+        .client
+        .get(format!("{url}?grant_type=client_credentials"))
+        .basic_auth(C1.0, Some(C1.1))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[test]
+fn check_reports_errors_with_line_and_column() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let bad = dir.join("unknown-consumer.policy");
+    std::fs::write(&bad, "consumer alice { client_id a; client_secret s }\nrule {\n  match route [r]\n  allow [alcie]\n}\n").unwrap();
+    let out = warden().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown consumer `alcie` in `allow`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown-consumer.policy:4:10"), "{stderr}");
+    assert!(stderr.contains("did you mean `alice`?"), "{stderr}");
+    assert!(stderr.contains("  allow [alcie]\n"), "{stderr}");
+
+    let files = [
+        "demo.policy",
+        "route-scoped.policy",
+        "shared-tokens.policy",
+        "gateway-wide.policy",
+    ];
+    let out = warden()
+        .arg("check")
+        .args(files.map(policy))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = warden()
+        .args(["check", "/nonexistent/x.policy"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
