@@ -8,14 +8,11 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use warden_engine::fixtures::{CONSUMER1 as C1, realistic_headers as headers};
 use warden_engine::token::Claims;
 use warden_engine::{FixedHost, Policy, Request};
 
 const NOW: u64 = 1_700_000_000;
-const C1: (&str, &str) = (
-    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-);
 
 fn demo() -> (Policy, FixedHost) {
     let src = include_str!("../../policies/demo.policy");
@@ -44,37 +41,6 @@ fn token(policy: &Policy, host: &FixedHost) -> String {
     let body: serde_json::Value =
         serde_json::from_slice(&reply.reply().expect("token reply").body).unwrap();
     body["access_token"].as_str().unwrap().to_string()
-}
-
-/// A realistic request: 12 headers, as a browser or SDK sends them.
-fn headers(auth: Option<&str>) -> Vec<(String, String)> {
-    let mut h: Vec<(String, String)> = [
-        ("host", "gw.example.org"),
-        (
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) warden-bench/1.0",
-        ),
-        ("accept", "application/json"),
-        ("accept-encoding", "gzip, deflate, br"),
-        ("accept-language", "en-US,en;q=0.9"),
-        ("cache-control", "no-cache"),
-        ("connection", "keep-alive"),
-        ("x-request-id", "6f1c2b9e-5d0a-4a8e-9c11-0b7f3e2d1a44"),
-        ("x-forwarded-for", "203.0.113.7"),
-        ("x-forwarded-proto", "https"),
-        (
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    h.push((
-        "authorization".into(),
-        auth.map_or("Bearer none".into(), |t| format!("Bearer {t}")),
-    ));
-    h
 }
 
 fn rule_decision(c: &mut Criterion) {

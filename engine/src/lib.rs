@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diagnostic;
+pub mod fixtures;
 pub mod graph;
 pub mod host;
 pub mod model;

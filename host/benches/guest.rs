@@ -9,15 +9,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use warden_engine::fixtures::{CONSUMER1 as C1, realistic_headers};
 use warden_engine::token::Claims;
 use warden_engine::{FixedHost, Policy};
 use warden_host::{Clock, GuestComponent, OwnedRequest, PolicyRuntime, RuntimeOptions};
 
 const NOW: u64 = 1_700_000_000;
-const C1: (&str, &str) = (
-    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-);
 const DEMO: &str = include_str!("../../policies/demo.policy");
 
 fn token_request() -> OwnedRequest {
@@ -30,28 +27,8 @@ fn token_request() -> OwnedRequest {
 /// A realistic request: 12 headers, as a browser or SDK sends them.
 fn api_request(token: &str) -> OwnedRequest {
     let mut req = OwnedRequest::get("/a/items").with_authority("gw.example.org");
-    for (k, v) in [
-        (
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) warden-bench/1.0",
-        ),
-        ("accept", "application/json"),
-        ("accept-encoding", "gzip, deflate, br"),
-        ("accept-language", "en-US,en;q=0.9"),
-        ("cache-control", "no-cache"),
-        ("connection", "keep-alive"),
-        ("x-request-id", "6f1c2b9e-5d0a-4a8e-9c11-0b7f3e2d1a44"),
-        ("x-forwarded-for", "203.0.113.7"),
-        ("x-forwarded-proto", "https"),
-        (
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ),
-        ("host", "gw.example.org"),
-    ] {
-        req = req.with_header(k, v);
-    }
-    req.with_header("authorization", &format!("Bearer {token}"))
+    req.headers = realistic_headers(Some(token));
+    req
 }
 
 fn guest(c: &mut Criterion) {

@@ -6,22 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use warden_engine::fixtures::{
+    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE,
+};
 use warden_host::{
     Clock, Decision, GuestComponent, HostError, LoadError, ManualClock, OwnedRequest,
     PolicyRuntime, RuntimeOptions, Severity,
 };
 
-const C1: (&str, &str) = (
-    "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-    "abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-);
-const C2: (&str, &str) = (
-    "87654321-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-    "hgfedcba-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-);
 const NOW: u64 = 1_700_000_000;
-/// The sample token of the Higress documentation (consumer1, aud `default`).
-const HIGRESS_SAMPLE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImFwcGxpY2F0aW9uXC9hdCtqd3QifQ.eyJhdWQiOiJkZWZhdWx0IiwiY2xpZW50X2lkIjoiMTIzNDU2NzgteHh4eC14eHh4LXh4eHgteHh4eHh4eHh4eHh4IiwiZXhwIjoxNjg3OTUxNDYzLCJpYXQiOjE2ODc5NDQyNjMsImlzcyI6IkhpZ3Jlc3MtR2F0ZXdheSIsImp0aSI6IjEwOTU5ZDFiLThkNjEtNGRlYy1iZWE3LTk0ODEwMzc1YjYzYyIsInN1YiI6ImNvbnN1bWVyMSJ9.NkT_rG3DcV9543vBQgneVqoGfIhVeOuUBwLJJ4Wycb0";
 
 fn demo_source() -> String {
     std::fs::read_to_string(concat!(
