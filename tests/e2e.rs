@@ -385,3 +385,86 @@ fn check_reports_errors_with_line_and_column() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn explain_describes_a_decision() {
+    let out = warden()
+        .args([
+            "explain",
+            "--policy",
+            &policy("demo.policy"),
+            "-H",
+            "Host: api.example.com",
+            "/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("host `api.example.com`"), "{text}");
+    assert!(
+        text.contains("first matching rule: rule `domains`"),
+        "{text}"
+    );
+    assert!(text.contains("reply 401 (no bearer token)"), "{text}");
+}
+
+#[test]
+fn hostile_requests_fail_closed() {
+    use std::io::{Read, Write};
+    let s = Server::start(None, None);
+    let t1 = s.token("localhost", "/a/oauth2/token", C1);
+    let addr = s.base.strip_prefix("http://").unwrap().to_string();
+    // Raw HTTP/1.1, because HTTP client libraries normalise what we must send.
+    let raw = |request: &str| {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    // Path confusion: `//a`, `/./a`, `/%61` would route around route-a here
+    // but reach /a at an upstream that normalises paths.
+    for path in ["//a/x", "/./a/x", "/b/../a/x", "/%61/x"] {
+        let answer = raw(&format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+    }
+    // `Connection` naming the consumer header cannot strip what Warden sets,
+    // and every Kong-style identity header a client sends is dropped.
+    let resp = s
+        .client
+        .get(format!("{}/a", s.base))
+        .bearer_auth(&t1)
+        .header("connection", "x-mse-consumer")
+        .header("x-consumer-groups", "admins")
+        .header("X-Authenticated-Userid", "root")
+        .send()
+        .unwrap();
+    let echo = echoed(resp);
+    assert_eq!(echo["headers"]["x-mse-consumer"], "consumer1");
+    assert!(echo["headers"].get("x-consumer-groups").is_none(), "{echo}");
+    assert!(
+        echo["headers"].get("x-authenticated-userid").is_none(),
+        "{echo}"
+    );
+    // Two Host headers: the policy and the upstream could disagree, so 400.
+    let answer = raw(
+        "GET / HTTP/1.1\r\nHost: public.test\r\nHost: api.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // A token whose header is not valid UTF-8-safe to truncate: 401, not a trap.
+    let hostile = "eyJhbGciOiLigqzigqzigqzigqzigqzigqwifQ.e30.x";
+    assert_eq!(text(s.get("localhost", "/a", Some(hostile))).0, 401);
+    // The server is still healthy.
+    assert_eq!(
+        echoed(s.get("localhost", "/a", Some(&t1)))["headers"]["x-mse-consumer"],
+        "consumer1"
+    );
+}

@@ -55,6 +55,28 @@ impl Diagnostic {
         }
     }
 
+    /// A warning located with a prebuilt [`LineIndex`] (cheap when there are many).
+    pub fn warning_indexed(
+        source: &str,
+        lines: &LineIndex,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        let start = floor_char_boundary(source, span.start.min(source.len()));
+        let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
+        let line = lines.line(start);
+        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let column = source[line_start..start].chars().count() as u32 + 1;
+        Diagnostic {
+            severity: Severity::Warning,
+            message: message.into(),
+            help: None,
+            span: start..end,
+            line,
+            column,
+        }
+    }
+
     /// Attach a help line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -104,6 +126,36 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: {}", self.line, self.column, self.message)
     }
+}
+
+/// Most diagnostics of one severity reported for a file; a longer list ends
+/// with a note saying how many were left out (and stays cheap to locate).
+pub const MAX_PER_SEVERITY: usize = 100;
+
+/// Keep at most [`MAX_PER_SEVERITY`] of each severity (in order), noting the rest.
+pub fn cap(list: Vec<Diagnostic>, source: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::with_capacity(list.len().min(2 * MAX_PER_SEVERITY + 2));
+    for severity in [Severity::Error, Severity::Warning] {
+        let mut same = list.iter().filter(|d| d.severity == severity);
+        out.extend(same.by_ref().take(MAX_PER_SEVERITY).cloned());
+        if let Some(next) = same.next() {
+            let more = 1 + same.count();
+            let kind = if severity == Severity::Error {
+                "errors"
+            } else {
+                "warnings"
+            };
+            let mut d = Diagnostic::new(
+                severity,
+                source,
+                next.span.clone(),
+                format!("… and {more} more {kind}"),
+            );
+            d.help = Some(format!("only the first {MAX_PER_SEVERITY} are shown"));
+            out.push(d);
+        }
+    }
+    out
 }
 
 /// Line starts of a source, to find line numbers in O(log n).

@@ -55,6 +55,8 @@ impl Policy {
         let (model, mut warnings) = model::check(source, &ast, host)?;
         let graph = DecisionGraph::compile(&model);
         warnings.extend(graph.shadow_warnings(source, &model));
+        warnings.sort_by_key(|d| d.span.start);
+        let warnings = diagnostic::cap(warnings, source);
         Ok(Policy { graph, warnings })
     }
 

@@ -146,9 +146,13 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
         .map_err(|_| TokenError::Malformed)?;
     let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
     if header.alg != "HS256" {
-        let mut alg = header.alg;
-        alg.truncate(16);
-        return Err(TokenError::Algorithm(alg.escape_default().to_string()));
+        let alg: String = header
+            .alg
+            .chars()
+            .take(16)
+            .flat_map(char::escape_default)
+            .collect();
+        return Err(TokenError::Algorithm(alg));
     }
     if header.crit.is_some() {
         return Err(TokenError::Critical);
@@ -329,6 +333,10 @@ mod tests {
                 TokenError::Critical,
             ),
             (r#"{"typ":"at+jwt"}"#, TokenError::BadHeader),
+            (
+                "{\"alg\":\"€€€€€€\",\"typ\":\"at+jwt\"}",
+                TokenError::Algorithm("\\u{20ac}".repeat(6)),
+            ),
             ("not json", TokenError::BadHeader),
         ];
         for (h, want) in cases {

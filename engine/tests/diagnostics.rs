@@ -328,3 +328,23 @@ fn broken_files_never_panic() {
         let _ = diagnostics(src);
     }
 }
+
+#[test]
+fn long_lists_of_diagnostics_are_capped_with_a_count() {
+    let mut src = String::from("consumer a { client_id a; client_secret s }\n");
+    for _ in 0..1_000 {
+        src.push_str("rule { match route [r]; allow [a] }\n");
+    }
+    let ds = diagnostics(&src);
+    assert_eq!(ds.len(), 101, "{:?}", ds.last());
+    let note = ds.last().unwrap();
+    assert_eq!(note.message, "… and 899 more warnings");
+    assert_eq!(
+        note.line, 103,
+        "the 101st shadowed rule: line 2 shadows lines 3 and on"
+    );
+    let bad: String = (0..500).map(|i| format!("bogus{i} x\n")).collect();
+    let ds = diagnostics(&bad);
+    assert_eq!(ds.len(), 101);
+    assert_eq!(ds[100].message, "… and 400 more errors");
+}

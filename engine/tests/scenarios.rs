@@ -190,15 +190,19 @@ fn demo_route_and_domain_authorization() {
     assert_eq!(f.consumer, None);
     assert!(f.remove_headers.contains(&"x-mse-consumer".to_string()));
     assert!(f.set_headers.is_empty());
-    // ...and the token endpoint is not served there (Higress: no rule, no plugin).
-    assert!(
-        gw.get(
-            "localhost",
-            "/oauth2/token?grant_type=client_credentials",
-            None
-        )
-        .forward()
-        .is_some()
+    // The token path is never forwarded, even where no rule applies: the
+    // instance consumers answer there.
+    let d = gw.get(
+        "localhost",
+        "/oauth2/token?grant_type=client_credentials",
+        None,
+    );
+    assert_eq!(status(&d), 400);
+    assert_eq!(
+        gw.token("localhost", "/oauth2/token", C1)
+            .split('.')
+            .count(),
+        3
     );
 }
 
@@ -595,4 +599,16 @@ fn rule_verdicts_at_scale() {
     let (nodes, rules, sets) = g.stats();
     assert_eq!((rules, sets), (2 * n, n));
     assert!(nodes <= 3 * n + 3, "{nodes}");
+}
+
+#[test]
+fn ipv6_hosts_match_bracketed_patterns() {
+    let src = "consumer c { client_id id; client_secret s }\nrule { match domain [\"[::1]\"]; allow [c] }\n";
+    let host = FixedHost::at(NOW);
+    let gw = Gateway {
+        policy: Policy::compile(src, &host).unwrap(),
+        host,
+    };
+    assert_eq!(status(&gw.get("[::1]:8080", "/", None)), 401);
+    assert_eq!(consumer(&gw.get("127.0.0.1:8080", "/", None)), None);
 }

@@ -122,6 +122,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -285,8 +286,11 @@ fn explain(
         req.headers
             .push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    if req.header("host").is_none() {
-        req.headers.push(("host".into(), req.authority.clone()));
+    match req.header("host") {
+        // Like the gateway: an origin-form target takes its authority from Host.
+        Some(host) if uri.authority().is_none() => req.authority = host.to_owned(),
+        Some(_) => {}
+        None => req.headers.push(("host".into(), req.authority.clone())),
     }
     if let Some(data) = data {
         req.body = data.into_bytes();

@@ -14,16 +14,57 @@ use crate::oauth::{self, OAuthError};
 use crate::token::{self, Claims, Expect, TokenError};
 use crate::{Decision, Forward, Host, Reply, Request};
 
-/// Headers a client could send to impersonate a consumer; always removed.
+/// Headers a client could send to impersonate a consumer; always removed
+/// (besides the policy's own consumer header), whatever their case.
 const SPOOFABLE: &[&str] = &[
-    "x-consumer-id",
-    "x-consumer-custom-id",
-    "x-consumer-username",
+    "x-mse-consumer",
     "x-credential-identifier",
-    "x-authenticated-scope",
-    "x-authenticated-userid",
     "x-anonymous-consumer",
 ];
+/// Header-name prefixes of the same kind (Kong's `X-Consumer-*`, `X-Authenticated-*`).
+const SPOOFABLE_PREFIXES: &[&str] = &["x-consumer-", "x-authenticated-"];
+
+fn spoofable(name: &str) -> bool {
+    SPOOFABLE.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || SPOOFABLE_PREFIXES.iter().any(|p| {
+            name.get(..p.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(p))
+        })
+}
+
+/// Whether `path` is in normal form, so that routing here and at the upstream
+/// agree: it starts with `/` and has no empty (`//`), `.` or `..` segments,
+/// and no percent-encoded unreserved character or slash (`%61`, `%2F`).
+fn normal_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let last = segments.len() - 1;
+    let bad_segment = segments
+        .iter()
+        .enumerate()
+        .any(|(i, s)| *s == "." || *s == ".." || (s.is_empty() && i != last));
+    let b = path.as_bytes();
+    let bad_escape = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && match (b.get(i + 1), b.get(i + 2)) {
+                (Some(h), Some(l)) => match (hex(*h), hex(*l)) {
+                    (Some(h), Some(l)) => {
+                        let d = h * 16 + l;
+                        d.is_ascii_alphanumeric() || b"-._~/".contains(&d)
+                    }
+                    _ => true,
+                },
+                _ => true,
+            }
+    });
+    !bad_segment && !bad_escape
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
 
 /// The rule layer's answer for an already-authenticated request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +216,17 @@ impl DecisionGraph {
         host: &dyn Host,
         trace: &mut impl Trace,
     ) -> Decision {
+        if !normal_path(req.path) {
+            trace.step(|| "the path is not in normal form: refused".into());
+            return Decision::Reply(Reply {
+                status: 400,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: b"Bad Request".to_vec(),
+                reason:
+                    "path not in normal form (`//`, `.`, `..` or an encoded unreserved character)"
+                        .into(),
+            });
+        }
         let (mut ctx, mut node) = self.dispatch(req, trace);
         loop {
             match self.nodes[node as usize] {
@@ -287,7 +339,9 @@ impl DecisionGraph {
                 iss: s.settings.issuer.clone(),
                 jti: token::uuid_v4(jti),
                 nbf: None,
-                scope: tr.scope.clone(),
+                // Scopes are not configurable yet: a requested scope is
+                // ignored (RFC 6749 §3.3), never signed into the token.
+                scope: None,
                 sub: name.to_string(),
             };
             let token = token::issue(&claims, secret)
@@ -323,9 +377,12 @@ impl DecisionGraph {
     }
 
     fn forward(&self, ctx: &Ctx<'_>) -> Forward {
-        let mut remove: Vec<String> = Vec::with_capacity(SPOOFABLE.len() + 2);
-        remove.push(self.consumer_header.to_string());
-        remove.extend(SPOOFABLE.iter().map(|h| h.to_string()));
+        let mut remove: Vec<String> = vec![self.consumer_header.to_string()];
+        for (name, _) in ctx.req.headers {
+            if spoofable(name) && !remove.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+                remove.push(name.to_ascii_lowercase());
+            }
+        }
         let mut set = Vec::new();
         let mut consumer = None;
         if let Some((id, scope)) = ctx.consumer {
@@ -441,6 +498,44 @@ mod tests {
             "Bearer\tabc",
         ] {
             assert_eq!(bearer(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_normal_paths_pass() {
+        for ok in ["/", "/a", "/a/", "/a/b.c", "/a%20b", "/caf%C3%A9", "/a..b"] {
+            assert!(normal_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "//admin",
+            "/%2e%2E/x",
+            "/a//b",
+            "/./a",
+            "/a/..",
+            "/a/../b",
+            "/%61dmin",
+            "/a%2Fb",
+            "/a%",
+            "/a%zz",
+        ] {
+            assert!(!normal_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn spoofable_headers() {
+        for h in [
+            "X-Mse-Consumer",
+            "x-consumer-groups",
+            "X-Authenticated-Userid",
+            "x-anonymous-consumer",
+        ] {
+            assert!(spoofable(h), "{h}");
+        }
+        for h in ["authorization", "x-consumer", "x-request-id", "é"] {
+            assert!(!spoofable(h), "{h}");
         }
     }
 

@@ -10,7 +10,7 @@
 //! alike:
 //! - authentication rule: `TokenEndpoint(scope) → Authenticate(scope) → Forward`
 //! - `allow` rule: `TokenEndpoint(instance) → Authenticate(instance) → Authorize(set) → Forward`
-//! - disabled rule: `Forward`
+//! - disabled rule: `TokenEndpoint(instance) → Forward`
 //! - no rule matched: by `global_auth` (see [`DecisionGraph::compile`]).
 
 mod consumer_set;
@@ -110,9 +110,10 @@ impl Arena {
 
 impl DecisionGraph {
     /// Compile a checked model. `global_auth` decides requests no rule matches:
-    /// `true` authenticates them with the instance scope; `false` forwards them
-    /// (the instance token endpoint still answers when there are no rules at
-    /// all); unset authenticates them only when the policy has no rules.
+    /// `true` authenticates them with the instance scope; `false` forwards them;
+    /// unset authenticates them only when the policy has no rules. The token
+    /// path is answered everywhere (by the instance scope where no rule's
+    /// applies), never forwarded.
     pub fn compile(model: &Model) -> DecisionGraph {
         let mut arena = Arena::default();
         let forward = arena.add(Node::Forward);
@@ -124,10 +125,16 @@ impl DecisionGraph {
         let mut rule_entry = Vec::with_capacity(model.rules.len());
         let mut shadowed = Vec::new();
 
+        // SPEC §3: the token path is answered by Warden wherever it is, never
+        // forwarded; where no rule's scope applies, the instance scope answers.
+        let instance_tokens = arena.add(Node::TokenEndpoint {
+            scope: INSTANCE,
+            next: forward,
+        });
         for (pos, rule) in model.rules.iter().enumerate() {
             let pos = pos as RulePos;
             let entry = match &rule.action {
-                Action::Disable => forward,
+                Action::Disable => instance_tokens,
                 Action::Authenticate(scope) => arena.authn(*scope, forward),
                 Action::Allow(ids) => {
                     let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
@@ -144,15 +151,10 @@ impl DecisionGraph {
             }
         }
 
-        let no_rules = model.rules.is_empty();
         let unmatched_entry = match model.global_auth {
             Some(true) => arena.authn(INSTANCE, forward),
-            None if no_rules => arena.authn(INSTANCE, forward),
-            Some(false) if no_rules => arena.add(Node::TokenEndpoint {
-                scope: INSTANCE,
-                next: forward,
-            }),
-            _ => forward,
+            None if model.rules.is_empty() => arena.authn(INSTANCE, forward),
+            _ => instance_tokens,
         };
 
         let scopes = model
@@ -245,16 +247,22 @@ impl DecisionGraph {
     /// Warnings for rules that can never match because earlier rules take
     /// every one of their keys.
     pub fn shadow_warnings(&self, source: &str, model: &Model) -> Vec<Diagnostic> {
+        let lines = crate::diagnostic::LineIndex::new(source);
         self.shadowed
             .iter()
             .map(|&(rule, by)| {
                 let r = &model.rules[rule as usize];
                 let head = r.span.start..r.span.start + 4;
-                Diagnostic::warning(source, head, format!("this {} never applies", r.label()))
-                    .with_help(format!(
-                        "{} matches everything it matches, and the first matching rule wins",
-                        self.rule_label[by as usize]
-                    ))
+                Diagnostic::warning_indexed(
+                    source,
+                    &lines,
+                    head,
+                    format!("this {} never applies", r.label()),
+                )
+                .with_help(format!(
+                    "{} matches everything it matches, and the first matching rule wins",
+                    self.rule_label[by as usize]
+                ))
             })
             .collect()
     }

@@ -53,10 +53,12 @@ pub fn check(
     };
     let model = c.file(file);
     if c.errors.is_empty() {
+        c.warnings.sort_by_key(|d| d.span.start);
         Ok((model, c.warnings))
     } else {
+        c.errors.sort_by_key(|d| d.span.start);
         c.errors.extend(c.warnings);
-        Err(c.errors)
+        Err(crate::diagnostic::cap(c.errors, source))
     }
 }
 
@@ -561,8 +563,10 @@ pub(crate) fn closest<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1).min(3);
+    // Bounded, so that a policy with many undeclared names stays linear to check.
     candidates
         .into_iter()
+        .take(1000)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)

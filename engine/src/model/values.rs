@@ -117,13 +117,17 @@ impl<'s> Reader<'s> {
 
     /// `test.com`, `*.example.com`, `example*`.
     pub fn domain(&self, text: &str, span: Span) -> Result<DomainPattern, Diagnostic> {
-        let lower = text.to_ascii_lowercase();
+        let mut lower = text.to_ascii_lowercase();
+        // `[::1]`: hosts are compared without brackets (and without port).
+        if let Some(inner) = lower.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            lower = inner.to_string();
+        }
         let stars = lower.matches('*').count();
         let bad = |why: &str| {
             self.err(span, format!("bad domain pattern `{text}`: {why}"))
                 .with_help("write an exact host (`test.com`), a suffix (`*.example.com`) or a prefix (`api*`)")
         };
-        if lower.contains(':') && !lower.starts_with('[') {
+        if lower.contains(':') && !text.starts_with('[') {
             return Err(bad("domains match the host without its port"));
         }
         if lower.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {

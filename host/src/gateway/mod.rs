@@ -181,6 +181,15 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = req.into_parts();
+        // Two Host headers would let the policy and the upstream disagree on
+        // the host (RFC 9112 §3.2: a server must answer 400).
+        if parts.headers.get_all(header::HOST).iter().count() > 1 {
+            return plain(StatusCode::BAD_REQUEST, "more than one Host header\n");
+        }
+        // Hop-by-hop headers end here, before the policy decides and edits:
+        // a client's `Connection: x-mse-consumer` must not remove what the
+        // policy sets.
+        upstream::strip_hop_by_hop(&mut parts.headers);
         // An absolute-form target (`GET http://host/path`) overrides `Host`
         // (RFC 9112 §3.2.2). Make them agree, so that the policy decides on
         // the same host the upstream will see.
