@@ -52,3 +52,27 @@ pub fn realistic_headers(token: Option<&str>) -> Vec<(String, String)> {
     ));
     h
 }
+
+/// `path?grant_type=client_credentials&client_id=…&client_secret=…`
+pub fn token_target(path: &str, (client_id, secret): (&str, &str)) -> String {
+    format!("{path}?grant_type=client_credentials&client_id={client_id}&client_secret={secret}")
+}
+
+/// The `access_token` of a successful token-endpoint decision, or what came instead.
+pub fn access_token(d: &crate::Decision) -> Result<String, String> {
+    let reply = d
+        .reply()
+        .ok_or_else(|| format!("the token endpoint forwarded: {d:?}"))?;
+    if reply.status != 200 {
+        return Err(format!(
+            "status {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        ));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no access_token in {body}"))
+}

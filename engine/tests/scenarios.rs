@@ -2,7 +2,8 @@
 //! files under `policies/` that the README walks through.
 
 use warden_engine::fixtures::{
-    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE,
+    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE, access_token,
+    token_target,
 };
 use warden_engine::{Decision, FixedHost, Policy, Request};
 
@@ -66,21 +67,8 @@ impl Gateway {
     }
 
     /// A token from the token endpoint at `authority` + `path` (GET).
-    fn token(&self, authority: &str, path: &str, (id, secret): (&str, &str)) -> String {
-        let target =
-            format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
-        let d = self.get(authority, &target, None);
-        let reply = d
-            .reply()
-            .unwrap_or_else(|| panic!("token endpoint forwarded: {d:?}"));
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-        body["access_token"].as_str().unwrap().to_string()
+    fn token(&self, authority: &str, path: &str, client: (&str, &str)) -> String {
+        access_token(&self.get(authority, &token_target(path, client), None)).unwrap()
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use warden_engine::fixtures::{
-    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE,
+    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE, access_token,
+    token_target,
 };
 use warden_host::{
     Clock, Decision, GuestComponent, HostError, LoadError, ManualClock, OwnedRequest,
@@ -53,21 +54,12 @@ fn get(authority: &str, target: &str, token: Option<&str>) -> OwnedRequest {
 }
 
 /// A token from the demo policy's token endpoint (GET, client_credentials).
-fn token(rt: &PolicyRuntime, authority: &str, path: &str, (id, secret): (&str, &str)) -> String {
-    let target =
-        format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
-    let d = rt.decide(&get(authority, &target, None)).unwrap();
-    let reply = d
-        .reply()
-        .unwrap_or_else(|| panic!("token endpoint forwarded: {d:?}"));
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+fn token(rt: &PolicyRuntime, authority: &str, path: &str, client: (&str, &str)) -> String {
+    access_token(
+        &rt.decide(&get(authority, &token_target(path, client), None))
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn consumer(d: &Decision) -> Option<&str> {
