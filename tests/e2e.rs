@@ -34,6 +34,8 @@ struct Server {
     child: Child,
     base: String,
     client: Client,
+    /// The server's stderr (its logs).
+    log: PathBuf,
 }
 
 impl Server {
@@ -47,9 +49,14 @@ impl Server {
         if let Some(now) = now {
             cmd.env("WARDEN_NOW", now.to_string());
         }
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("serve-{}-{n}.log", std::process::id()));
         let mut child = cmd
+            .env("RUST_LOG", "info,warden=debug,warden_host=debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("warden starts");
         let mut line = String::new();
@@ -69,6 +76,7 @@ impl Server {
             child,
             base,
             client,
+            log,
         }
     }
 
@@ -91,6 +99,28 @@ impl Server {
         assert_eq!(resp.status(), 200);
         let body: serde_json::Value = resp.json().unwrap();
         body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Server {
+    /// Everything the server logged so far.
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// Assert the logs hold none of `secrets` (client secrets, whole tokens).
+    fn assert_logs_keep(&self, secrets: &[&str]) {
+        let logs = self.logs();
+        assert!(
+            logs.contains("reply") || logs.contains("forward"),
+            "the server logs its decisions:\n{logs}"
+        );
+        for secret in secrets {
+            assert!(
+                !logs.contains(secret),
+                "a secret or token reached the logs:\n{logs}"
+            );
+        }
     }
 }
 
@@ -213,6 +243,7 @@ fn demo_walkthrough() {
         .unwrap();
     let echo = echoed(resp);
     assert!(echo["headers"].get("x-mse-consumer").is_none(), "{echo}");
+    s.assert_logs_keep(&[C1.1, C2.1, &t1, &t2]);
 }
 
 #[test]
@@ -343,6 +374,7 @@ fn token_endpoint_errors_over_http() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200);
+    s.assert_logs_keep(&[C1.1, "wrong"]);
 }
 
 #[test]
@@ -467,4 +499,5 @@ fn hostile_requests_fail_closed() {
         echoed(s.get("localhost", "/a", Some(&t1)))["headers"]["x-mse-consumer"],
         "consumer1"
     );
+    s.assert_logs_keep(&[C1.1, C2.1, &t1, hostile]);
 }

@@ -55,8 +55,10 @@ impl Diagnostic {
         }
     }
 
-    /// A warning located with a prebuilt [`LineIndex`] (cheap when there are many).
-    pub fn warning_indexed(
+    /// A diagnostic located with a prebuilt [`LineIndex`]: cheap when a file
+    /// has many (the plain constructors scan the source from its start).
+    pub fn indexed(
+        severity: Severity,
         source: &str,
         lines: &LineIndex,
         span: Range<usize>,
@@ -65,10 +67,10 @@ impl Diagnostic {
         let start = floor_char_boundary(source, span.start.min(source.len()));
         let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
         let line = lines.line(start);
-        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = lines.line_start(line);
         let column = source[line_start..start].chars().count() as u32 + 1;
         Diagnostic {
-            severity: Severity::Warning,
+            severity,
             message: message.into(),
             help: None,
             span: start..end,
@@ -170,6 +172,14 @@ impl LineIndex {
     /// 1-based line of byte offset `at`.
     pub fn line(&self, at: usize) -> u32 {
         self.0.partition_point(|&nl| nl < at) as u32 + 1
+    }
+
+    /// Byte offset where 1-based `line` starts.
+    pub fn line_start(&self, line: u32) -> usize {
+        match line {
+            0 | 1 => 0,
+            n => self.0.get(n as usize - 2).map_or(0, |nl| nl + 1),
+        }
     }
 }
 

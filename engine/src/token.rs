@@ -32,6 +32,8 @@ pub const MAX_TOKEN_LEN: usize = 8192;
 pub enum TokenError {
     #[error("no bearer token")]
     Missing,
+    #[error("credential is not `Bearer <token>`")]
+    NotBearer,
     #[error("more than one credential header")]
     Ambiguous,
     #[error("token is not three base64url segments")]
@@ -115,7 +117,24 @@ struct JoseHeader {
     #[serde(default)]
     typ: Option<String>,
     #[serde(default)]
-    crit: Option<serde_json::Value>,
+    crit: Present,
+}
+
+/// Whether a member is present at all, whatever its value (`null` included).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Present(true))
+    }
+}
+
+/// RFC 7515/7519: the header and the claims set are JSON objects (serde would
+/// also read a struct from an array, field by field).
+fn is_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// A structurally valid token whose signature has not been checked yet.
@@ -144,6 +163,9 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
     let header = URL_SAFE_NO_PAD
         .decode(h)
         .map_err(|_| TokenError::Malformed)?;
+    if !is_object(&header) {
+        return Err(TokenError::BadHeader);
+    }
     let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
     if header.alg != "HS256" {
         let alg: String = header
@@ -154,7 +176,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
             .collect();
         return Err(TokenError::Algorithm(alg));
     }
-    if header.crit.is_some() {
+    if header.crit.0 {
         return Err(TokenError::Critical);
     }
     match header.typ.as_deref() {
@@ -164,6 +186,11 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
     let payload = URL_SAFE_NO_PAD
         .decode(p)
         .map_err(|_| TokenError::Malformed)?;
+    if !is_object(&payload) {
+        return Err(TokenError::BadClaims(
+            "the claims set is not a JSON object".into(),
+        ));
+    }
     let claims: Claims =
         serde_json::from_slice(&payload).map_err(|e| TokenError::BadClaims(claim_error(&e)))?;
     let message = &token[..h.len() + 1 + p.len()];
@@ -176,10 +203,17 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
 
 /// A short description of a claims error without echoing token content.
 fn claim_error(e: &serde_json::Error) -> String {
+    // Only serde's messages about fields are kept: they quote a field name
+    // (from our struct), never a value the client chose.
     let text = e.to_string();
-    // serde's messages quote field names, not values, up to " at line".
-    let short = text.split(" at line").next().unwrap_or("invalid");
-    short.chars().take(80).collect()
+    let short = text.split(" at line").next().unwrap_or_default();
+    if short.starts_with("missing field `") || short.starts_with("duplicate field `") {
+        short.to_string()
+    } else if e.is_syntax() || e.is_eof() {
+        "the claims set is not valid JSON".to_string()
+    } else {
+        "a claim has the wrong type".to_string()
+    }
 }
 
 /// What a verified token must say.

@@ -348,3 +348,31 @@ fn long_lists_of_diagnostics_are_capped_with_a_count() {
     assert_eq!(ds.len(), 101);
     assert_eq!(ds[100].message, "… and 400 more errors");
 }
+
+#[test]
+fn hostile_policy_files_get_errors_quickly() {
+    // 10 MB of one long line, of many short lines, and of binary noise.
+    let long_line = "a".repeat(10 << 20);
+    let many_lines = "issuer x\n".repeat((10 << 20) / 9);
+    let noise: String = (0..(10u32 << 20))
+        .map(|i| char::from_u32((i.wrapping_mul(2_654_435_761) >> 8) % 0x250).unwrap_or('?'))
+        .collect();
+    for (name, src) in [
+        ("long line", &long_line),
+        ("many lines", &many_lines),
+        ("noise", &noise),
+    ] {
+        let start = std::time::Instant::now();
+        let ds = diagnostics(src);
+        assert!(ds.iter().any(|d| d.is_error()), "{name}: {ds:?}");
+        assert!(
+            ds.len() <= 2 * warden_engine::diagnostic::MAX_PER_SEVERITY + 2,
+            "{name}"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{name}: {:?}",
+            start.elapsed()
+        );
+    }
+}

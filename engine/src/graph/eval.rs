@@ -290,7 +290,7 @@ impl DecisionGraph {
         if values.next().is_some() {
             return Err((true, TokenError::Ambiguous));
         }
-        let token = bearer(value).ok_or((false, TokenError::Missing))?;
+        let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
         let unverified = token::parse(token).map_err(|e| (true, e))?;
         let (consumer, secret) = s
             .clients

@@ -253,7 +253,8 @@ impl DecisionGraph {
             .map(|&(rule, by)| {
                 let r = &model.rules[rule as usize];
                 let head = r.span.start..r.span.start + 4;
-                Diagnostic::warning_indexed(
+                Diagnostic::indexed(
+                    crate::Severity::Warning,
                     source,
                     &lines,
                     head,

@@ -44,8 +44,10 @@ pub fn check(
     host: &dyn Host,
 ) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker {
-        r: Reader { src: source },
-        lines: crate::diagnostic::LineIndex::new(source),
+        r: Reader {
+            src: source,
+            lines: crate::diagnostic::LineIndex::new(source),
+        },
         host,
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -64,7 +66,6 @@ pub fn check(
 
 struct Checker<'s> {
     r: Reader<'s>,
-    lines: crate::diagnostic::LineIndex,
     host: &'s dyn Host,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
@@ -85,7 +86,7 @@ impl<'s> Checker<'s> {
     /// Error unless this is the first `key` in its block.
     fn once(&mut self, seen: &mut Seen, item: &Item) -> bool {
         if let Some(first) = seen.0.get(&item.key) {
-            let line = self.lines.line(first.start);
+            let line = self.r.lines.line(first.start);
             let d = self
                 .r
                 .err(item.key_span, format!("`{}` is set twice", item.key))
@@ -322,7 +323,7 @@ impl<'s> Checker<'s> {
             return self.fail(d);
         }
         if let Some((first, _)) = scope.names.get(&name.0) {
-            let line = self.lines.line(first.start);
+            let line = self.r.lines.line(first.start);
             let d = self
                 .r
                 .err(name.1, format!("duplicate consumer name `{}`", name.0))
@@ -386,7 +387,7 @@ impl<'s> Checker<'s> {
         }
         let ((client_id, id_span), secret) = (id?, secret?);
         if let Some(first) = scope.client_ids.get(&client_id) {
-            let line = self.lines.line(first.start);
+            let line = self.r.lines.line(first.start);
             let d = self
                 .r
                 .err(id_span, format!("duplicate client_id `{client_id}`"))
@@ -451,7 +452,7 @@ impl<'s> Checker<'s> {
             }
         };
         if let Some(&first) = routes.by_name.get(&name) {
-            let line = self.lines.line(routes.list[first].span.start);
+            let line = self.r.lines.line(routes.list[first].span.start);
             let d = self
                 .r
                 .err(name_span, format!("duplicate route name `{name}`"))

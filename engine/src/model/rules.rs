@@ -139,7 +139,7 @@ impl Checker<'_> {
             return None; // a malformed `match` was reported; "matches nothing" would be noise
         }
         let matcher = self.matcher(matches, item, routes)?;
-        let line = self.lines.line(item.span.start);
+        let line = self.r.lines.line(item.span.start);
         Some(Rule {
             name,
             span: item.span,
@@ -204,8 +204,10 @@ impl Checker<'_> {
             if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {
                     if !routes.by_name.contains_key(n) {
-                        let mut d = Diagnostic::warning(
+                        let mut d = Diagnostic::indexed(
+                            crate::Severity::Warning,
                             self.r.src,
+                            &self.r.lines,
                             span.range(),
                             format!("route `{n}` is not declared in this policy"),
                         );

@@ -9,11 +9,18 @@ use crate::syntax::{Item, Span, Value, ValueKind};
 /// Reads values of one source file.
 pub(crate) struct Reader<'s> {
     pub src: &'s str,
+    pub lines: crate::diagnostic::LineIndex,
 }
 
 impl<'s> Reader<'s> {
     pub fn err(&self, span: Span, msg: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(self.src, span.range(), msg)
+        Diagnostic::indexed(
+            crate::Severity::Error,
+            self.src,
+            &self.lines,
+            span.range(),
+            msg,
+        )
     }
 
     /// The single value of `item` (and no block).
