@@ -1,0 +1,28 @@
+//! Policy text → `Policy::compile`; every diagnostic (error or warning) is
+//! rendered, which must not panic either.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use warden_engine::{FixedHost, Policy};
+
+fuzz_target!(|data: &[u8]| {
+    let source = String::from_utf8_lossy(data);
+    let mut host = FixedHost::at(1_700_000_000);
+    // A couple of resolvable secret references, so `env:`/`file:` paths that
+    // succeed get exercised as well as the ones that fail.
+    host.secrets.push(("env:A_SECRET".into(), b"s3cr3t".to_vec()));
+    host.secrets.push(("file:/run/secret".into(), b"0123456789abcdef".to_vec()));
+    match Policy::compile(&source, &host) {
+        Ok(policy) => {
+            for d in policy.warnings() {
+                let _ = d.render("fuzz.policy", &source);
+            }
+            let _ = policy.routes();
+        }
+        Err(diags) => {
+            for d in &diags {
+                let _ = d.render("fuzz.policy", &source);
+            }
+        }
+    }
+});

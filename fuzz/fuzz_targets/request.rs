@@ -1,0 +1,63 @@
+//! Arbitrary request records (what the guest's WIT decoding hands the engine)
+//! → `Policy::decide` and `Policy::explain` of the demo and gateway-wide
+//! policies.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use warden_engine::{FixedHost, Policy, Request};
+
+const DEMO: &str = include_str!("../../policies/demo.policy");
+const GATEWAY_WIDE: &str = include_str!("../../policies/gateway-wide.policy");
+const NOW: u64 = 1_700_000_000;
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    method: String,
+    https: bool,
+    authority: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    route: Option<String>,
+    service: Option<String>,
+    peer: Option<String>,
+    now_offset: i32,
+    /// Last, so it takes the rest of the input.
+    body: Vec<u8>,
+}
+
+fn policies() -> &'static [Policy; 2] {
+    static P: OnceLock<[Policy; 2]> = OnceLock::new();
+    P.get_or_init(|| {
+        let host = FixedHost::at(NOW);
+        [
+            Policy::compile(DEMO, &host).expect("demo.policy compiles"),
+            Policy::compile(GATEWAY_WIDE, &host).expect("gateway-wide.policy compiles"),
+        ]
+    })
+}
+
+fuzz_target!(|input: Input| {
+    let mut headers = input.headers;
+    headers.truncate(16);
+    let req = Request {
+        method: &input.method,
+        scheme: if input.https { "https" } else { "http" },
+        authority: &input.authority,
+        path: &input.path,
+        query: &input.query,
+        headers: &headers,
+        body: &input.body,
+        route: input.route.as_deref(),
+        service: input.service.as_deref(),
+        peer: input.peer.as_deref(),
+    };
+    let host = FixedHost::at(NOW.saturating_add_signed(input.now_offset as i64));
+    for policy in policies() {
+        let _ = policy.decide(&req, &host);
+        let _ = policy.explain(&req, &host);
+    }
+});
