@@ -9,8 +9,15 @@
 //! outer build set for itself (flags, wrappers, target dir, build target), then
 //! copies the component into `OUT_DIR`.
 //!
-//! `WARDEN_GUEST_WASM=/path/to/warden_guest.wasm` skips the nested build and
-//! embeds that file instead (for packagers and cross builds).
+//! It builds a second component too, with the guest's `fault-injection`
+//! feature, for the guest-fault tests only: its path reaches the host's tests
+//! as `env!("WARDEN_FAULT_GUEST_WASM")`; the binary never embeds it. Both
+//! builds share the nested target directory, where cargo keeps each feature
+//! set's artifacts apart, so neither rebuilds the other.
+//!
+//! `WARDEN_GUEST_WASM=/path/to/warden_guest.wasm` skips the nested builds and
+//! embeds that file instead (for packagers and cross builds); the fault tests
+//! then need `WARDEN_FAULT_GUEST_WASM=/path/to/faulty.wasm` as well, and say so.
 
 use std::env;
 use std::ffi::OsString;
@@ -19,6 +26,7 @@ use std::process::{Command, Stdio};
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_FILE: &str = "warden_guest.wasm";
+const FAULT_GUEST_FILE: &str = "warden_guest_faults.wasm";
 
 fn main() {
     let manifest_dir =
@@ -29,12 +37,27 @@ fn main() {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dest = out_dir.join(GUEST_FILE);
+    let fault_dest = out_dir.join(FAULT_GUEST_FILE);
+    println!(
+        "cargo:rustc-env=WARDEN_FAULT_GUEST_WASM={}",
+        fault_dest.display()
+    );
 
     println!("cargo:rerun-if-env-changed=WARDEN_GUEST_WASM");
+    println!("cargo:rerun-if-env-changed=WARDEN_FAULT_GUEST_WASM");
     if let Some(prebuilt) = env::var_os("WARDEN_GUEST_WASM") {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());
         copy(&prebuilt, &dest);
+        match env::var_os("WARDEN_FAULT_GUEST_WASM") {
+            Some(faulty) => {
+                let faulty = PathBuf::from(faulty);
+                println!("cargo:rerun-if-changed={}", faulty.display());
+                copy(&faulty, &fault_dest);
+            }
+            // An empty file: the fault tests fail and say what to set.
+            None => write_empty(&fault_dest),
+        }
         return;
     }
 
@@ -51,9 +74,22 @@ fn main() {
     }
 
     let guest_target_dir = workspace.join("target").join("guest");
+    let built = guest_target_dir
+        .join(GUEST_TARGET)
+        .join("release")
+        .join(GUEST_FILE);
+    build_guest(&workspace, &guest_target_dir, Some("fault-injection"));
+    copy(&built, &fault_dest);
+    build_guest(&workspace, &guest_target_dir, None);
+    copy(&built, &dest);
+}
+
+/// `cargo build -p warden-guest --target wasm32-wasip2 --release` with
+/// `features`, in `target_dir`, with a cleaned environment.
+fn build_guest(workspace: &Path, target_dir: &Path, features: Option<&str>) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&workspace)
+    cmd.current_dir(workspace)
         .args([
             "build",
             "-p",
@@ -63,10 +99,13 @@ fn main() {
             "--release",
         ])
         .arg("--target-dir")
-        .arg(&guest_target_dir)
-        // Cargo reads directives from a build script's stdout: keep the nested
-        // build's output on stderr only (shown when this script fails).
-        .stdout(Stdio::null())
+        .arg(target_dir);
+    if let Some(features) = features {
+        cmd.args(["--features", features]);
+    }
+    // Cargo reads directives from a build script's stdout: keep the nested
+    // build's output on stderr only (shown when this script fails).
+    cmd.stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .env_clear()
         .envs(env::vars_os().filter(|(k, _)| keep_env(k)));
@@ -79,18 +118,14 @@ fn main() {
         )),
     };
     if !status.success() {
+        let features = features.map_or(String::new(), |f| format!(" --features {f}"));
         fail(&format!(
             "building the guest component failed ({status}).\n\
              Is the wasm32-wasip2 target installed? Run `rustup target add {GUEST_TARGET}`.\n\
-             The nested build was: cargo build -p warden-guest --target {GUEST_TARGET} --release --target-dir {}",
-            guest_target_dir.display()
+             The nested build was: cargo build -p warden-guest --target {GUEST_TARGET} --release{features} --target-dir {}",
+            target_dir.display()
         ));
     }
-    let built = guest_target_dir
-        .join(GUEST_TARGET)
-        .join("release")
-        .join(GUEST_FILE);
-    copy(&built, &dest);
 }
 
 /// Whether an environment variable of the outer build may reach the nested one.
@@ -155,6 +190,12 @@ fn copy(from: &Path, to: &Path) {
             from.display(),
             to.display()
         ));
+    }
+}
+
+fn write_empty(to: &Path) {
+    if let Err(e) = std::fs::write(to, b"") {
+        fail(&format!("could not write `{}`: {e}", to.display()));
     }
 }
 

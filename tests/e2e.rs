@@ -2,134 +2,18 @@
 //! client (reqwest) and an independent JWT library (`jwt`) to read the tokens.
 //! Every example of the Higress page, on the policy files under `policies/`.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, UntrustedToken};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
+use support::{Server, policy, warden};
 use warden_engine::fixtures::{
     CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE,
 };
-
-fn warden() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    // Share one compiled-component cache between all tests of this run.
-    cmd.env(
-        "WARDEN_CACHE_DIR",
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("warden-cache"),
-    );
-    cmd.env_remove("WARDEN_NOW");
-    cmd
-}
-
-fn policy(name: &str) -> String {
-    format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A running `warden serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    client: Client,
-    /// The server's stderr (its logs).
-    log: PathBuf,
-}
-
-impl Server {
-    /// `warden serve` on a free loopback port; `policy` None = the embedded demo.
-    fn start(policy_file: Option<&str>, now: Option<u64>) -> Server {
-        let mut cmd = warden();
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-        if let Some(p) = policy_file {
-            cmd.args(["--policy", &policy(p)]);
-        }
-        if let Some(now) = now {
-            cmd.env("WARDEN_NOW", now.to_string());
-        }
-        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("serve-{}-{n}.log", std::process::id()));
-        let mut child = cmd
-            .env("RUST_LOG", "info,warden=debug,warden_host=debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("warden starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("warden prints its address");
-        let base = line
-            .trim()
-            .strip_prefix("warden listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Server {
-            child,
-            base,
-            client,
-            log,
-        }
-    }
-
-    fn get(&self, host: &str, path: &str, token: Option<&str>) -> Response {
-        let mut req = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("host", host);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().expect("request completes")
-    }
-
-    /// A token from the token endpoint by GET.
-    fn token(&self, host: &str, path: &str, (id, secret): (&str, &str)) -> String {
-        let url =
-            format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
-        let resp = self.get(host, &url, None);
-        assert_eq!(resp.status(), 200);
-        let body: serde_json::Value = resp.json().unwrap();
-        body["access_token"].as_str().unwrap().to_string()
-    }
-}
-
-impl Server {
-    /// Everything the server logged so far.
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-
-    /// Assert the logs hold none of `secrets` (client secrets, whole tokens).
-    fn assert_logs_keep(&self, secrets: &[&str]) {
-        let logs = self.logs();
-        assert!(
-            logs.contains("reply") || logs.contains("forward"),
-            "the server logs its decisions:\n{logs}"
-        );
-        for secret in secrets {
-            assert!(
-                !logs.contains(secret),
-                "a secret or token reached the logs:\n{logs}"
-            );
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The echo upstream's view of the request.
 fn echoed(resp: Response) -> serde_json::Value {

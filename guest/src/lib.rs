@@ -68,6 +68,8 @@ impl GuestPolicy for CompiledPolicy {
     }
 
     fn decide(&self, req: wit::Request) -> wit::Decision {
+        #[cfg(feature = "fault-injection")]
+        faults::inject(&req);
         decision_to_wit(self.policy.decide(&request_from_wit(&req), &WitHost))
     }
 
@@ -147,6 +149,41 @@ fn diagnostic_to_wit(d: &warden_engine::Diagnostic) -> wit::Diagnostic {
 
 fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Faults on demand, for the host's fault-tolerance tests (feature
+/// `fault-injection`; never in the shipped component).
+#[cfg(feature = "fault-injection")]
+mod faults {
+    use super::wit;
+
+    /// Misbehave as the request's `x-warden-fault` header asks.
+    pub fn inject(req: &wit::Request) {
+        let fault = req
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("x-warden-fault"))
+            .map(|(_, value)| value.as_str());
+        match fault {
+            Some("loop") => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Some("alloc") => {
+                // Megabyte after megabyte, kept: only the memory limit stops it.
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut block = Vec::<u8>::with_capacity(1 << 20);
+                    block.push(1);
+                    hoard.push(std::hint::black_box(block));
+                }
+            }
+            Some("trap") => panic!("fault injected: trap"),
+            _ => {}
+        }
+    }
 }
 
 export!(Component);

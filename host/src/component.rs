@@ -132,20 +132,9 @@ impl GuestComponent {
         self.pooling
     }
 
-    /// The epoch tick: the granularity of deadlines.
+    /// The epoch tick: how often running guest calls check their deadline.
     pub fn epoch_tick(&self) -> Duration {
         self.epoch_tick
-    }
-
-    /// Epoch ticks for `deadline`: rounded up, plus one because the next
-    /// tick may come at any moment, so that a call always gets at least
-    /// `deadline` (and at most one tick more). Zero interrupts at once.
-    pub(crate) fn deadline_ticks(&self, deadline: Duration) -> u64 {
-        if deadline.is_zero() {
-            return 0;
-        }
-        let tick = self.epoch_tick.as_nanos().max(1);
-        u64::try_from(deadline.as_nanos().div_ceil(tick)).map_or(u64::MAX, |n| n.saturating_add(1))
     }
 
     /// A fresh store and instance of the guest.
@@ -157,9 +146,13 @@ impl GuestComponent {
     ) -> Result<(Store<GuestState>, Gateway), HostError> {
         let mut store = Store::new(&self.engine, GuestState::new(clock, memory_limit));
         store.limiter(|state| &mut state.limits);
-        // Instantiation runs no guest code of ours, but the deadline must be
-        // set before anything runs at all.
-        store.set_epoch_deadline(self.deadline_ticks(deadline));
+        // Every call's budget is checked at each epoch tick (see
+        // `CallBudget`). Instantiation runs no guest code of ours,
+        // but it gets a budget too: nothing runs unbounded.
+        let tick = self.epoch_tick;
+        store.epoch_deadline_callback(move |mut cx| Ok(cx.data_mut().call.check(tick)));
+        store.data_mut().begin_call(deadline);
+        store.set_epoch_deadline(1);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| {
             match e.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::Interrupt) => HostError::Timeout {

@@ -8,13 +8,15 @@
 //! [`services`] implements what the guest imports (clock, randomness,
 //! secrets) and grants it nothing else; [`gateway`] is the HTTP front end of
 //! `warden serve`, turning each request into an [`OwnedRequest`] and each
-//! decision into a reply or a forwarded request.
+//! decision into a reply or a forwarded request; [`reload`] compiles a
+//! changed policy file into a new runtime for the gateway to swap in.
 
 pub mod bindings;
 pub mod cache;
 pub mod component;
 pub mod error;
 pub mod gateway;
+pub mod reload;
 pub mod request;
 pub mod runtime;
 pub mod services;

@@ -34,7 +34,9 @@ const INSTANTIATE_DEADLINE: Duration = Duration::from_secs(1);
 /// Bounds and services for a runtime's guest calls.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// The longest one `decide`/`explain` call may run.
+    /// The most CPU time one `decide`/`explain` call may use (see
+    /// `services::CallBudget`: checked every epoch tick, with a wall-clock
+    /// backstop of 8× this).
     pub deadline: Duration,
     /// The longest compiling the policy (once per new instance) may run.
     pub compile_deadline: Duration,
@@ -49,7 +51,7 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            deadline: Duration::from_millis(100),
+            deadline: Duration::from_millis(10),
             compile_deadline: Duration::from_secs(2),
             memory_limit: 64 << 20,
             clock: Clock::System,
@@ -158,14 +160,14 @@ impl PolicyRuntime {
         };
         // Warnings and routes do not change: ask once, keep them host-side.
         // These calls are part of loading, so they get the compile deadline.
-        let ticks = runtime.ticks(runtime.options.compile_deadline);
-        let ms = deadline_ms(&runtime.options.compile_deadline);
+        let budget = runtime.options.compile_deadline;
+        let ms = deadline_ms(&budget);
         let engine = first.bindings.warden_policy_engine().policy();
-        first.store.set_epoch_deadline(ticks);
+        start(&mut first.store, budget);
         let warnings = engine
             .call_warnings(&mut first.store, first.policy)
             .map_err(|e| classify("warnings", ms, e, None))?;
-        first.store.set_epoch_deadline(ticks);
+        start(&mut first.store, budget);
         let routes = engine
             .call_routes(&mut first.store, first.policy)
             .map_err(|e| classify("routes", ms, e, None))?;
@@ -259,9 +261,7 @@ impl PolicyRuntime {
             Some(instance) => instance,
             None => self.new_instance()?.map_err(recompile_error)?,
         };
-        instance
-            .store
-            .set_epoch_deadline(self.ticks(self.options.deadline));
+        start(&mut instance.store, self.options.deadline);
         match f(&mut instance) {
             Ok(value) => {
                 let mut idle = self.pool();
@@ -292,7 +292,7 @@ impl PolicyRuntime {
             INSTANTIATE_DEADLINE,
         )?;
         self.created.fetch_add(1, Ordering::Relaxed);
-        store.set_epoch_deadline(self.ticks(compile_deadline));
+        start(&mut store, compile_deadline);
         let compiled = bindings
             .warden_policy_engine()
             .policy()
@@ -319,10 +319,6 @@ impl PolicyRuntime {
         })
     }
 
-    fn ticks(&self, deadline: Duration) -> u64 {
-        self.component.deadline_ticks(deadline)
-    }
-
     fn pool(&self) -> MutexGuard<'_, Vec<Instance>> {
         // Nothing panics while holding the lock; if something ever did, the
         // Vec is still a valid list of instances.
@@ -330,6 +326,13 @@ impl PolicyRuntime {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Give the next guest call on `store` `budget` of wall-clock time (checked
+/// at every epoch tick; zero interrupts the call at its first check).
+fn start(store: &mut Store<GuestState>, budget: Duration) {
+    store.data_mut().begin_call(budget);
+    store.set_epoch_deadline(if budget.is_zero() { 0 } else { 1 });
 }
 
 fn recompile_error(diagnostics: Vec<Diagnostic>) -> HostError {

@@ -12,10 +12,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
@@ -197,9 +197,91 @@ impl tokio::io::AsyncWrite for GuestOutput {
     }
 }
 
+/// The time budget of the guest call in progress.
+///
+/// A budget is CPU time spent by the guest call, checked at every epoch
+/// tick: the engine's ticker advances the epoch (every millisecond by
+/// default), each store's deadline is always the next tick, and the epoch
+/// callback — which runs on the calling thread — compares what the call has
+/// used with its budget. CPU time rather than wall-clock time, so that a call
+/// descheduled on an overloaded machine is not failed for the scheduler's
+/// delay; a wall-clock backstop of [`WALL_CLOCK_BACKSTOP`] × the budget still
+/// bounds every call. Reading the thread's CPU clock is a system call, so it
+/// is not read on the hot path: until the first tick the call is charged its
+/// wall-clock time, but at most two ticks (a ticker starved on a busy
+/// machine must not make a short call look long), and from the first tick
+/// on, the CPU time it really used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallBudget {
+    started: Instant,
+    budget: Duration,
+    /// At the first tick: (thread CPU clock, time charged so far).
+    mark: Option<(Duration, Duration)>,
+}
+
+/// A call past this many times its budget in wall-clock time is interrupted
+/// whatever CPU time it used.
+pub const WALL_CLOCK_BACKSTOP: u32 = 8;
+
+impl CallBudget {
+    fn new(budget: Duration) -> Self {
+        CallBudget {
+            started: Instant::now(),
+            budget,
+            mark: None,
+        }
+    }
+
+    /// Called by the epoch callback (ticks `tick` apart): go on for another
+    /// tick, or interrupt.
+    pub(crate) fn check(&mut self, tick: Duration) -> UpdateDeadline {
+        let wall = self.started.elapsed();
+        let used = match (thread_cpu_time(), self.mark) {
+            (Some(cpu), None) => {
+                let charged = wall.min(tick.saturating_mul(2));
+                self.mark = Some((cpu, charged));
+                charged
+            }
+            (Some(cpu), Some((cpu0, used0))) => used0 + cpu.saturating_sub(cpu0),
+            (None, _) => wall,
+        };
+        if used >= self.budget || wall >= self.budget.saturating_mul(WALL_CLOCK_BACKSTOP) {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        }
+    }
+}
+
+/// CPU time used by the calling thread, where the OS tells it.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd"
+))]
+fn thread_cpu_time() -> Option<Duration> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Some(Duration::new(
+        u64::try_from(t.tv_sec).ok()?,
+        u32::try_from(t.tv_nsec).ok()?,
+    ))
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd"
+)))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
 /// Everything one guest instance's `Store` holds.
 pub struct GuestState {
     clock: Clock,
+    pub(crate) call: CallBudget,
     pub(crate) stderr: GuestOutput,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -225,11 +307,19 @@ impl GuestState {
             .build();
         GuestState {
             clock,
+            call: CallBudget::new(Duration::ZERO),
             stderr,
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
         }
+    }
+}
+
+impl GuestState {
+    /// Start timing a guest call that may run for `budget`.
+    pub(crate) fn begin_call(&mut self, budget: Duration) {
+        self.call = CallBudget::new(budget);
     }
 }
 

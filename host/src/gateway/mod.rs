@@ -9,6 +9,10 @@
 //! client gets a 503 and nothing is forwarded. Nothing here panics on client
 //! input; logs carry the method, the path (never the query, which may hold a
 //! client secret) and the decision's reason, never a header value.
+//!
+//! The policy can be replaced while the gateway serves ([`Gateway::replace_policy`]):
+//! each request takes the current policy once, at its start, and finishes on
+//! it; the previous policy's instances go when its last request does.
 
 pub mod upstream;
 
@@ -17,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -47,7 +52,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The gateway: a policy, a default upstream and the HTTP client.
 #[derive(Debug)]
 pub struct Gateway {
-    runtime: Arc<PolicyRuntime>,
+    runtime: ArcSwap<PolicyRuntime>,
     default_upstream: Upstream,
     upstreams: Upstreams,
     body_limit: usize,
@@ -65,12 +70,24 @@ impl Gateway {
     pub fn new(runtime: Arc<PolicyRuntime>, default_upstream: Upstream) -> Self {
         let slots = default_guest_concurrency();
         Gateway {
-            runtime,
+            runtime: ArcSwap::new(runtime),
             default_upstream,
             upstreams: Upstreams::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             guest_slots: Semaphore::new(slots),
         }
+    }
+
+    /// The policy requests are decided with now.
+    pub fn policy(&self) -> Arc<PolicyRuntime> {
+        self.runtime.load_full()
+    }
+
+    /// Decide new requests with `runtime` from now on; requests already
+    /// being decided finish on the policy they started with. Returns that
+    /// previous policy.
+    pub fn replace_policy(&self, runtime: Arc<PolicyRuntime>) -> Arc<PolicyRuntime> {
+        self.runtime.swap(runtime)
     }
 
     /// Change how many guest calls may run at once (at least 1).
@@ -136,7 +153,7 @@ impl Gateway {
     ///
     /// The guest call runs on tokio's blocking pool (`spawn_blocking`), not on
     /// a worker thread: it is CPU-bound and bounded by the runtime's epoch
-    /// deadline (100 ms by default) rather than tens of microseconds in the
+    /// deadline (10 ms of CPU time by default) rather than tens of microseconds in the
     /// worst case, and wasmtime-wasi's synchronous bindings `block_on` their
     /// tokio runtime for stream I/O (e.g. the guest printing a panic message),
     /// which panics on a worker thread. The hop costs a few microseconds. A
@@ -149,7 +166,7 @@ impl Gateway {
                 Err(HostError::Unavailable("the gateway is shutting down")),
             );
         };
-        let runtime = Arc::clone(&self.runtime);
+        let runtime = self.runtime.load_full();
         let (method, path) = (context.method.clone(), context.path.clone());
         match tokio::task::spawn_blocking(move || {
             let decision = runtime.decide(&context);

@@ -1,0 +1,163 @@
+//! Reloading a running gateway's policy from its file.
+//!
+//! `warden serve --policy FILE` reloads on `SIGHUP`, and with `--watch` also
+//! when the file changes. A [`Reloader`] owns that decision: it remembers the
+//! file's metadata and a SHA-256 of the text it last compiled, so that a
+//! touched-but-identical file is not recompiled. A watched file is read only
+//! once its size and modification time have stayed the same for one whole
+//! poll interval, and is read again if they change while it is read: a
+//! writer that truncates and then writes (`cp`, `>`) is never caught in
+//! between, where an empty file would compile into a policy that knows no
+//! client. A writer stalled between the two (a loaded machine) can still
+//! leave an empty file for a while, so `--watch` never loads an empty file;
+//! SIGHUP does, if that is really meant. (Renaming a finished file over the
+//! old one is atomic and best.)
+//! A changed file is compiled
+//! into a fresh [`PolicyRuntime`] on the same guest component (and prewarmed)
+//! before anything is swapped: a file that does not compile — including one
+//! caught half-written — leaves the running policy in place, and the next
+//! change is tried again. Nothing here runs on the request path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::component::GuestComponent;
+use crate::error::LoadError;
+use crate::runtime::{PolicyRuntime, RuntimeOptions};
+
+/// What one reload attempt did.
+#[derive(Debug)]
+pub enum Reload {
+    /// The file has the text already being served.
+    Unchanged,
+    /// The file changed and compiled: serve this from now on.
+    Reloaded(Arc<PolicyRuntime>),
+    /// The file changed but could not be read or compiled; the message (the
+    /// rendered diagnostics, or the I/O error) says why. Keep serving.
+    Failed(String),
+}
+
+/// Watches one policy file and compiles it again when it changes.
+#[derive(Debug)]
+pub struct Reloader {
+    path: PathBuf,
+    name: String,
+    component: Arc<GuestComponent>,
+    options: RuntimeOptions,
+    prewarm: usize,
+    stamp: Option<Stamp>,
+    /// A change seen on the last poll, waiting to be seen again unchanged.
+    pending: Option<Option<Stamp>>,
+    digest: [u8; 32],
+    generation: u64,
+}
+
+/// What changes when a file is written: checked before reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Reloader {
+    /// A reloader for `path`, whose text `served` is being served now.
+    /// New runtimes use `component` and `options` and get `prewarm` ready
+    /// instances before they are handed out.
+    pub fn new(
+        path: &Path,
+        served: &str,
+        component: Arc<GuestComponent>,
+        options: RuntimeOptions,
+        prewarm: usize,
+    ) -> Self {
+        Reloader {
+            path: path.to_owned(),
+            name: path.display().to_string(),
+            component,
+            options,
+            prewarm,
+            stamp: stamp(path),
+            pending: None,
+            digest: Sha256::digest(served.as_bytes()).into(),
+            generation: 1,
+        }
+    }
+
+    /// How many policies have been served (1 = only the first).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Reload if the file has changed (size or modification time) and then
+    /// stayed unchanged since the previous poll; with `force` (SIGHUP), read
+    /// it at once. Blocks while compiling.
+    pub fn poll(&mut self, force: bool) -> Reload {
+        let now = stamp(&self.path);
+        if !force {
+            if now.is_some() && now == self.stamp {
+                self.pending = None;
+                return Reload::Unchanged;
+            }
+            if self.pending.as_ref() != Some(&now) {
+                // Changed since the last poll: maybe still being written.
+                self.pending = Some(now);
+                return Reload::Unchanged;
+            }
+        }
+        self.pending = None;
+        let source = match std::fs::read_to_string(&self.path) {
+            Ok(source) => source,
+            Err(e) => {
+                self.stamp = now;
+                return Reload::Failed(format!("cannot read {}: {e}", self.name));
+            }
+        };
+        if stamp(&self.path) != now {
+            // Written to while we read: look again on the next poll.
+            return Reload::Unchanged;
+        }
+        if !force && source.trim().is_empty() {
+            // Most likely truncated by a writer that has not written yet.
+            return Reload::Unchanged;
+        }
+        self.stamp = now;
+        let digest: [u8; 32] = Sha256::digest(source.as_bytes()).into();
+        if digest == self.digest {
+            return Reload::Unchanged;
+        }
+        let loaded = PolicyRuntime::load_with(
+            Arc::clone(&self.component),
+            &self.name,
+            &source,
+            self.options.clone(),
+        );
+        match loaded {
+            Ok(runtime) => {
+                if let Err(e) = runtime.prewarm(self.prewarm) {
+                    return Reload::Failed(format!("{}: {e}", self.name));
+                }
+                self.digest = digest;
+                self.generation += 1;
+                Reload::Reloaded(Arc::new(runtime))
+            }
+            Err(LoadError::Invalid { diagnostics, .. }) => Reload::Failed(
+                diagnostics
+                    .iter()
+                    .map(|d| d.render(&self.name, &source))
+                    .collect(),
+            ),
+            Err(LoadError::Host(e)) => Reload::Failed(format!("{}: {e}", self.name)),
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}

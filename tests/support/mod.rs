@@ -1,0 +1,154 @@
+//! The harness the end-to-end suites share: the real `warden` binary started
+//! on a free loopback port, its logs captured to a file, and a real HTTP
+//! client (reqwest) to talk to it.
+#![allow(dead_code)] // each suite uses part of it
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::blocking::{Client, Response};
+
+pub fn warden() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    // Share one compiled-component cache between all tests of this run.
+    cmd.env(
+        "WARDEN_CACHE_DIR",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("warden-cache"),
+    );
+    cmd.env_remove("WARDEN_NOW");
+    cmd
+}
+
+/// The path of `policies/<name>`.
+pub fn policy(name: &str) -> String {
+    format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running `warden serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub client: Client,
+    /// The server's stderr (its logs).
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// `warden serve` on a free loopback port; `policy` None = the embedded demo.
+    pub fn start(policy_file: Option<&str>, now: Option<u64>) -> Server {
+        let mut args = Vec::new();
+        if let Some(p) = policy_file {
+            args.extend(["--policy".to_string(), policy(p)]);
+        }
+        let now = now.map(|n| n.to_string());
+        let env: Vec<(&str, &str)> = now.iter().map(|n| ("WARDEN_NOW", n.as_str())).collect();
+        Server::launch(&args, &env)
+    }
+
+    /// `warden serve --listen 127.0.0.1:0 ARGS…` with `env` added.
+    pub fn launch<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Server {
+        let mut cmd = warden();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("serve-{}-{n}.log", std::process::id()));
+        let mut child = cmd
+            .env("RUST_LOG", "info,warden=debug,warden_host=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("warden starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("warden prints its address");
+        let base = line
+            .trim()
+            .strip_prefix("warden listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Server {
+            child,
+            base,
+            client,
+            log,
+        }
+    }
+
+    pub fn get(&self, host: &str, path: &str, token: Option<&str>) -> Response {
+        let mut req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("host", host);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().expect("request completes")
+    }
+
+    /// A token from the token endpoint by GET.
+    pub fn token(&self, host: &str, path: &str, (id, secret): (&str, &str)) -> String {
+        let url =
+            format!("{path}?grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        let resp = self.get(host, &url, None);
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Server {
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// Assert the logs hold none of `secrets` (client secrets, whole tokens).
+    pub fn assert_logs_keep(&self, secrets: &[&str]) {
+        let logs = self.logs();
+        assert!(
+            logs.contains("reply") || logs.contains("forward"),
+            "the server logs its decisions:\n{logs}"
+        );
+        for secret in secrets {
+            assert!(
+                !logs.contains(secret),
+                "a secret or token reached the logs:\n{logs}"
+            );
+        }
+    }
+}
+
+impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sets its flag when dropped — also while a failing test unwinds, so that
+/// load threads in a `std::thread::scope` stop and the scope can end.
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
