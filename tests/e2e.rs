@@ -385,3 +385,51 @@ fn hostile_requests_fail_closed() {
     );
     s.assert_logs_keep(&[C1.1, C2.1, &t1, hostile]);
 }
+
+#[test]
+fn hashed_secrets_from_the_cli_to_a_token() {
+    use std::io::Write;
+    const SECRET: &str = "e2e hashed secret";
+    const KEY: &str = "e2e-signing-key-0123456789abcdef0123456789";
+    let mut child = warden()
+        .arg("hash-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{SECRET}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    assert!(!phc.contains(SECRET));
+
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hashed.policy");
+    std::fs::write(
+        &file,
+        format!(
+            "global_auth true\nsigning_key env WARDEN_E2E_SIGNING_KEY\n\
+             consumer svc {{\n  client_id svc-1\n  client_secret hash \"{phc}\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::launch(
+        &["--policy".as_ref(), file.as_os_str()],
+        &[("WARDEN_E2E_SIGNING_KEY", KEY)],
+    );
+    let token = s.token("gw", "/oauth2/token", ("svc-1", SECRET));
+    let claims = independent_claims(&token, KEY);
+    assert_eq!(claims["sub"], "svc");
+    assert_eq!(
+        echoed(s.get("gw", "/api", Some(&token)))["headers"]["x-mse-consumer"],
+        "svc"
+    );
+    let url = "/oauth2/token?grant_type=client_credentials&client_id=svc-1&client_secret=nope";
+    assert_eq!(s.get("gw", url, None).status(), 400);
+    s.assert_logs_keep(&[SECRET, KEY, &phc, &token]);
+}

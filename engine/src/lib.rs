@@ -22,6 +22,7 @@ pub mod host;
 pub mod model;
 pub mod oauth;
 pub mod request;
+pub mod secret_hash;
 pub mod syntax;
 pub mod synth;
 pub mod token;

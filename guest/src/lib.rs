@@ -45,6 +45,10 @@ impl warden_engine::Host for WitHost {
     fn secret(&self, reference: &str) -> Option<Vec<u8>> {
         host::secret(reference)
     }
+
+    fn verify_secret_hash(&self, phc: &str, presented: &[u8]) -> bool {
+        host::verify_secret_hash(phc, presented)
+    }
 }
 
 /// The component: exports the `engine` interface.

@@ -70,6 +70,10 @@ enum Command {
         #[command(flatten)]
         limits: Limits,
     },
+    /// Hash a client secret for `client_secret hash "…"` (argon2id, OWASP
+    /// parameters). Reads the secret from stdin (one trailing newline is
+    /// dropped) and prints the PHC string; the secret is never echoed.
+    HashSecret,
     /// Compile policy files and report their errors and warnings.
     Check {
         /// Policy files.
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
             &limits,
         ),
         Command::Check { files } => return check(&files),
+        Command::HashSecret => hash_secret(),
         Command::Explain {
             policy,
             method,
@@ -347,6 +352,33 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn hash_secret() -> CliResult {
+    use std::io::Read;
+    let mut secret = Vec::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_end(&mut secret)
+        .map_err(HostError::Io)?;
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+        if secret.last() == Some(&b'\r') {
+            secret.pop();
+        }
+    }
+    if secret.is_empty() {
+        return Err(HostError::Config(
+            "no secret on stdin (e.g. `printf %s \"$SECRET\" | warden hash-secret`)".into(),
+        )
+        .into());
+    }
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| HostError::Config(format!("no OS randomness: {e}")))?;
+    let phc =
+        warden_engine::secret_hash::hash_argon2id(&secret, &salt).map_err(HostError::Config)?;
+    println!("{phc}");
+    Ok(())
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {

@@ -450,3 +450,44 @@ fn the_compiled_component_is_cached_on_disk_and_recovers_from_corruption() {
     assert_eq!(artifacts().len(), 1);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn hashed_secrets_are_verified_by_the_host_off_the_call_budget() {
+    const KEY: &str = "0123456789abcdef0123456789abcdef-signing";
+    let phc = warden_engine::secret_hash::hash_argon2id(b"guest-secret", &[1; 16]).unwrap();
+    // argon2id at OWASP cost takes milliseconds natively: well over this
+    // budget, which the guest itself needs only microseconds of.
+    let budget = Duration::from_millis(1);
+    let started = Instant::now();
+    assert!(warden_engine::secret_hash::verify(&phc, b"guest-secret"));
+    assert!(
+        started.elapsed() > budget,
+        "the hash is slower than the budget"
+    );
+
+    let source = format!(
+        "global_auth true\nsigning_key \"{KEY}\"\nconsumer h {{ client_id h1; client_secret hash \"{phc}\" }}\n"
+    );
+    let rt = load(
+        &source,
+        RuntimeOptions {
+            clock: Clock::Fixed(NOW),
+            deadline: budget,
+            ..Default::default()
+        },
+    );
+    let token = token(&rt, "gw", "/oauth2/token", ("h1", "guest-secret"));
+    assert_eq!(
+        consumer(&rt.decide(&get("gw", "/x", Some(&token))).unwrap()),
+        Some("h")
+    );
+    let wrong = rt
+        .decide(&get(
+            "gw",
+            &token_target("/oauth2/token", ("h1", "guest-secreT")),
+            None,
+        ))
+        .unwrap();
+    assert_eq!(status(&wrong), 400, "{wrong:?}");
+    assert_eq!(rt.stats().instances_failed, 0, "no call ran out of budget");
+}

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use super::{DecisionGraph, Node, NodeId, index::MatchKeys};
-use crate::model::{ConsumerId, ScopeId};
+use crate::model::{ClientSecret, ConsumerId, ScopeId};
 use crate::oauth::{self, OAuthError};
 use crate::token::{self, Claims, Expect, TokenError};
 use crate::{Decision, Forward, Host, Reply, Request};
@@ -292,7 +292,7 @@ impl DecisionGraph {
         }
         let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
         let unverified = token::parse(token).map_err(|e| (true, e))?;
-        let (consumer, secret) = s
+        let (consumer, keys) = s
             .clients
             .get(unverified.claims.client_id.as_str())
             .ok_or((true, TokenError::UnknownClient))?;
@@ -307,7 +307,9 @@ impl DecisionGraph {
             now: host.now(),
             skew: s.settings.clock_skew_seconds,
         };
-        unverified.verify(secret, &expect).map_err(|e| (true, e))?;
+        unverified
+            .verify(&keys.signing, &expect)
+            .map_err(|e| (true, e))?;
         Ok(*consumer)
     }
 
@@ -315,12 +317,18 @@ impl DecisionGraph {
         let s = &self.scopes[scope as usize];
         let issued = oauth::parse_request(ctx.req).and_then(|tr| {
             let invalid = OAuthError::InvalidClient { basic: tr.basic };
-            let (consumer, secret) = s
+            let (consumer, keys) = s
                 .clients
                 .get(tr.client_id.as_str())
                 .ok_or_else(|| invalid.clone())?;
             let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
-            if !secret.matches(presented.as_bytes()) {
+            let genuine = match &keys.check {
+                ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
+                ClientSecret::Hashed(hash) => {
+                    host.verify_secret_hash(hash.phc(), presented.as_bytes())
+                }
+            };
+            if !genuine {
                 return Err(invalid);
             }
             let mut jti = [0u8; 16];
@@ -344,7 +352,7 @@ impl DecisionGraph {
                 scope: None,
                 sub: name.to_string(),
             };
-            let token = token::issue(&claims, secret)
+            let token = token::issue(&claims, &keys.signing)
                 .map_err(|e| OAuthError::ServerError(e.to_string()))?;
             Ok(oauth::token_reply(
                 &token,

@@ -26,7 +26,8 @@ pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
 
 use crate::model::{
-    Action, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret, Settings,
+    Action, ClientSecret, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret,
+    Settings,
 };
 use crate::{Diagnostic, RouteInfo};
 
@@ -51,7 +52,16 @@ pub enum Node {
 #[derive(Debug)]
 pub struct CompiledScope {
     pub settings: Settings,
-    pub clients: FxHashMap<Box<str>, (ConsumerId, Secret)>,
+    pub clients: FxHashMap<Box<str>, (ConsumerId, ClientKeys)>,
+}
+
+/// A client's keys: what the token endpoint checks its secret against, and
+/// the key its tokens are signed and verified with (the scope's
+/// `signing_key`, else the client secret itself, as Higress does).
+#[derive(Debug, Clone)]
+pub struct ClientKeys {
+    pub check: ClientSecret,
+    pub signing: Secret,
 }
 
 /// A declared route, compiled.
@@ -169,7 +179,20 @@ impl DecisionGraph {
                         model.consumers[id as usize]
                             .credentials
                             .iter()
-                            .map(move |c| (c.client_id.as_str().into(), (id, c.secret.clone())))
+                            .filter_map(move |c| {
+                                // A hashed secret without a signing key does
+                                // not compile (model::hashed_secrets_need_signing_keys).
+                                let signing = match (&s.settings.signing_key, &c.secret) {
+                                    (Some(key), _) => key.clone(),
+                                    (None, ClientSecret::Plain(secret)) => secret.clone(),
+                                    (None, ClientSecret::Hashed(_)) => return None,
+                                };
+                                let keys = ClientKeys {
+                                    check: c.secret.clone(),
+                                    signing,
+                                };
+                                Some((c.client_id.as_str().into(), (id, keys)))
+                            })
                     })
                     .collect(),
             })

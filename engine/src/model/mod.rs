@@ -28,6 +28,7 @@ const SCOPE_SETTINGS: &[&str] = &[
     "token_ttl",
     "clock_skew_seconds",
     "keep_token",
+    "signing_key",
 ];
 const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rule"];
 const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
@@ -202,6 +203,7 @@ impl<'s> Checker<'s> {
             .into_iter()
             .filter_map(|item| self.rule(item, &settings, &instance, &routes, &mut scopes))
             .collect();
+        self.hashed_secrets_need_signing_keys(&scopes);
 
         Model {
             global_auth,
@@ -213,9 +215,56 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// A token of a client whose secret is stored hashed cannot be signed
+    /// with that secret: its scope must have a `signing_key`.
+    fn hashed_secrets_need_signing_keys(&mut self, scopes: &[Scope]) {
+        for scope in scopes.iter().filter(|s| s.settings.signing_key.is_none()) {
+            for &id in &scope.consumers {
+                let consumer = &self.consumers[id as usize];
+                for c in &consumer.credentials {
+                    if let ClientSecret::Hashed(h) = &c.secret {
+                        let d = self
+                            .r
+                            .err(
+                                c.secret_span,
+                                format!(
+                                    "consumer `{}` stores its client_secret as a {} hash, so it cannot sign its tokens",
+                                    consumer.name,
+                                    h.algorithm()
+                                ),
+                            )
+                            .with_help(
+                                "add `signing_key env NAME` (32 or more random bytes) next to the consumers: tokens are then signed with it",
+                            );
+                        self.errors.push(d);
+                    }
+                }
+            }
+        }
+    }
+
     /// Apply one scope setting.
     fn setting(&self, s: &mut Settings, item: &Item) -> Result<(), Diagnostic> {
         let key = item.key.as_str();
+        if key == "signing_key" {
+            let key = match self.secret(item)? {
+                ClientSecret::Plain(key) => key,
+                ClientSecret::Hashed(_) => {
+                    return Err(self.r.err(
+                        item.span,
+                        "`signing_key` must be the key itself (a string, `env NAME` or `file PATH`), not a hash",
+                    ));
+                }
+            };
+            if key.expose().len() < 32 {
+                return Err(self
+                    .r
+                    .err(item.span, "`signing_key` is shorter than 32 bytes")
+                    .with_help("HS256 keys need at least 256 bits (RFC 7518 §3.2); e.g. `openssl rand -base64 48`"));
+            }
+            s.signing_key = Some(key);
+            return Ok(());
+        }
         let v = self.r.one(item)?;
         match key {
             "issuer" => s.issuer = self.r.nonempty(key, v)?.to_string(),
@@ -251,6 +300,7 @@ impl<'s> Checker<'s> {
             }
             "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
             "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            "signing_key" => unreachable!("handled above"),
             _ => unreachable!("SCOPE_SETTINGS and this match list the same keys"),
         }
         Ok(())
@@ -350,7 +400,7 @@ impl<'s> Checker<'s> {
         scope: &mut ConsumerSet,
     ) -> Option<Credential> {
         let mut seen = Seen::default();
-        let (mut id, mut secret) = (None, None);
+        let (mut id, mut secret, mut secret_span) = (None, None, Span::default());
         for item in items {
             if !CREDENTIAL_KEYS.contains(&item.key.as_str()) {
                 self.unknown_key(item, "in a credential", &[CREDENTIAL_KEYS]);
@@ -369,7 +419,10 @@ impl<'s> Checker<'s> {
                     Err(d) => self.errors.push(d),
                 },
                 _ => match self.secret(item) {
-                    Ok(s) => secret = Some(s),
+                    Ok(s) => {
+                        secret = Some(s);
+                        secret_span = item.span;
+                    }
                     Err(d) => self.errors.push(d),
                 },
             }
@@ -397,16 +450,28 @@ impl<'s> Checker<'s> {
             return self.fail(d);
         }
         scope.client_ids.insert(client_id.clone(), id_span);
-        Some(Credential { client_id, secret })
+        Some(Credential {
+            client_id,
+            secret,
+            secret_span,
+        })
     }
 
-    /// `client_secret "literal"`, `client_secret env NAME`, `client_secret file PATH`.
-    fn secret(&self, item: &Item) -> Result<Secret, Diagnostic> {
+    /// `KEY "literal"`, `KEY env NAME`, `KEY file PATH`, or `KEY hash "PHC"`,
+    /// for `client_secret` and `signing_key`.
+    fn secret(&self, item: &Item) -> Result<ClientSecret, Diagnostic> {
+        let key = item.key.as_str();
         let bytes = match item.args.as_slice() {
-            [v] => self.r.nonempty("client_secret", v)?.as_bytes().to_vec(),
+            [v] => self.r.nonempty(key, v)?.as_bytes().to_vec(),
+            [kind, v] if kind.text() == Some("hash") => {
+                let phc = self.r.nonempty(key, v)?;
+                return crate::secret_hash::SecretHash::parse(phc)
+                    .map(ClientSecret::Hashed)
+                    .map_err(|why| self.r.err(v.span, format!("`{key} hash`: {why}")));
+            }
             [kind, v] if matches!(kind.text(), Some("env" | "file")) => {
                 let source = kind.text().unwrap_or_default();
-                let name = self.r.nonempty("client_secret", v)?;
+                let name = self.r.nonempty(key, v)?;
                 let reference = format!("{source}:{name}");
                 self.host.secret(&reference).ok_or_else(|| {
                     self.r
@@ -420,21 +485,23 @@ impl<'s> Checker<'s> {
                         })
                 })?
             }
-            [] => return Err(self.r.err(item.key_span, "`client_secret` needs a value")),
+            [] => return Err(self.r.err(item.key_span, format!("`{key}` needs a value"))),
             [first, ..] => {
                 return Err(self
                     .r
                     .err(
                         first.span.to(item.span),
-                        "`client_secret` takes a string, `env NAME` or `file PATH`",
+                        format!(
+                            "`{key}` takes a string, `env NAME`, `file PATH` or `hash \"PHC\"`"
+                        ),
                     )
-                    .with_help("e.g. `client_secret env CONSUMER1_SECRET`"));
+                    .with_help(format!("e.g. `{key} env CONSUMER1_SECRET`")));
             }
         };
         if bytes.is_empty() {
-            return Err(self.r.err(item.span, "`client_secret` must not be empty"));
+            return Err(self.r.err(item.span, format!("`{key}` must not be empty")));
         }
-        Ok(Secret::new(bytes))
+        Ok(ClientSecret::Plain(Secret::new(bytes)))
     }
 
     /// `route NAME { path_prefix "/a"; upstream echo }`

@@ -46,6 +46,9 @@ pub struct Settings {
     pub token_ttl: u64,
     pub clock_skew_seconds: u64,
     pub keep_token: bool,
+    /// Signs (and verifies) this scope's tokens instead of each client's
+    /// secret. Required where a secret is stored hashed.
+    pub signing_key: Option<Secret>,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             token_ttl: 7200,
             clock_skew_seconds: 60,
             keep_token: true,
+            signing_key: None,
         }
     }
 }
@@ -83,7 +87,20 @@ pub struct Consumer {
 #[derive(Debug, Clone)]
 pub struct Credential {
     pub client_id: String,
-    pub secret: Secret,
+    pub secret: ClientSecret,
+    /// The `client_secret` line, for diagnostics.
+    pub secret_span: Span,
+}
+
+/// How a client secret is stored in the policy.
+#[derive(Debug, Clone)]
+pub enum ClientSecret {
+    /// The secret itself (literal, `env`, `file`): compared in constant time,
+    /// and it signs the client's tokens unless the scope has a `signing_key`.
+    Plain(Secret),
+    /// A PHC hash (`client_secret hash "…"`): checked by the host; tokens
+    /// need the scope's `signing_key`.
+    Hashed(crate::secret_hash::SecretHash),
 }
 
 /// A client secret: redacted in `Debug`, compared in constant time.
@@ -105,6 +122,15 @@ impl Secret {
         self.0.ct_eq(presented).into()
     }
 }
+
+/// Constant time too (settings are compared to find shadowed rules).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

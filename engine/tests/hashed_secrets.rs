@@ -1,0 +1,192 @@
+//! Client secrets stored as argon2/PBKDF2 PHC hashes: the token endpoint
+//! accepts the right secret and nothing else, tokens are signed with the
+//! scope's `signing_key` (an independent HMAC check proves which key), and
+//! every misconfiguration is a compile error at the right place.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use warden_engine::fixtures::{access_token, token_target};
+use warden_engine::secret_hash::hash_argon2id;
+use warden_engine::{Decision, FixedHost, Policy, Request};
+
+const NOW: u64 = 1_700_000_000;
+const SIGNING_KEY: &str = "0123456789abcdef0123456789abcdef-signing";
+const SECRET: &str = "correct horse battery staple";
+
+fn pbkdf2_phc(secret: &str) -> String {
+    use password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&[3; 16]).unwrap();
+    let params = pbkdf2::Params {
+        rounds: 10_000,
+        output_length: 32,
+    };
+    pbkdf2::Pbkdf2
+        .hash_password_customized(secret.as_bytes(), None, None, params, &salt)
+        .unwrap()
+        .to_string()
+}
+
+fn policy_with(phc: &str, signing: Option<&str>) -> String {
+    let signing = signing.map_or(String::new(), |k| format!("signing_key \"{k}\"\n"));
+    format!(
+        "global_auth true\n{signing}consumer hashed {{\n  client_id h1\n  client_secret hash \"{phc}\"\n}}\n\
+         consumer plain {{ client_id p1; client_secret \"plain-secret\" }}\n"
+    )
+}
+
+fn get(target: &str, token: Option<&str>) -> Decision {
+    let policy = POLICY.get_or_init(|| {
+        let phc = hash_argon2id(SECRET.as_bytes(), &[5; 16]).unwrap();
+        let src = policy_with(&phc, Some(SIGNING_KEY));
+        Policy::compile(&src, &FixedHost::at(NOW)).expect("compiles")
+    });
+    let auth = token.map(|t| vec![("authorization".to_string(), format!("Bearer {t}"))]);
+    let headers = auth.unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let req = Request {
+        method: "GET",
+        authority: "gw",
+        path,
+        query,
+        headers: &headers,
+        ..Default::default()
+    };
+    policy.decide(&req, &FixedHost::at(NOW))
+}
+
+static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+
+/// Whether `token`'s HS256 signature is made with `key` (checked with the
+/// `hmac` crate directly, not with Warden's code).
+fn signed_with(token: &str, key: &str) -> bool {
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    mac.verify_slice(&B64.decode(signature).unwrap()).is_ok()
+}
+
+#[test]
+fn argon2_hashed_secret_gets_a_token_signed_with_the_signing_key() {
+    let token = access_token(&get(&token_target("/oauth2/token", ("h1", SECRET)), None)).unwrap();
+    assert!(signed_with(&token, SIGNING_KEY), "signed with signing_key");
+    let d = get("/api", Some(&token));
+    assert_eq!(
+        d.forward()
+            .expect("the token is accepted")
+            .consumer
+            .as_deref(),
+        Some("hashed")
+    );
+
+    // The plain-secret consumer of the same scope signs with the key too.
+    let plain = access_token(&get(
+        &token_target("/oauth2/token", ("p1", "plain-secret")),
+        None,
+    ))
+    .unwrap();
+    assert!(signed_with(&plain, SIGNING_KEY));
+    assert!(!signed_with(&plain, "plain-secret"));
+    assert!(get("/api", Some(&plain)).forward().is_some());
+}
+
+#[test]
+fn wrong_secrets_and_the_hash_itself_are_refused() {
+    let phc = hash_argon2id(SECRET.as_bytes(), &[5; 16]).unwrap();
+    for wrong in [
+        "",
+        "correct horse battery stapl",
+        "Correct horse battery staple",
+        &phc,
+    ] {
+        let target = token_target("/oauth2/token", ("h1", wrong));
+        let d = get(&target, None);
+        let reply = d.reply().expect("refused");
+        assert!(
+            reply.status == 400 || reply.status == 401,
+            "{wrong:?}: {}",
+            reply.status
+        );
+        assert!(
+            String::from_utf8_lossy(&reply.body).contains("invalid_client") || wrong.is_empty()
+        );
+    }
+}
+
+#[test]
+fn pbkdf2_hashes_work_too() {
+    let src = policy_with(&pbkdf2_phc("pb-secret"), Some(SIGNING_KEY));
+    let policy = Policy::compile(&src, &FixedHost::at(NOW)).expect("compiles");
+    let target = token_target("/oauth2/token", ("h1", "pb-secret"));
+    let (path, query) = target.split_once('?').unwrap();
+    let headers = Vec::new();
+    let req = Request {
+        method: "GET",
+        authority: "gw",
+        path,
+        query,
+        headers: &headers,
+        ..Default::default()
+    };
+    let token = access_token(&policy.decide(&req, &FixedHost::at(NOW))).unwrap();
+    assert!(signed_with(&token, SIGNING_KEY));
+}
+
+/// (message, text under the caret, line) of the only error.
+fn error(src: &str) -> (String, String, u32) {
+    let errors = Policy::compile(src, &FixedHost::at(NOW)).expect_err("does not compile");
+    let errors: Vec<_> = errors.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let d = errors[0];
+    (d.message.clone(), src[d.span.clone()].to_string(), d.line)
+}
+
+#[test]
+fn misconfigurations_are_compile_errors_at_the_line() {
+    let phc = pbkdf2_phc("x");
+    let (message, under, line) = error(&policy_with(&phc, None));
+    assert!(
+        message.contains("consumer `hashed` stores its client_secret as a pbkdf2-sha256 hash"),
+        "{message}"
+    );
+    assert!(under.starts_with("client_secret hash"), "{under}");
+    assert_eq!(line, 4);
+
+    // A short key is refused (and the hashed consumer then has no key).
+    let src = policy_with(&phc, Some("too-short"));
+    let errors = Policy::compile(&src, &FixedHost::at(NOW)).unwrap_err();
+    let d = &errors[0];
+    assert!(d.message.contains("shorter than 32 bytes"), "{}", d.message);
+    assert!(src[d.span.clone()].starts_with("signing_key"));
+    assert_eq!(d.line, 2);
+
+    let (message, under, _) = error(&policy_with("$md5$abc", Some(SIGNING_KEY)));
+    assert!(message.contains("`client_secret hash`"), "{message}");
+    assert_eq!(under, "\"$md5$abc\"");
+
+    let (message, ..) = error(&policy_with(
+        "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        Some(SIGNING_KEY),
+    ));
+    assert!(message.contains("above the limits"), "{message}");
+
+    let (message, ..) = error(&format!(
+        "signing_key hash \"{phc}\"\nconsumer c {{ client_id i; client_secret s }}\n"
+    ));
+    assert!(message.contains("not a hash"), "{message}");
+}
+
+#[test]
+fn diagnostics_never_show_the_hash_or_the_key_in_messages() {
+    let phc = pbkdf2_phc("x");
+    let errors =
+        Policy::compile(&policy_with(&phc, Some("too-short")), &FixedHost::at(NOW)).unwrap_err();
+    for d in &errors {
+        let text = format!("{} {:?}", d.message, d.help);
+        assert!(
+            !text.contains(&phc) && !text.contains("too-short"),
+            "{text}"
+        );
+    }
+}
