@@ -146,5 +146,20 @@ fn issuance(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rule_decision, full_decision, issuance);
+/// Parse, check and compile the synthetic policy at 100,000 consumers,
+/// routes and domains (200,000 rules): the target is ≤ 1 s natively.
+fn compile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    let host = FixedHost::at(NOW);
+    for n in [1_000usize, 100_000] {
+        let source = warden_engine::synth::policy(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &source, |b, src| {
+            b.iter(|| Policy::compile(black_box(src), &host).expect("compiles"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rule_decision, full_decision, issuance, compile);
 criterion_main!(benches);

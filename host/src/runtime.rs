@@ -11,7 +11,7 @@
 //! returns an error — the gateway answers 503 — and its instance, whose state
 //! can no longer be trusted, is dropped; the next call builds a fresh one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -79,6 +79,9 @@ pub struct RuntimeStats {
     pub instances_failed: u64,
     /// Instances idle in the pool right now.
     pub idle: usize,
+    /// The largest linear memory any instance of this runtime grew to, in
+    /// bytes (the guest's heap: the compiled policy plus per-call scratch).
+    pub peak_memory: usize,
 }
 
 /// One guest instance with the policy compiled in it.
@@ -106,6 +109,7 @@ pub struct PolicyRuntime {
     idle: Mutex<Vec<Instance>>,
     created: AtomicU64,
     failed: AtomicU64,
+    peak_memory: AtomicUsize,
 }
 
 impl std::fmt::Debug for PolicyRuntime {
@@ -148,6 +152,7 @@ impl PolicyRuntime {
             idle: Mutex::new(Vec::new()),
             created: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            peak_memory: AtomicUsize::new(0),
         };
         let mut first = match runtime.new_instance()? {
             Ok(instance) => instance,
@@ -247,6 +252,7 @@ impl PolicyRuntime {
             instances_created: self.created.load(Ordering::Relaxed),
             instances_failed: self.failed.load(Ordering::Relaxed),
             idle: self.pool().len(),
+            peak_memory: self.peak_memory.load(Ordering::Relaxed),
         }
     }
 
@@ -264,6 +270,8 @@ impl PolicyRuntime {
         start(&mut instance.store, self.options.deadline);
         match f(&mut instance) {
             Ok(value) => {
+                self.peak_memory
+                    .fetch_max(instance.store.data().limits.peak_memory, Ordering::Relaxed);
                 let mut idle = self.pool();
                 if idle.len() < self.options.max_idle {
                     idle.push(instance);
@@ -306,6 +314,8 @@ impl PolicyRuntime {
                     store.data().stderr.summary(),
                 )
             })?;
+        self.peak_memory
+            .fetch_max(store.data().limits.peak_memory, Ordering::Relaxed);
         Ok(match compiled {
             Ok(policy) => Ok(Instance {
                 store,

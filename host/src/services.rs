@@ -304,7 +304,7 @@ pub struct GuestState {
     pub(crate) stderr: GuestOutput,
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: TrackedLimits,
 }
 
 impl GuestState {
@@ -320,10 +320,13 @@ impl GuestState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .wall_clock(WasiWallClock(clock.clone()));
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(memory_limit)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = TrackedLimits {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
+            peak_memory: 0,
+        };
         GuestState {
             clock,
             call: CallBudget::new(Duration::ZERO),
@@ -332,6 +335,49 @@ impl GuestState {
             table: ResourceTable::new(),
             limits,
         }
+    }
+}
+
+/// The store's limits, remembering the largest linear memory the guest
+/// grew to (for [`crate::RuntimeStats::peak_memory`]).
+pub(crate) struct TrackedLimits {
+    limits: StoreLimits,
+    pub(crate) peak_memory: usize,
+}
+
+impl wasmtime::ResourceLimiter for TrackedLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 

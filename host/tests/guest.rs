@@ -491,3 +491,40 @@ fn hashed_secrets_are_verified_by_the_host_off_the_call_budget() {
     assert_eq!(status(&wrong), 400, "{wrong:?}");
     assert_eq!(rt.stats().instances_failed, 0, "no call ran out of budget");
 }
+
+#[test]
+fn the_demo_policy_instance_stays_within_4_mib_of_linear_memory() {
+    let rt = demo_at(Clock::Fixed(NOW));
+    let t = token(&rt, "test.com", "/a/oauth2/token", C1);
+    for _ in 0..100 {
+        rt.decide(&get("test.com", "/a/x", Some(&t))).unwrap();
+    }
+    let peak = rt.stats().peak_memory;
+    eprintln!("demo policy: peak guest linear memory {peak} bytes");
+    assert!(peak > 0, "the peak is tracked");
+    assert!(peak <= 4 << 20, "{peak} bytes > 4 MiB");
+}
+
+#[test]
+fn a_large_policy_compiles_in_the_guest_within_the_default_limits() {
+    let n: usize = std::env::var("WARDEN_TEST_SYNTH_N").map_or(10_000, |v| v.parse().unwrap());
+    let source = warden_engine::synth::policy(n);
+    let started = Instant::now();
+    let rt = load(
+        &source,
+        RuntimeOptions {
+            clock: Clock::Fixed(NOW),
+            ..Default::default()
+        },
+    );
+    let took = started.elapsed();
+    let stats = rt.stats();
+    eprintln!(
+        "{n} consumers/routes, {} rules ({} bytes): compiled in the guest in {took:?}, peak linear memory {} MiB",
+        2 * n,
+        source.len(),
+        stats.peak_memory >> 20
+    );
+    let d = rt.decide(&get("gw", &format!("/r{}/x", n - 1), None)).unwrap();
+    assert_eq!(status(&d), 401, "the last route's rule applies");
+}
