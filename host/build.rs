@@ -12,8 +12,9 @@
 //! It builds a second component too, with the guest's `fault-injection`
 //! feature, for the guest-fault tests only: its path reaches the host's tests
 //! as `env!("WARDEN_FAULT_GUEST_WASM")`; the binary never embeds it. Both
-//! builds share the nested target directory, where cargo keeps each feature
-//! set's artifacts apart, so neither rebuilds the other.
+//! builds share the nested target directory and every dependency's artifacts;
+//! switching the feature relinks the guest crate itself (seconds), so each
+//! run of this script costs two short guest builds once the deps are built.
 //!
 //! `WARDEN_GUEST_WASM=/path/to/warden_guest.wasm` skips the nested builds and
 //! embeds that file instead (for packagers and cross builds); the fault tests

@@ -119,7 +119,12 @@ fn watched_policy_reloads_under_load_without_a_failed_request() {
         server.logs()
     );
 
-    // The last version written takes effect.
+    // Each version written takes effect.
+    write(&file, &a);
+    assert!(
+        eventually(Duration::from_secs(5), || status(&server, &t2) == 403),
+        "version A (consumer2 not allowed) is served"
+    );
     write(&file, &b);
     assert!(
         eventually(Duration::from_secs(5), || status(&server, &t2) == 200),

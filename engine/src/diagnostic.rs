@@ -99,7 +99,7 @@ impl Diagnostic {
         let line_end = source[self.span.start..]
             .find('\n')
             .map_or(source.len(), |i| self.span.start + i);
-        let text = source[line_start..line_end].trim_end_matches('\r');
+        let text = mask_secrets(source[line_start..line_end].trim_end_matches('\r'));
         let lineno = self.line.to_string();
         let pad = " ".repeat(lineno.len());
         let lead: String = source[line_start..self.span.start]
@@ -122,6 +122,70 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// The line as shown under a diagnostic, with the values of secret settings
+/// (`client_secret`, `signing_key`: literals and hashes, not `env`/`file`
+/// references) replaced by `*`, one per character so the caret still lines up.
+pub fn mask_secrets(line: &str) -> String {
+    const KEYS: [&str; 2] = ["client_secret", "signing_key"];
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = chars.clone();
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut i = 0;
+    while i < chars.len() {
+        let at_key = KEYS.iter().find(|k| {
+            let k: Vec<char> = k.chars().collect();
+            chars[i..].starts_with(&k)
+                && (i == 0 || !word(chars[i - 1]))
+                && chars.get(i + k.len()).is_none_or(|c| !word(*c))
+        });
+        let Some(key) = at_key else {
+            i += 1;
+            continue;
+        };
+        i += key.chars().count();
+        let mut first = true;
+        // The values up to the end of the item.
+        while i < chars.len() && !matches!(chars[i], ';' | '}' | '#' | '{') {
+            if chars[i].is_whitespace() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            if chars[i] == '"' {
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(chars.len());
+            } else {
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && !matches!(chars[i], ';' | '}' | '#')
+                {
+                    i += 1;
+                }
+            }
+            let token: String = chars[start..i].iter().collect();
+            if first && (token == "env" || token == "file") {
+                break; // a reference, not a secret
+            }
+            if !(first && token == "hash") {
+                let closed = chars[start] == '"' && i >= start + 2 && chars[i - 1] == '"';
+                let (from, to) = match (chars[start] == '"', closed) {
+                    (true, true) => (start + 1, i - 1),
+                    (true, false) => (start + 1, i),
+                    _ => (start, i),
+                };
+                for c in &mut out[from..to] {
+                    *c = '*';
+                }
+            }
+            first = false;
+        }
+    }
+    out.into_iter().collect()
 }
 
 impl fmt::Display for Diagnostic {

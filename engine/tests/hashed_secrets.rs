@@ -92,6 +92,43 @@ fn argon2_hashed_secret_gets_a_token_signed_with_the_signing_key() {
 }
 
 #[test]
+fn with_a_signing_key_tokens_signed_with_a_client_secret_are_refused() {
+    // The same consumer, its token issued by a policy without a signing key
+    // (signed with the client secret, as Higress does)...
+    let src = "global_auth true\nconsumer plain { client_id p1; client_secret \"plain-secret\" }\n";
+    let without = Policy::compile(src, &FixedHost::at(NOW)).unwrap();
+    let target = token_target("/oauth2/token", ("p1", "plain-secret"));
+    let (path, query) = target.split_once('?').unwrap();
+    let headers = Vec::new();
+    let req = Request {
+        method: "GET",
+        authority: "gw",
+        path,
+        query,
+        headers: &headers,
+        ..Default::default()
+    };
+    let token = access_token(&without.decide(&req, &FixedHost::at(NOW))).unwrap();
+    assert!(signed_with(&token, "plain-secret"));
+    // ...is refused where the scope signs with its key.
+    let d = get("/api", Some(&token));
+    assert_eq!(d.reply().map(|r| r.status), Some(401), "{d:?}");
+}
+
+#[test]
+fn a_signing_key_equal_to_a_client_secret_is_refused() {
+    let src = format!(
+        "signing_key \"{SIGNING_KEY}\"\nconsumer c {{ client_id i; client_secret \"{SIGNING_KEY}\" }}\n"
+    );
+    let (message, _, line) = error(&src);
+    assert!(
+        message.contains("client_secret is the scope's signing_key"),
+        "{message}"
+    );
+    assert_eq!(line, 2);
+}
+
+#[test]
 fn wrong_secrets_and_the_hash_itself_are_refused() {
     let phc = hash_argon2id(SECRET.as_bytes(), &[5; 16]).unwrap();
     for wrong in [
@@ -178,15 +215,47 @@ fn misconfigurations_are_compile_errors_at_the_line() {
 }
 
 #[test]
-fn diagnostics_never_show_the_hash_or_the_key_in_messages() {
+fn diagnostics_never_show_the_hash_or_the_key() {
     let phc = pbkdf2_phc("x");
-    let errors =
-        Policy::compile(&policy_with(&phc, Some("too-short")), &FixedHost::at(NOW)).unwrap_err();
+    let src = policy_with(&phc, Some("too-short"));
+    let errors = Policy::compile(&src, &FixedHost::at(NOW)).unwrap_err();
+    assert!(errors.len() >= 2, "{errors:#?}");
+    let salt_and_hash = phc.rsplit('$').next().unwrap();
     for d in &errors {
-        let text = format!("{} {:?}", d.message, d.help);
+        let shown = d.render("p.policy", &src);
+        assert!(!shown.contains(salt_and_hash), "{shown}");
+        assert!(!shown.contains("too-short"), "{shown}");
         assert!(
-            !text.contains(&phc) && !text.contains("too-short"),
-            "{text}"
+            shown.contains("signing_key \"*********\"")
+                || shown.contains("client_secret hash \"***"),
+            "{shown}"
         );
     }
+    // One-line consumers, plain secrets, and references (not secret) shown.
+    let src = "consumer c { client_id i; client_secret plain-s3cret; bogus 1 }\nconsumer d { client_id j; client_secret env SECRET_NAME }\n";
+    let errors = Policy::compile(src, &FixedHost::at(NOW)).unwrap_err();
+    let shown: String = errors.iter().map(|d| d.render("p.policy", src)).collect();
+    assert!(!shown.contains("plain-s3cret"), "{shown}");
+    assert!(
+        shown.contains("client_secret ************; bogus 1"),
+        "{shown}"
+    );
+    assert!(shown.contains("client_secret env SECRET_NAME"), "{shown}");
+}
+
+#[test]
+fn mask_keeps_the_caret_in_place() {
+    use warden_engine::diagnostic::mask_secrets;
+    let line = r#"  client_secret "ab\"c" ; signing_key k3y # note"#;
+    let masked = mask_secrets(line);
+    assert_eq!(
+        masked,
+        r#"  client_secret "*****" ; signing_key *** # note"#
+    );
+    assert_eq!(masked.chars().count(), line.chars().count());
+    assert_eq!(
+        mask_secrets("client_secret file /run/s"),
+        "client_secret file /run/s"
+    );
+    assert_eq!(mask_secrets("my_client_secret x"), "my_client_secret x");
 }

@@ -21,7 +21,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::{Gateway, GatewayPre};
 use crate::cache;
 use crate::error::HostError;
-use crate::services::{Clock, GuestState};
+use crate::services::{Clock, GuestState, SecretSnapshot};
 
 /// The guest component, built by `build.rs` and embedded in the binary.
 pub const GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/warden_guest.wasm"));
@@ -142,17 +142,16 @@ impl GuestComponent {
         &self,
         clock: Clock,
         memory_limit: usize,
+        secrets: SecretSnapshot,
         deadline: Duration,
     ) -> Result<(Store<GuestState>, Gateway), HostError> {
-        let mut store = Store::new(&self.engine, GuestState::new(clock, memory_limit));
+        let mut store = Store::new(&self.engine, GuestState::new(clock, memory_limit, secrets));
         store.limiter(|state| &mut state.limits);
         // Every call's budget is checked at each epoch tick (see
         // `CallBudget`). Instantiation runs no guest code of ours,
         // but it gets a budget too: nothing runs unbounded.
-        let tick = self.epoch_tick;
-        store.epoch_deadline_callback(move |mut cx| Ok(cx.data_mut().call.check(tick)));
-        store.data_mut().begin_call(deadline);
-        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().call.check()));
+        crate::services::begin_call(&mut store, deadline);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| {
             match e.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::Interrupt) => HostError::Timeout {

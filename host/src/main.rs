@@ -103,7 +103,7 @@ enum Command {
 struct Limits {
     /// Most CPU time a single policy decision may use in the guest, in milliseconds
     /// (a decision takes microseconds; a call also stops at 8× this in wall-clock time).
-    #[arg(long, value_name = "MS", default_value_t = 10)]
+    #[arg(long, value_name = "MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     deadline_ms: u64,
     /// Most memory one guest instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
@@ -355,12 +355,22 @@ async fn shutdown_signal() {
 }
 
 fn hash_secret() -> CliResult {
-    use std::io::Read;
+    use std::io::{IsTerminal, Read};
+    const MAX: u64 = 64 * 1024;
+    if std::io::stdin().is_terminal() {
+        return Err(HostError::Config(
+            "pipe the secret in (a terminal would echo it): `printf %s \"$SECRET\" | warden hash-secret`".into(),
+        )
+        .into());
+    }
     let mut secret = Vec::new();
     std::io::stdin()
-        .take(64 * 1024)
+        .take(MAX + 1)
         .read_to_end(&mut secret)
         .map_err(HostError::Io)?;
+    if secret.len() as u64 > MAX {
+        return Err(HostError::Config(format!("the secret is longer than {MAX} bytes")).into());
+    }
     if secret.last() == Some(&b'\n') {
         secret.pop();
         if secret.last() == Some(&b'\r') {

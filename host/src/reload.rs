@@ -48,7 +48,9 @@ pub struct Reloader {
     component: Arc<GuestComponent>,
     options: RuntimeOptions,
     prewarm: usize,
-    stamp: Option<Stamp>,
+    /// The file's stamp when it was last read (outer `None`: not read yet;
+    /// inner `None`: the file was missing).
+    stamp: Option<Option<Stamp>>,
     /// A change seen on the last poll, waiting to be seen again unchanged.
     pending: Option<Option<Stamp>>,
     digest: [u8; 32],
@@ -79,7 +81,9 @@ impl Reloader {
             component,
             options,
             prewarm,
-            stamp: stamp(path),
+            // Unknown: the first poll reads the file and compares its text
+            // with what is served (it may have changed during startup).
+            stamp: None,
             pending: None,
             digest: Sha256::digest(served.as_bytes()).into(),
             generation: 1,
@@ -93,11 +97,12 @@ impl Reloader {
 
     /// Reload if the file has changed (size or modification time) and then
     /// stayed unchanged since the previous poll; with `force` (SIGHUP), read
-    /// it at once. Blocks while compiling.
+    /// and compile it at once, even unchanged (to pick up rotated secrets).
+    /// Blocks while compiling.
     pub fn poll(&mut self, force: bool) -> Reload {
         let now = stamp(&self.path);
         if !force {
-            if now.is_some() && now == self.stamp {
+            if self.stamp.as_ref() == Some(&now) {
                 self.pending = None;
                 return Reload::Unchanged;
             }
@@ -111,7 +116,8 @@ impl Reloader {
         let source = match std::fs::read_to_string(&self.path) {
             Ok(source) => source,
             Err(e) => {
-                self.stamp = now;
+                // Reported once; tried again when the file changes.
+                self.stamp = Some(now);
                 return Reload::Failed(format!("cannot read {}: {e}", self.name));
             }
         };
@@ -123,9 +129,11 @@ impl Reloader {
             // Most likely truncated by a writer that has not written yet.
             return Reload::Unchanged;
         }
-        self.stamp = now;
+        self.stamp = Some(now);
         let digest: [u8; 32] = Sha256::digest(source.as_bytes()).into();
-        if digest == self.digest {
+        // SIGHUP recompiles even identical text: the secrets and keys it
+        // reads from the environment or files may have changed.
+        if digest == self.digest && !force {
             return Reload::Unchanged;
         }
         let loaded = PolicyRuntime::load_with(

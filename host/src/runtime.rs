@@ -25,7 +25,7 @@ use crate::bindings::{self, Gateway};
 use crate::component::GuestComponent;
 use crate::error::{HostError, LoadError};
 use crate::request::OwnedRequest;
-use crate::services::{Clock, GuestState};
+use crate::services::{Clock, GuestState, SecretSnapshot, begin_call};
 
 /// Instantiation only runs the guest's initialisers: microseconds. The bound
 /// is there for safety, apart from the configurable call deadlines.
@@ -110,6 +110,8 @@ pub struct PolicyRuntime {
     created: AtomicU64,
     failed: AtomicU64,
     peak_memory: AtomicUsize,
+    /// The secrets this policy's instances resolved, shared by all of them.
+    secrets: SecretSnapshot,
 }
 
 impl std::fmt::Debug for PolicyRuntime {
@@ -153,6 +155,7 @@ impl PolicyRuntime {
             created: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
+            secrets: SecretSnapshot::default(),
         };
         let mut first = match runtime.new_instance()? {
             Ok(instance) => instance,
@@ -168,11 +171,11 @@ impl PolicyRuntime {
         let budget = runtime.options.compile_deadline;
         let ms = deadline_ms(&budget);
         let engine = first.bindings.warden_policy_engine().policy();
-        start(&mut first.store, budget);
+        begin_call(&mut first.store, budget);
         let warnings = engine
             .call_warnings(&mut first.store, first.policy)
             .map_err(|e| classify("warnings", ms, e, None))?;
-        start(&mut first.store, budget);
+        begin_call(&mut first.store, budget);
         let routes = engine
             .call_routes(&mut first.store, first.policy)
             .map_err(|e| classify("routes", ms, e, None))?;
@@ -267,7 +270,7 @@ impl PolicyRuntime {
             Some(instance) => instance,
             None => self.new_instance()?.map_err(recompile_error)?,
         };
-        start(&mut instance.store, self.options.deadline);
+        begin_call(&mut instance.store, self.options.deadline);
         match f(&mut instance) {
             Ok(value) => {
                 self.peak_memory
@@ -297,10 +300,11 @@ impl PolicyRuntime {
         let (mut store, bindings) = self.component.instantiate(
             self.options.clock.clone(),
             self.options.memory_limit,
+            self.secrets.clone(),
             INSTANTIATE_DEADLINE,
         )?;
         self.created.fetch_add(1, Ordering::Relaxed);
-        start(&mut store, compile_deadline);
+        begin_call(&mut store, compile_deadline);
         let compiled = bindings
             .warden_policy_engine()
             .policy()
@@ -336,13 +340,6 @@ impl PolicyRuntime {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// Give the next guest call on `store` `budget` of wall-clock time (checked
-/// at every epoch tick; zero interrupts the call at its first check).
-fn start(store: &mut Store<GuestState>, budget: Duration) {
-    store.data_mut().begin_call(budget);
-    store.set_epoch_deadline(if budget.is_zero() { 0 } else { 1 });
 }
 
 fn recompile_error(diagnostics: Vec<Diagnostic>) -> HostError {

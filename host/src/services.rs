@@ -202,64 +202,58 @@ impl tokio::io::AsyncWrite for GuestOutput {
 /// A budget is CPU time spent by the guest call, checked at every epoch
 /// tick: the engine's ticker advances the epoch (every millisecond by
 /// default), each store's deadline is always the next tick, and the epoch
-/// callback — which runs on the calling thread — compares what the call has
-/// used with its budget. CPU time rather than wall-clock time, so that a call
-/// descheduled on an overloaded machine is not failed for the scheduler's
-/// delay; a wall-clock backstop of [`WALL_CLOCK_BACKSTOP`] × the budget still
-/// bounds every call. Reading the thread's CPU clock is a system call, so it
-/// is not read on the hot path: until the first tick the call is charged its
-/// wall-clock time, but at most two ticks (a ticker starved on a busy
-/// machine must not make a short call look long), and from the first tick
-/// on, the CPU time it really used.
+/// callback — which runs on the calling thread — compares the thread's CPU
+/// clock with its reading at the start of the call. CPU time rather than
+/// wall-clock time, so that a call descheduled on an overloaded machine is
+/// not failed for the scheduler's delay; a wall-clock backstop of
+/// [`WALL_CLOCK_BACKSTOP`] × the budget still bounds every call. Host work
+/// done for the call (hashing a presented secret) is not charged to it; it
+/// moves the backstop by at most [`MAX_HOST_WORK`] per call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallBudget {
     started: Instant,
+    /// The thread's CPU clock when the call started (None: not available,
+    /// the budget is then wall-clock time).
+    started_cpu: Option<Duration>,
     budget: Duration,
-    /// CPU and wall-clock time spent in host work that the call is not
-    /// charged for.
+    /// CPU and wall-clock time of host work the call is not charged for.
     excluded: Duration,
     excluded_wall: Duration,
-    /// At the first tick: (thread CPU clock, time charged so far).
-    mark: Option<(Duration, Duration)>,
 }
 
 /// A call past this many times its budget in wall-clock time is interrupted
 /// whatever CPU time it used.
 pub const WALL_CLOCK_BACKSTOP: u32 = 8;
 
+/// The most host work (wall-clock) one call may be excused for.
+pub const MAX_HOST_WORK: Duration = Duration::from_secs(2);
+
 impl CallBudget {
     fn new(budget: Duration) -> Self {
         CallBudget {
             started: Instant::now(),
+            started_cpu: thread_cpu_time(),
             budget,
             excluded: Duration::ZERO,
             excluded_wall: Duration::ZERO,
-            mark: None,
         }
     }
 
-    /// Do not charge the call for host work done on its behalf (such as
-    /// hashing a presented secret): `cpu` of CPU time over `wall` of
-    /// wall-clock time. The backstop moves by `wall`, so the call still ends.
+    /// Do not charge the call for host work done on its behalf: `cpu` of CPU
+    /// time over `wall` of wall-clock time.
     pub(crate) fn exclude(&mut self, cpu: Duration, wall: Duration) {
         self.excluded = self.excluded.saturating_add(cpu);
-        self.excluded_wall = self.excluded_wall.saturating_add(wall);
+        self.excluded_wall = self.excluded_wall.saturating_add(wall).min(MAX_HOST_WORK);
     }
 
-    /// Called by the epoch callback (ticks `tick` apart): go on for another
-    /// tick, or interrupt.
-    pub(crate) fn check(&mut self, tick: Duration) -> UpdateDeadline {
+    /// Called by the epoch callback: go on for another tick, or interrupt.
+    pub(crate) fn check(&mut self) -> UpdateDeadline {
         let wall = self.started.elapsed();
-        let used = match (thread_cpu_time(), self.mark) {
-            (Some(cpu), None) => {
-                let charged = wall.min(tick.saturating_mul(2));
-                self.mark = Some((cpu, charged));
-                charged
-            }
-            (Some(cpu), Some((cpu0, used0))) => used0 + cpu.saturating_sub(cpu0),
-            (None, _) => wall,
-        };
-        let used = used.saturating_sub(self.excluded);
+        let used = match (self.started_cpu, thread_cpu_time()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => wall,
+        }
+        .saturating_sub(self.excluded);
         let backstop = self
             .budget
             .saturating_mul(WALL_CLOCK_BACKSTOP)
@@ -297,9 +291,35 @@ fn thread_cpu_time() -> Option<Duration> {
     None
 }
 
+/// The secrets one policy's instances have resolved (`env:`/`file:`
+/// references), shared by all of them: the first instance reads a secret,
+/// every later one — built after a trap or when the pool runs dry — gets the
+/// same bytes. A changed key file therefore never splits a running policy
+/// into instances that sign with different keys; a reload (new policy
+/// runtime, new snapshot) reads them afresh.
+#[derive(Clone, Default)]
+pub struct SecretSnapshot(Arc<Mutex<std::collections::HashMap<String, Option<Vec<u8>>>>>);
+
+impl SecretSnapshot {
+    fn resolve(&self, reference: &str) -> Option<Vec<u8>> {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .entry(reference.to_owned())
+            .or_insert_with(|| resolve_secret(reference))
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for SecretSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretSnapshot(<redacted>)")
+    }
+}
+
 /// Everything one guest instance's `Store` holds.
 pub struct GuestState {
     clock: Clock,
+    secrets: SecretSnapshot,
     pub(crate) call: CallBudget,
     pub(crate) stderr: GuestOutput,
     wasi: WasiCtx,
@@ -308,8 +328,9 @@ pub struct GuestState {
 }
 
 impl GuestState {
-    /// A state whose memory may grow to `memory_limit` bytes.
-    pub fn new(clock: Clock, memory_limit: usize) -> Self {
+    /// A state whose memory may grow to `memory_limit` bytes, resolving
+    /// secrets through `secrets`.
+    pub fn new(clock: Clock, memory_limit: usize, secrets: SecretSnapshot) -> Self {
         let stderr = GuestOutput::default();
         let mut wasi = WasiCtx::builder();
         // Grant nothing: no preopens, env or args are added, and sockets are
@@ -329,6 +350,7 @@ impl GuestState {
         };
         GuestState {
             clock,
+            secrets,
             call: CallBudget::new(Duration::ZERO),
             stderr,
             wasi: wasi.build(),
@@ -381,11 +403,11 @@ impl wasmtime::ResourceLimiter for TrackedLimits {
     }
 }
 
-impl GuestState {
-    /// Start timing a guest call that may run for `budget`.
-    pub(crate) fn begin_call(&mut self, budget: Duration) {
-        self.call = CallBudget::new(budget);
-    }
+/// Give the next guest call on `store` `budget` of CPU time (checked at every
+/// epoch tick, see [`CallBudget`]; zero interrupts the call at its first check).
+pub(crate) fn begin_call(store: &mut wasmtime::Store<GuestState>, budget: Duration) {
+    store.data_mut().call = CallBudget::new(budget);
+    store.set_epoch_deadline(if budget.is_zero() { 0 } else { 1 });
 }
 
 impl WasiView for GuestState {
@@ -430,7 +452,7 @@ impl host::Host for GuestState {
     }
 
     fn secret(&mut self, reference: String) -> Option<Vec<u8>> {
-        let value = resolve_secret(&reference);
+        let value = self.secrets.resolve(&reference);
         if value.is_none() {
             // The reference names where a secret lives, never the secret itself.
             tracing::warn!(reference = %reference, "secret not available");

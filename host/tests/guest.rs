@@ -525,6 +525,8 @@ fn a_large_policy_compiles_in_the_guest_within_the_default_limits() {
         source.len(),
         stats.peak_memory >> 20
     );
-    let d = rt.decide(&get("gw", &format!("/r{}/x", n - 1), None)).unwrap();
+    let d = rt
+        .decide(&get("gw", &format!("/r{}/x", n - 1), None))
+        .unwrap();
     assert_eq!(status(&d), 401, "the last route's rule applies");
 }

@@ -203,7 +203,7 @@ impl<'s> Checker<'s> {
             .into_iter()
             .filter_map(|item| self.rule(item, &settings, &instance, &routes, &mut scopes))
             .collect();
-        self.hashed_secrets_need_signing_keys(&scopes);
+        self.check_signing_keys(&scopes);
 
         Model {
             global_auth,
@@ -216,13 +216,31 @@ impl<'s> Checker<'s> {
     }
 
     /// A token of a client whose secret is stored hashed cannot be signed
-    /// with that secret: its scope must have a `signing_key`.
-    fn hashed_secrets_need_signing_keys(&mut self, scopes: &[Scope]) {
-        for scope in scopes.iter().filter(|s| s.settings.signing_key.is_none()) {
+    /// with that secret: its scope must have a `signing_key`. And a
+    /// `signing_key` equal to a client secret would let that client mint
+    /// tokens for every consumer of the scope.
+    fn check_signing_keys(&mut self, scopes: &[Scope]) {
+        for scope in scopes {
+            let key = scope.settings.signing_key.as_ref();
             for &id in &scope.consumers {
                 let consumer = &self.consumers[id as usize];
                 for c in &consumer.credentials {
-                    if let ClientSecret::Hashed(h) = &c.secret {
+                    if let (Some(key), ClientSecret::Plain(secret)) = (key, &c.secret)
+                        && key == secret
+                    {
+                        let d = self
+                            .r
+                            .err(
+                                c.secret_span,
+                                format!(
+                                    "consumer `{}`'s client_secret is the scope's signing_key",
+                                    consumer.name
+                                ),
+                            )
+                            .with_help("a client knowing the signing key could sign tokens for any consumer: use a separate random key");
+                        self.errors.push(d);
+                    }
+                    if let (None, ClientSecret::Hashed(h)) = (key, &c.secret) {
                         let d = self
                             .r
                             .err(
