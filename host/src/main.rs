@@ -221,6 +221,17 @@ fn serve(
     upstream: Upstream,
     limits: &Limits,
 ) -> CliResult {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    // Take over SIGHUP first thing: a SIGHUP while the policy compiles must
+    // not end the server (it is handled once serving starts).
+    let hangup = {
+        let _runtime = tokio.enter();
+        hangup_signal()
+    };
     let mut options = RuntimeOptions::from_env()?;
     options.deadline = Duration::from_millis(limits.deadline_ms);
     options.memory_limit = limits.memory_mib.saturating_mul(1 << 20);
@@ -245,7 +256,6 @@ fn serve(
         &source,
         options.clone(),
     )?);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let prewarm = warden_host::gateway::default_guest_concurrency();
     runtime.prewarm(prewarm)?;
     let reloader = policy
@@ -255,10 +265,6 @@ fn serve(
         tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), upstream = %route.upstream, "route");
     }
 
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?;
     tokio.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -268,25 +274,44 @@ fn serve(
         std::io::stdout().flush()?;
         tracing::info!(policy = %name, %upstream, "serving");
         let gateway = Arc::new(Gateway::new(runtime, upstream));
-        if let Some(reloader) = reloader {
-            tokio::spawn(reload_policy(reloader, watch, Arc::clone(&gateway)));
-        }
+        tokio::spawn(reload_policy(reloader, hangup, watch, Arc::clone(&gateway)));
         gateway.serve(listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+/// Start listening for SIGHUP (inside the tokio runtime).
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::warn!("SIGHUP reloads are off: {e}"))
+            .ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// Reload the policy on SIGHUP and, with `--watch`, when its file changes.
 /// Compiling runs on the blocking pool; requests keep flowing meanwhile.
-async fn reload_policy(reloader: Reloader, watch: Watch, gateway: Arc<Gateway>) {
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| tracing::warn!("SIGHUP reloads are off: {e}"))
-        .ok();
+/// Without a policy file, SIGHUP only says there is nothing to reload.
+#[cfg_attr(not(unix), allow(unused_mut))]
+async fn reload_policy(
+    reloader: Option<Reloader>,
+    mut hangup: Hangup,
+    watch: Watch,
+    gateway: Arc<Gateway>,
+) {
     let mut tick = tokio::time::interval(watch.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reloader = Some(reloader);
+    let mut reloader = reloader;
+    let reloading = reloader.is_some();
     loop {
         #[cfg(unix)]
         let hup = async {
@@ -299,8 +324,12 @@ async fn reload_policy(reloader: Reloader, watch: Watch, gateway: Arc<Gateway>) 
         let hup = std::future::pending::<Option<()>>();
         let force = tokio::select! {
             _ = hup => true,
-            _ = tick.tick(), if watch.enabled => false,
+            _ = tick.tick(), if watch.enabled && reloading => false,
         };
+        if !reloading {
+            tracing::info!("SIGHUP: serving the embedded demo policy, nothing to reload");
+            continue;
+        }
         let Some(mut r) = reloader.take() else { return };
         let Ok((r, outcome)) = tokio::task::spawn_blocking(move || {
             let outcome = r.poll(force);

@@ -648,7 +648,7 @@ pub(crate) fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1).min(3);
+    let limit = (word.chars().count() / 3).clamp(1, 3);
     // Bounded, so that a policy with many undeclared names stays linear to check.
     candidates
         .into_iter()

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// One `match KIND [values]` clause: the kind, its values with spans, and
+/// the clause's span.
+type Clause<'a> = (&'a str, Vec<(String, Span)>, Span);
+
 impl Checker<'_> {
     pub(super) fn rule(
         &mut self,
@@ -38,7 +42,7 @@ impl Checker<'_> {
         let mut first_consumer: Option<Span> = None;
         let mut allow: Option<(Vec<ConsumerId>, Span)> = None;
         let mut disable: Option<Span> = None;
-        let mut matches: Vec<(&str, Vec<(String, Span)>, Span)> = Vec::new();
+        let mut matches: Vec<Clause<'_>> = Vec::new();
 
         for inner in &block.items {
             match inner.key.as_str() {
@@ -150,7 +154,7 @@ impl Checker<'_> {
     }
 
     /// `match KIND NAMES`
-    fn match_clause<'i>(&mut self, item: &'i Item) -> Option<(&'i str, Vec<(String, Span)>, Span)> {
+    fn match_clause<'i>(&mut self, item: &'i Item) -> Option<Clause<'i>> {
         if !self.no_block(item) {
             return None;
         }
@@ -188,7 +192,7 @@ impl Checker<'_> {
     /// Combine a rule's `match` clauses into one matcher.
     fn matcher(
         &mut self,
-        clauses: Vec<(&str, Vec<(String, Span)>, Span)>,
+        clauses: Vec<Clause<'_>>,
         rule: &Item,
         routes: &RouteTable,
     ) -> Option<Matcher> {
