@@ -648,11 +648,15 @@ pub(crate) fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
-    // Bounded, so that a policy with many undeclared names stays linear to check.
+    let len = word.chars().count();
+    let limit = (len / 3).clamp(1, 3);
+    // Bounded, so that a policy with many undeclared names stays linear to
+    // check; and a candidate whose length differs by more than the limit
+    // cannot be close, so a huge word costs nothing.
     candidates
         .into_iter()
         .take(1000)
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
