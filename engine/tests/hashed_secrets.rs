@@ -36,12 +36,18 @@ fn policy_with(phc: &str, signing: Option<&str>) -> String {
     )
 }
 
+/// GET `target` on the argon2 policy with a signing key.
 fn get(target: &str, token: Option<&str>) -> Decision {
     let policy = POLICY.get_or_init(|| {
         let phc = hash_argon2id(SECRET.as_bytes(), &[5; 16]).unwrap();
         let src = policy_with(&phc, Some(SIGNING_KEY));
         Policy::compile(&src, &FixedHost::at(NOW)).expect("compiles")
     });
+    get_on(policy, target, token)
+}
+
+/// GET `target` (path and query) on `policy`, with a bearer `token`.
+fn get_on(policy: &Policy, target: &str, token: Option<&str>) -> Decision {
     let auth = token.map(|t| vec![("authorization".to_string(), format!("Bearer {t}"))]);
     let headers = auth.unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -98,17 +104,7 @@ fn with_a_signing_key_tokens_signed_with_a_client_secret_are_refused() {
     let src = "global_auth true\nconsumer plain { client_id p1; client_secret \"plain-secret\" }\n";
     let without = Policy::compile(src, &FixedHost::at(NOW)).unwrap();
     let target = token_target("/oauth2/token", ("p1", "plain-secret"));
-    let (path, query) = target.split_once('?').unwrap();
-    let headers = Vec::new();
-    let req = Request {
-        method: "GET",
-        authority: "gw",
-        path,
-        query,
-        headers: &headers,
-        ..Default::default()
-    };
-    let token = access_token(&without.decide(&req, &FixedHost::at(NOW))).unwrap();
+    let token = access_token(&get_on(&without, &target, None)).unwrap();
     assert!(signed_with(&token, "plain-secret"));
     // ...is refused where the scope signs with its key.
     let d = get("/api", Some(&token));
@@ -156,17 +152,7 @@ fn pbkdf2_hashes_work_too() {
     let src = policy_with(&pbkdf2_phc("pb-secret"), Some(SIGNING_KEY));
     let policy = Policy::compile(&src, &FixedHost::at(NOW)).expect("compiles");
     let target = token_target("/oauth2/token", ("h1", "pb-secret"));
-    let (path, query) = target.split_once('?').unwrap();
-    let headers = Vec::new();
-    let req = Request {
-        method: "GET",
-        authority: "gw",
-        path,
-        query,
-        headers: &headers,
-        ..Default::default()
-    };
-    let token = access_token(&policy.decide(&req, &FixedHost::at(NOW))).unwrap();
+    let token = access_token(&get_on(&policy, &target, None)).unwrap();
     assert!(signed_with(&token, SIGNING_KEY));
 }
 
