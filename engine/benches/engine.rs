@@ -10,7 +10,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use warden_engine::fixtures::{CONSUMER1 as C1, realistic_headers as headers};
 use warden_engine::token::Claims;
-use warden_engine::{FixedHost, Policy, Request};
+use warden_engine::{FixedHost, Policy, Request, VerifiedTokens};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -100,6 +100,11 @@ fn full_decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("full_decision");
     group.bench_function("warden_native", |b| {
         b.iter(|| black_box(policy.decide(black_box(&req), &host)))
+    });
+    // The same token again, answered from the verified-token memo.
+    let mut memo = VerifiedTokens::new(VerifiedTokens::DEFAULT_CAPACITY);
+    group.bench_function("warden_native_repeat_token", |b| {
+        b.iter(|| black_box(policy.decide_with(black_box(&req), &host, &mut memo)))
     });
 
     let key = DecodingKey::from_secret(C1.1.as_bytes());

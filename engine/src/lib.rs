@@ -28,7 +28,7 @@ pub mod synth;
 pub mod token;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use graph::DecisionGraph;
+pub use graph::{DecisionGraph, VerifiedTokens};
 pub use host::{FixedHost, Host};
 pub use request::{Decision, Forward, Reply, Request};
 
@@ -64,6 +64,17 @@ impl Policy {
     /// Decide one request.
     pub fn decide(&self, req: &Request<'_>, host: &dyn Host) -> Decision {
         self.graph.decide(req, host)
+    }
+
+    /// Decide one request, remembering verified tokens in `memo` (see
+    /// [`graph::VerifiedTokens`]); the decision is the one [`Self::decide`] makes.
+    pub fn decide_with(
+        &self,
+        req: &Request<'_>,
+        host: &dyn Host,
+        memo: &mut graph::VerifiedTokens,
+    ) -> Decision {
+        self.graph.decide_with(req, host, memo)
     }
 
     /// Decide one request and describe each step taken, for humans.

@@ -227,6 +227,51 @@ pub struct Expect<'a> {
     pub skew: u64,
 }
 
+/// The times a verified token is re-checked against on every use (with its
+/// audience, see [`Validity::check`]). Kept by
+/// [`crate::graph::VerifiedTokens`] so that a remembered token is judged
+/// exactly as a fresh one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: Option<u64>,
+}
+
+impl Validity {
+    /// The audience `aud`, then the times (`exp`, `iat`, `nbf` with `skew`
+    /// seconds of leeway), in that order.
+    pub fn check(&self, aud: &str, expect: &Expect<'_>) -> Result<(), TokenError> {
+        if expect.audience.is_some_and(|want| aud != want) {
+            return Err(TokenError::Audience);
+        }
+        if expect.now > self.exp.saturating_add(expect.skew) {
+            return Err(TokenError::Expired);
+        }
+        if expect.now < self.iat.saturating_sub(expect.skew) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        if self
+            .nbf
+            .is_some_and(|nbf| expect.now < nbf.saturating_sub(expect.skew))
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+impl Claims {
+    /// The times re-checked on every use of this token.
+    pub fn validity(&self) -> Validity {
+        Validity {
+            exp: self.exp,
+            iat: self.iat,
+            nbf: self.nbf,
+        }
+    }
+}
+
 impl Unverified<'_> {
     /// Check the signature with `secret`, then issuer, subject, audience and
     /// times (`exp`, `iat`, `nbf` with `skew` seconds of leeway).
@@ -248,20 +293,7 @@ impl Unverified<'_> {
         if c.sub != expect.consumer {
             return Err(TokenError::Subject);
         }
-        if expect.audience.is_some_and(|aud| c.aud != aud) {
-            return Err(TokenError::Audience);
-        }
-        if expect.now > c.exp.saturating_add(expect.skew) {
-            return Err(TokenError::Expired);
-        }
-        if expect.now < c.iat.saturating_sub(expect.skew) {
-            return Err(TokenError::IssuedInFuture);
-        }
-        if c.nbf
-            .is_some_and(|nbf| expect.now < nbf.saturating_sub(expect.skew))
-        {
-            return Err(TokenError::NotYetValid);
-        }
+        c.validity().check(&c.aud, expect)?;
         Ok(c)
     }
 }

@@ -18,8 +18,8 @@ use warden_engine::{FixedHost, Request, syntax};
 /// Host without port, lower case, without a trailing dot; brackets dropped.
 fn reference_host(authority: &str) -> String {
     let lower = authority.to_ascii_lowercase();
-    let host = if lower.starts_with('[') {
-        lower[1..].split(']').next().unwrap_or("").to_string()
+    let host = if let Some(bracketed) = lower.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("").to_string()
     } else {
         match lower.rsplit_once(':') {
             Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h.to_string(),

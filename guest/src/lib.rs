@@ -16,9 +16,12 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
+use std::cell::RefCell;
+
 use exports::warden::policy::engine::{Guest, GuestPolicy, Policy as PolicyHandle};
 use warden::policy::host;
 use warden::policy::types as wit;
+use warden_engine::VerifiedTokens;
 
 /// The engine's window on the world, over the host's imports.
 struct WitHost;
@@ -51,6 +54,19 @@ impl warden_engine::Host for WitHost {
     }
 }
 
+/// Report panics through the `host` interface instead of WASI stderr (see
+/// `guest-panicked` in the WIT), once per instance, before any code of ours
+/// runs in an export.
+fn report_panics_to_host() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info.to_string().replace('\n', " ");
+            host::guest_panicked(&message);
+        }));
+    });
+}
+
 /// The component: exports the `engine` interface.
 struct Component;
 
@@ -58,26 +74,39 @@ impl Guest for Component {
     type Policy = CompiledPolicy;
 }
 
-/// The exported `policy` resource: one compiled policy.
+/// The exported `policy` resource: one compiled policy, and the tokens this
+/// instance has verified with it (an instance serves one call at a time, so
+/// the memo needs no lock; each instance of a pool has its own).
 struct CompiledPolicy {
     policy: warden_engine::Policy,
+    verified: RefCell<VerifiedTokens>,
 }
 
 impl GuestPolicy for CompiledPolicy {
     fn compile(_name: String, source: String) -> Result<PolicyHandle, Vec<wit::Diagnostic>> {
+        report_panics_to_host();
         match warden_engine::Policy::compile(&source, &WitHost) {
-            Ok(policy) => Ok(PolicyHandle::new(CompiledPolicy { policy })),
+            Ok(policy) => Ok(PolicyHandle::new(CompiledPolicy {
+                policy,
+                verified: RefCell::new(VerifiedTokens::new(VerifiedTokens::DEFAULT_CAPACITY)),
+            })),
             Err(diagnostics) => Err(diagnostics.iter().map(diagnostic_to_wit).collect()),
         }
     }
 
     fn decide(&self, req: wit::Request) -> wit::Decision {
+        report_panics_to_host();
         #[cfg(feature = "fault-injection")]
         faults::inject(&req);
-        decision_to_wit(self.policy.decide(&request_from_wit(&req), &WitHost))
+        let mut verified = self.verified.borrow_mut();
+        let decision = self
+            .policy
+            .decide_with(&request_from_wit(&req), &WitHost, &mut verified);
+        decision_to_wit(decision)
     }
 
     fn explain(&self, req: wit::Request) -> String {
+        report_panics_to_host();
         self.policy.explain(&request_from_wit(&req), &WitHost)
     }
 

@@ -9,9 +9,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use warden_engine::fixtures::{CONSUMER1 as C1, realistic_headers};
+use warden_engine::fixtures::{CONSUMER1 as C1, access_token, realistic_headers};
 use warden_engine::token::Claims;
-use warden_engine::{FixedHost, Policy};
+use warden_engine::{FixedHost, Policy, VerifiedTokens};
 use warden_host::{Clock, GuestComponent, OwnedRequest, PolicyRuntime, RuntimeOptions};
 
 const NOW: u64 = 1_700_000_000;
@@ -65,9 +65,22 @@ fn guest(c: &mut Criterion) {
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
 
+    // A token seen for the first time: cycle through more distinct tokens
+    // (each a different `jti`) than an instance's verified-token memo holds,
+    // so that every decision parses and verifies its token afresh.
+    let fresh: Vec<OwnedRequest> = (0..4 * VerifiedTokens::DEFAULT_CAPACITY)
+        .map(|_| {
+            let d = native.decide(&token_request().as_engine(), &host);
+            api_request(&access_token(&d).unwrap())
+        })
+        .collect();
     let mut group = c.benchmark_group("full_decision");
+    let mut k = 0;
     group.bench_function("warden_guest", |b| {
-        b.iter(|| black_box(runtime.decide(black_box(&req)).unwrap()))
+        b.iter(|| {
+            k = (k + 1) % fresh.len();
+            black_box(runtime.decide(black_box(&fresh[k])).unwrap())
+        })
     });
     group.bench_function("warden_native", |b| {
         b.iter(|| black_box(native.decide(&black_box(&req).as_engine(), &host)))
@@ -76,6 +89,17 @@ fn guest(c: &mut Criterion) {
         b.iter(|| {
             black_box(jsonwebtoken::decode::<Claims>(black_box(&token), &key, &validation).unwrap())
         })
+    });
+    group.finish();
+
+    // The same token again: answered from the verified-token memo.
+    let mut memo = VerifiedTokens::new(VerifiedTokens::DEFAULT_CAPACITY);
+    let mut group = c.benchmark_group("repeat_token");
+    group.bench_function("warden_guest", |b| {
+        b.iter(|| black_box(runtime.decide(black_box(&req)).unwrap()))
+    });
+    group.bench_function("warden_native", |b| {
+        b.iter(|| black_box(native.decide_with(&black_box(&req).as_engine(), &host, &mut memo)))
     });
     group.finish();
 
@@ -96,11 +120,28 @@ fn guest(c: &mut Criterion) {
     });
     group.finish();
 
-    // The round trip alone: a request that matches no rule and needs no token.
-    let open = OwnedRequest::get("/public").with_authority("gw.example.org");
+    // The round trip alone: a request that matches no rule and needs no
+    // token, with the 12 headers of a realistic request (and with none).
+    let mut open = OwnedRequest::get("/public").with_authority("gw.example.org");
+    open.headers = realistic_headers(None);
+    let bare = OwnedRequest::get("/public").with_authority("gw.example.org");
     let mut group = c.benchmark_group("guest_call");
-    group.bench_function("unruled_request", |b| {
+    group.bench_function("unruled_request_12_headers", |b| {
         b.iter(|| black_box(runtime.decide(black_box(&open)).unwrap()))
+    });
+    group.bench_function("unruled_request_no_headers", |b| {
+        b.iter(|| black_box(runtime.decide(black_box(&bare)).unwrap()))
+    });
+    group.bench_function("native_unruled_request_12_headers", |b| {
+        b.iter(|| black_box(native.decide(&black_box(&open).as_engine(), &host)))
+    });
+    let component = GuestComponent::shared().unwrap();
+    group.bench_function("instantiate_from_pool", |b| {
+        b.iter(|| {
+            component
+                .probe(RuntimeOptions::default().memory_limit)
+                .unwrap()
+        })
     });
     group.finish();
 }

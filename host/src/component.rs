@@ -137,6 +137,20 @@ impl GuestComponent {
         self.epoch_tick
     }
 
+    /// Instantiate the guest once, run nothing, drop it: proves that the
+    /// component links and instantiates under `memory_limit` (benchmarks time
+    /// it: it is what replacing a failed instance costs before the policy is
+    /// compiled in it).
+    pub fn probe(&self, memory_limit: usize) -> Result<(), HostError> {
+        self.instantiate(
+            Clock::System,
+            memory_limit,
+            SecretSnapshot::default(),
+            Duration::from_secs(1),
+        )
+        .map(drop)
+    }
+
     /// A fresh store and instance of the guest.
     pub(crate) fn instantiate(
         &self,

@@ -11,6 +11,7 @@
 //! returns an error — the gateway answers 503 — and its instance, whose state
 //! can no longer be trusted, is dropped; the next call builds a fresh one.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -94,11 +95,10 @@ struct Instance {
 /// A compiled policy served by a pool of guest instances. `Send + Sync`:
 /// share it with `Arc`.
 ///
-/// Calls block the calling thread for the guest call (bounded by the
-/// deadline). From async code, call it through `tokio::task::spawn_blocking`,
-/// not on an executor thread: wasmtime-wasi's synchronous WASI bindings
-/// `block_on` their tokio runtime for stream I/O (a guest printing a panic
-/// message), which tokio forbids on its worker threads.
+/// Calls run on the calling thread, bounded by the deadline (10 ms of CPU
+/// time by default; a decision takes microseconds). They may run on an async
+/// executor's thread: the guest does no WASI stream I/O (it reports panics
+/// through the `host` interface), so nothing in a call waits on tokio.
 pub struct PolicyRuntime {
     component: Arc<GuestComponent>,
     name: String,
@@ -271,8 +271,11 @@ impl PolicyRuntime {
             None => self.new_instance()?.map_err(recompile_error)?,
         };
         begin_call(&mut instance.store, self.options.deadline);
-        match f(&mut instance) {
-            Ok(value) => {
+        // A panic on the host side of the call (a host function that should
+        // not have panicked) fails this call, not the thread serving it.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut instance)));
+        match outcome {
+            Ok(Ok(value)) => {
                 self.peak_memory
                     .fetch_max(instance.store.data().limits.peak_memory, Ordering::Relaxed);
                 let mut idle = self.pool();
@@ -281,7 +284,7 @@ impl PolicyRuntime {
                 }
                 Ok(value)
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 // The instance may be mid-way through anything: never reuse it.
                 let panic = instance.store.data().stderr.summary();
                 drop(instance);
@@ -289,6 +292,14 @@ impl PolicyRuntime {
                 let error = classify(call, deadline_ms(&self.options.deadline), e, panic);
                 tracing::debug!(policy = %self.name, "{error}");
                 Err(error)
+            }
+            Err(_) => {
+                drop(instance);
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(policy = %self.name, call, "the host panicked during a guest call");
+                Err(HostError::Unavailable(
+                    "the host panicked during the guest call",
+                ))
             }
         }
     }

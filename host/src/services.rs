@@ -109,8 +109,9 @@ impl HostWallClock for WasiWallClock {
     }
 }
 
-/// The last bytes a guest wrote to stderr (a panic message, before the
-/// trap), kept so that a trap can be reported with its cause. Writes never
+/// The last bytes a guest wrote to stderr or reported through
+/// `guest-panicked` (a panic message, before the trap), kept so that a trap
+/// can be reported with its cause. Writes never
 /// fail and never grow it past its capacity: older bytes are dropped.
 #[derive(Clone, Default)]
 pub struct GuestOutput(Arc<Mutex<Vec<u8>>>);
@@ -202,19 +203,29 @@ impl tokio::io::AsyncWrite for GuestOutput {
 /// A budget is CPU time spent by the guest call, checked at every epoch
 /// tick: the engine's ticker advances the epoch (every millisecond by
 /// default), each store's deadline is always the next tick, and the epoch
-/// callback — which runs on the calling thread — compares the thread's CPU
-/// clock with its reading at the start of the call. CPU time rather than
-/// wall-clock time, so that a call descheduled on an overloaded machine is
-/// not failed for the scheduler's delay; a wall-clock backstop of
-/// [`WALL_CLOCK_BACKSTOP`] × the budget still bounds every call. Host work
-/// done for the call (hashing a presented secret) is not charged to it; it
-/// moves the backstop by at most [`MAX_HOST_WORK`] per call.
+/// callback — which runs on the calling thread — reads the thread's CPU
+/// clock. CPU time rather than wall-clock time, so that a call descheduled
+/// on an overloaded machine is not failed for the scheduler's delay; a
+/// wall-clock backstop of [`WALL_CLOCK_BACKSTOP`] × the budget still bounds
+/// every call. Host work done for the call (hashing a presented secret) is
+/// not charged to it; it moves the backstop by at most [`MAX_HOST_WORK`].
+///
+/// Starting a call reads no clock but the (vDSO) monotonic one: reading the
+/// thread's CPU clock is a system call, and most calls end before the first
+/// tick. At the first tick the call is charged the wall-clock time it has
+/// run so far, but at most half its budget (it cannot have run much longer
+/// on the CPU: wasm checks the epoch continually), and from then on exactly
+/// the CPU time it uses. A call can therefore use at most 1.5× its budget of
+/// CPU time, and never more than the wall-clock backstop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallBudget {
     started: Instant,
-    /// The thread's CPU clock when the call started (None: not available,
-    /// the budget is then wall-clock time).
-    started_cpu: Option<Duration>,
+    /// The thread's CPU clock at the first tick (None before it, or when the
+    /// OS has no such clock) and what was charged for the time before it.
+    cpu_base: Option<Duration>,
+    charged_before: Duration,
+    /// Whether the first tick has been seen.
+    ticked: bool,
     budget: Duration,
     /// CPU and wall-clock time of host work the call is not charged for.
     excluded: Duration,
@@ -232,7 +243,9 @@ impl CallBudget {
     fn new(budget: Duration) -> Self {
         CallBudget {
             started: Instant::now(),
-            started_cpu: thread_cpu_time(),
+            cpu_base: None,
+            charged_before: Duration::ZERO,
+            ticked: false,
             budget,
             excluded: Duration::ZERO,
             excluded_wall: Duration::ZERO,
@@ -249,11 +262,22 @@ impl CallBudget {
     /// Called by the epoch callback: go on for another tick, or interrupt.
     pub(crate) fn check(&mut self) -> UpdateDeadline {
         let wall = self.started.elapsed();
-        let used = match (self.started_cpu, thread_cpu_time()) {
-            (Some(start), Some(now)) => now.saturating_sub(start),
-            _ => wall,
+        let cpu = thread_cpu_time();
+        if !self.ticked {
+            self.ticked = true;
+            // Charge the time run so far (host work excepted), at most half
+            // the budget; CPU time is measured exactly from here on.
+            self.charged_before = wall.saturating_sub(self.excluded_wall).min(self.budget / 2);
+            self.cpu_base = cpu;
+            self.excluded = Duration::ZERO;
         }
-        .saturating_sub(self.excluded);
+        let used = match (self.cpu_base, cpu) {
+            (Some(base), Some(now)) => self
+                .charged_before
+                .saturating_add(now.saturating_sub(base))
+                .saturating_sub(self.excluded),
+            _ => wall.saturating_sub(self.excluded),
+        };
         let backstop = self
             .budget
             .saturating_mul(WALL_CLOCK_BACKSTOP)
@@ -451,6 +475,12 @@ impl host::Host for GuestState {
         genuine
     }
 
+    fn guest_panicked(&mut self, message: String) {
+        // Kept with the stderr tail: the trap that follows is reported with it.
+        self.stderr.push(message.as_bytes());
+        self.stderr.push(b"\n");
+    }
+
     fn secret(&mut self, reference: String) -> Option<Vec<u8>> {
         let value = self.secrets.resolve(&reference);
         if value.is_none() {
@@ -543,6 +573,43 @@ mod tests {
         out.push(&vec![b'a'; 5000]);
         assert_eq!(out.0.lock().unwrap().len(), GUEST_OUTPUT_TAIL);
         assert_eq!(out.summary().unwrap().len(), 300);
+    }
+
+    /// Burn `cpu` of this thread's CPU time.
+    fn spin(cpu: Duration) {
+        let start = thread_cpu_time().unwrap();
+        while thread_cpu_time().unwrap().saturating_sub(start) < cpu {
+            std::hint::black_box(0u64);
+        }
+    }
+
+    #[test]
+    fn budgets_charge_cpu_time_not_waiting() {
+        let ms = Duration::from_millis;
+        // Waiting before the first tick is charged at most half the budget.
+        let mut b = CallBudget::new(ms(10));
+        std::thread::sleep(ms(30));
+        assert!(matches!(b.check(), UpdateDeadline::Continue(_)));
+        // Then CPU time counts exactly: 6 ms more is past the budget.
+        spin(ms(6));
+        assert!(matches!(b.check(), UpdateDeadline::Interrupt));
+
+        // A call that runs on the CPU is interrupted once it used its budget.
+        let mut b = CallBudget::new(ms(10));
+        spin(ms(2));
+        assert!(matches!(b.check(), UpdateDeadline::Continue(_)));
+        spin(ms(4));
+        assert!(matches!(b.check(), UpdateDeadline::Continue(_)));
+        spin(ms(5));
+        assert!(matches!(b.check(), UpdateDeadline::Interrupt));
+
+        // Host work is excused; the wall-clock backstop is not.
+        let mut b = CallBudget::new(ms(10));
+        b.exclude(ms(50), ms(50));
+        assert!(matches!(b.check(), UpdateDeadline::Continue(_)));
+        let mut b = CallBudget::new(ms(5));
+        std::thread::sleep(ms(5 * u64::from(WALL_CLOCK_BACKSTOP)));
+        assert!(matches!(b.check(), UpdateDeadline::Interrupt));
     }
 
     #[test]

@@ -231,15 +231,24 @@ fn the_clock_is_injected_without_warden_now() {
         "issued in the future beyond the skew"
     );
 
-    // A manual clock moves under a live runtime: tokens it issued expire.
+    // A manual clock moves under a live runtime: tokens it issued expire,
+    // also once the instance's verified-token memo remembers them.
     let clock = ManualClock::at(NOW);
     let rt = demo_at(Clock::Manual(clock.clone()));
     let t1 = token(&rt, "localhost", "/a/oauth2/token", C1);
+    for _ in 0..2 {
+        assert_eq!(
+            consumer(&rt.decide(&get("localhost", "/a", Some(&t1))).unwrap()),
+            Some("consumer1")
+        );
+    }
+    clock.advance(7200 + 60);
     assert_eq!(
         consumer(&rt.decide(&get("localhost", "/a", Some(&t1))).unwrap()),
-        Some("consumer1")
+        Some("consumer1"),
+        "valid within the clock skew"
     );
-    clock.advance(7200 + 61);
+    clock.advance(1);
     assert_eq!(
         status(&rt.decide(&get("localhost", "/a", Some(&t1))).unwrap()),
         401
@@ -499,6 +508,17 @@ fn the_demo_policy_instance_stays_within_4_mib_of_linear_memory() {
     for _ in 0..100 {
         rt.decide(&get("test.com", "/a/x", Some(&t))).unwrap();
     }
+    // More distinct tokens than the verified-token memo holds: it stays bounded.
+    for _ in 0..1_200 {
+        let t = token(&rt, "test.com", "/a/oauth2/token", C1);
+        let d = rt.decide(&get("test.com", "/a/x", Some(&t))).unwrap();
+        assert_eq!(consumer(&d), Some("consumer1"));
+    }
+    assert_eq!(
+        rt.stats().instances_created,
+        1,
+        "one instance served them all"
+    );
     let peak = rt.stats().peak_memory;
     eprintln!("demo policy: peak guest linear memory {peak} bytes");
     assert!(peak > 0, "the peak is tracked");

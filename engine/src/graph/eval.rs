@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::{DecisionGraph, Node, NodeId, index::MatchKeys};
+use super::{CompiledScope, DecisionGraph, Node, NodeId, VerifiedTokens, index::MatchKeys};
 use crate::model::{ClientSecret, ConsumerId, ScopeId};
 use crate::oauth::{self, OAuthError};
 use crate::token::{self, Claims, Expect, TokenError};
@@ -116,13 +116,26 @@ impl Ctx<'_> {
 impl DecisionGraph {
     /// Decide one request.
     pub fn decide(&self, req: &Request<'_>, host: &dyn Host) -> Decision {
-        self.evaluate(req, host, &mut NoTrace)
+        self.evaluate(req, host, None, &mut NoTrace)
+    }
+
+    /// Decide one request, remembering verified tokens in `memo` (and
+    /// trusting what it remembers: see [`VerifiedTokens`]). The decision is
+    /// always the one [`Self::decide`] makes.
+    pub fn decide_with(
+        &self,
+        req: &Request<'_>,
+        host: &dyn Host,
+        memo: &mut VerifiedTokens,
+    ) -> Decision {
+        memo.bind(self.id);
+        self.evaluate(req, host, Some(memo), &mut NoTrace)
     }
 
     /// Decide one request and describe each step.
     pub fn explain(&self, req: &Request<'_>, host: &dyn Host) -> String {
         let mut steps = Vec::new();
-        let decision = self.evaluate(req, host, &mut steps);
+        let decision = self.evaluate(req, host, None, &mut steps);
         let outcome = match &decision {
             Decision::Forward(f) => format!(
                 "forward to {} (consumer: {}; set {:?}; remove {:?})",
@@ -214,6 +227,7 @@ impl DecisionGraph {
         &'r self,
         req: &'r Request<'r>,
         host: &dyn Host,
+        mut memo: Option<&mut VerifiedTokens>,
         trace: &mut impl Trace,
     ) -> Decision {
         if !normal_path(req.path) {
@@ -238,22 +252,24 @@ impl DecisionGraph {
                     }
                     node = next;
                 }
-                Node::Authenticate { scope, next } => match self.authenticate(&ctx, scope, host) {
-                    Ok(consumer) => {
-                        trace.step(|| {
-                            format!(
-                                "authenticated as `{}`",
-                                self.consumer_names[consumer as usize]
-                            )
-                        });
-                        ctx.consumer = Some((consumer, scope));
-                        node = next;
+                Node::Authenticate { scope, next } => {
+                    match self.authenticate(&ctx, scope, host, memo.as_deref_mut()) {
+                        Ok(consumer) => {
+                            trace.step(|| {
+                                format!(
+                                    "authenticated as `{}`",
+                                    self.consumer_names[consumer as usize]
+                                )
+                            });
+                            ctx.consumer = Some((consumer, scope));
+                            node = next;
+                        }
+                        Err((presented, why)) => {
+                            trace.step(|| format!("authentication failed: {why}"));
+                            return Decision::Reply(self.unauthorized(req, presented, why));
+                        }
                     }
-                    Err((presented, why)) => {
-                        trace.step(|| format!("authentication failed: {why}"));
-                        return Decision::Reply(self.unauthorized(req, presented, why));
-                    }
-                },
+                }
                 Node::Authorize { set, next } => {
                     let allowed = ctx
                         .consumer
@@ -270,13 +286,14 @@ impl DecisionGraph {
         }
     }
 
-    /// Verify the bearer token against `scope`; the consumer, or whether a
-    /// token was presented and why it failed.
+    /// Verify the bearer token against `scope` (or find it in `memo`); the
+    /// consumer, or whether a token was presented and why it failed.
     fn authenticate(
         &self,
         ctx: &Ctx<'_>,
         scope: ScopeId,
         host: &dyn Host,
+        memo: Option<&mut VerifiedTokens>,
     ) -> Result<ConsumerId, (bool, TokenError)> {
         let s = &self.scopes[scope as usize];
         let mut values = ctx
@@ -291,14 +308,9 @@ impl DecisionGraph {
             return Err((true, TokenError::Ambiguous));
         }
         let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
-        let unverified = token::parse(token).map_err(|e| (true, e))?;
-        let (consumer, keys) = s
-            .clients
-            .get(unverified.claims.client_id.as_str())
-            .ok_or((true, TokenError::UnknownClient))?;
-        let expect = Expect {
+        let expect = |consumer: ConsumerId| Expect {
             issuer: &s.settings.issuer,
-            consumer: &self.consumer_names[*consumer as usize],
+            consumer: &self.consumer_names[consumer as usize],
             audience: Some(if s.settings.global_credentials {
                 "default"
             } else {
@@ -307,10 +319,38 @@ impl DecisionGraph {
             now: host.now(),
             skew: s.settings.clock_skew_seconds,
         };
-        unverified
-            .verify(&keys.signing, &expect)
+        if let Some(memo) = memo {
+            if let Some((consumer, aud, validity)) = memo.lookup(scope, token) {
+                // Signature, issuer and subject were proved when it was
+                // remembered; audience and times depend on this request.
+                validity
+                    .check(aud, &expect(consumer))
+                    .map_err(|e| (true, e))?;
+                return Ok(consumer);
+            }
+            let (consumer, claims) = self.verify(s, token, &expect)?;
+            memo.insert(scope, token, consumer, &claims.aud, claims.validity());
+            return Ok(consumer);
+        }
+        self.verify(s, token, &expect).map(|(consumer, _)| consumer)
+    }
+
+    /// Parse and verify `token` in scope `s`: its consumer and claims.
+    fn verify<'s>(
+        &self,
+        s: &CompiledScope,
+        token: &str,
+        expect: &impl Fn(ConsumerId) -> Expect<'s>,
+    ) -> Result<(ConsumerId, Claims), (bool, TokenError)> {
+        let unverified = token::parse(token).map_err(|e| (true, e))?;
+        let (consumer, keys) = s
+            .clients
+            .get(unverified.claims.client_id.as_str())
+            .ok_or((true, TokenError::UnknownClient))?;
+        let claims = unverified
+            .verify(&keys.signing, &expect(*consumer))
             .map_err(|e| (true, e))?;
-        Ok(*consumer)
+        Ok((*consumer, claims))
     }
 
     fn token_endpoint(&self, ctx: &Ctx<'_>, scope: ScopeId, host: &dyn Host) -> Reply {

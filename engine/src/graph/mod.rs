@@ -16,14 +16,17 @@
 mod consumer_set;
 mod eval;
 pub mod index;
+mod verified;
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
 pub use consumer_set::ConsumerSet;
 pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
+pub use verified::{MemoStats, VerifiedTokens};
 
 use crate::model::{
     Action, ClientSecret, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret,
@@ -75,6 +78,8 @@ pub struct CompiledRoute {
 /// A compiled policy.
 #[derive(Debug)]
 pub struct DecisionGraph {
+    /// Unique per compiled graph in this process (for [`VerifiedTokens`]).
+    id: u64,
     nodes: Vec<Node>,
     /// Entry node of each rule, by rule position.
     rule_entry: Vec<NodeId>,
@@ -217,7 +222,9 @@ impl DecisionGraph {
             })
             .collect();
 
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         DecisionGraph {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             nodes: arena.nodes,
             rule_entry,
             rule_label: model.rules.iter().map(|r| r.label().into()).collect(),

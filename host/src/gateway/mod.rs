@@ -31,7 +31,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::error::HostError;
 use crate::request::OwnedRequest;
@@ -56,25 +55,23 @@ pub struct Gateway {
     default_upstream: Upstream,
     upstreams: Upstreams,
     body_limit: usize,
-    guest_slots: Semaphore,
 }
 
-/// Guest calls in flight by default: twice the CPUs (they are CPU-bound).
+/// Guest instances to keep ready: one per worker thread (guest calls run on
+/// the workers, one at a time each), and one spare.
 pub fn default_guest_concurrency() -> usize {
-    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }
 
 impl Gateway {
     /// A gateway deciding with `runtime` and forwarding to `default_upstream`
     /// when the decision names none.
     pub fn new(runtime: Arc<PolicyRuntime>, default_upstream: Upstream) -> Self {
-        let slots = default_guest_concurrency();
         Gateway {
             runtime: ArcSwap::new(runtime),
             default_upstream,
             upstreams: Upstreams::default(),
             body_limit: DEFAULT_BODY_LIMIT,
-            guest_slots: Semaphore::new(slots),
         }
     }
 
@@ -88,12 +85,6 @@ impl Gateway {
     /// previous policy.
     pub fn replace_policy(&self, runtime: Arc<PolicyRuntime>) -> Arc<PolicyRuntime> {
         self.runtime.swap(runtime)
-    }
-
-    /// Change how many guest calls may run at once (at least 1).
-    pub fn with_guest_concurrency(mut self, n: usize) -> Self {
-        self.guest_slots = Semaphore::new(n.max(1));
-        self
     }
 
     /// Change the request body cap.
@@ -149,46 +140,17 @@ impl Gateway {
         Ok(())
     }
 
-    /// Ask the policy, off the async workers.
+    /// Ask the policy, on this worker thread.
     ///
-    /// The guest call runs on tokio's blocking pool (`spawn_blocking`), not on
-    /// a worker thread: it is CPU-bound and bounded by the runtime's epoch
-    /// deadline (10 ms of CPU time by default) rather than tens of microseconds in the
-    /// worst case, and wasmtime-wasi's synchronous bindings `block_on` their
-    /// tokio runtime for stream I/O (e.g. the guest printing a panic message),
-    /// which panics on a worker thread. The hop costs a few microseconds. A
-    /// semaphore bounds the guest calls in flight, and with them the number
-    /// of guest instances the runtime keeps.
-    async fn decide(&self, context: OwnedRequest) -> (OwnedRequest, Result<Decision, HostError>) {
-        let Ok(_permit) = self.guest_slots.acquire().await else {
-            return (
-                context,
-                Err(HostError::Unavailable("the gateway is shutting down")),
-            );
-        };
-        let runtime = self.runtime.load_full();
-        let (method, path) = (context.method.clone(), context.path.clone());
-        match tokio::task::spawn_blocking(move || {
-            let decision = runtime.decide(&context);
-            (context, decision)
-        })
-        .await
-        {
-            Ok(done) => done,
-            Err(e) => {
-                // A panic on the host side of the call; the instance is gone.
-                tracing::error!(%method, %path, "policy evaluation panicked: {e}");
-                let context = OwnedRequest {
-                    method,
-                    path,
-                    ..Default::default()
-                };
-                (
-                    context,
-                    Err(HostError::Unavailable("policy evaluation panicked")),
-                )
-            }
-        }
+    /// The guest call runs inline, as a proxy-wasm filter runs in Envoy: it
+    /// takes microseconds, it is bounded (10 ms of CPU time by default, then
+    /// it fails closed), and it never waits on tokio (the guest does no WASI
+    /// stream I/O). Handing it to another thread cost two context switches
+    /// per request, most of the gateway's overhead when cores are few. At
+    /// most one call runs per worker thread, so the runtime keeps at most
+    /// that many instances busy.
+    fn decide(&self, context: &OwnedRequest) -> Result<Decision, HostError> {
+        self.runtime.load().decide(context)
     }
 
     /// Handle one request.
@@ -239,7 +201,7 @@ impl Gateway {
             };
 
         let context = request_context(&parts, &body, peer);
-        let (context, decision) = self.decide(context).await;
+        let decision = self.decide(&context);
         match decision {
             Ok(Decision::Reply(reply)) => {
                 tracing::info!(method = %context.method, path = %context.path, status = reply.status, reason = %reply.reason, "reply");
