@@ -8,7 +8,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use warden_engine::fixtures::{CONSUMER1 as C1, realistic_headers as headers};
+use warden_engine::fixtures::{CONSUMER1 as C1, pairs, realistic_headers as headers};
+use warden_engine::synth::LastRule;
 use warden_engine::token::Claims;
 use warden_engine::{FixedHost, Policy, Request, VerifiedTokens};
 
@@ -50,24 +51,10 @@ fn rule_decision(c: &mut Criterion) {
         let policy = Policy::compile(&warden_engine::synth::policy(n), &host)
             .expect("synthetic policy compiles");
         let g = policy.graph();
-        let consumer = g.consumer_id(&format!("c{}", n - 1));
-        let hs = headers(None);
-        let path = format!("/r{}/items", n - 1);
-        let domain = format!("api.d{}.example.com", n - 1);
-        let by_route = Request {
-            method: "GET",
-            authority: "gw.example.org",
-            path: &path,
-            headers: &hs,
-            ..Default::default()
-        };
-        let by_domain = Request {
-            method: "GET",
-            authority: &domain,
-            path: "/items",
-            headers: &hs,
-            ..Default::default()
-        };
+        let last = LastRule::of(n);
+        let consumer = g.consumer_id(&last.consumer);
+        let hs = pairs(&last.headers);
+        let (by_route, by_domain) = last.requests(&hs);
         group.bench_with_input(BenchmarkId::new("route", n), &by_route, |b, req| {
             b.iter(|| black_box(g.rule_verdict(black_box(req), black_box(consumer))))
         });
@@ -81,7 +68,8 @@ fn rule_decision(c: &mut Criterion) {
 fn full_decision(c: &mut Criterion) {
     let (policy, host) = demo();
     let t = token(&policy, &host);
-    let hs = headers(Some(&t));
+    let owned = headers(Some(&t));
+    let hs = pairs(&owned);
     let req = Request {
         method: "GET",
         scheme: "http",
@@ -126,7 +114,8 @@ fn issuance(c: &mut Criterion) {
         "grant_type=client_credentials&client_id={}&client_secret={}",
         C1.0, C1.1
     );
-    let hs = headers(None);
+    let owned = headers(None);
+    let hs = pairs(&owned);
     let req = Request {
         method: "GET",
         authority: "test.com",

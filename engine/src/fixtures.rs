@@ -53,6 +53,14 @@ pub fn realistic_headers(token: Option<&str>) -> Vec<(String, String)> {
     h
 }
 
+/// Borrowed (name, value) pairs of owned headers, as [`crate::Request`] takes them.
+pub fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
 /// `path?grant_type=client_credentials&client_id=…&client_secret=…`
 pub fn token_target(path: &str, (client_id, secret): (&str, &str)) -> String {
     format!("{path}?grant_type=client_credentials&client_id={client_id}&client_secret={secret}")

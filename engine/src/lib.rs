@@ -30,7 +30,9 @@ pub mod token;
 pub use diagnostic::{Diagnostic, Severity};
 pub use graph::{DecisionGraph, VerifiedTokens};
 pub use host::{FixedHost, Host};
-pub use request::{Decision, Forward, Reply, Request};
+pub use request::{
+    Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, unpack_headers,
+};
 
 /// A route the policy declares (for a standalone gateway's own routing).
 #[derive(Debug, Clone, PartialEq, Eq)]

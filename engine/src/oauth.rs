@@ -241,7 +241,7 @@ mod tests {
     fn req<'a>(
         method: &'a str,
         query: &'a str,
-        headers: &'a [(String, String)],
+        headers: &'a [(&'a str, &'a str)],
         body: &'a [u8],
     ) -> Request<'a> {
         Request {
@@ -263,15 +263,13 @@ mod tests {
             ("a+b", Some("s t"))
         );
         let form = [(
-            "Content-Type".to_string(),
-            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=utf-8",
         )];
         let got = parse_request(&req("POST", "", &form, q.as_bytes())).unwrap();
         assert_eq!(got.client_id, "a+b");
-        let basic = [(
-            "authorization".to_string(),
-            format!("basic {}", STANDARD.encode("a%2Bb:s%20t")),
-        )];
+        let credentials = format!("basic {}", STANDARD.encode("a%2Bb:s%20t"));
+        let basic = [("authorization", credentials.as_str())];
         let got = parse_request(&req("GET", "grant_type=client_credentials", &basic, b"")).unwrap();
         assert_eq!(
             (
@@ -285,7 +283,7 @@ mod tests {
 
     #[test]
     fn errors() {
-        let json = [("content-type".to_string(), "application/json".to_string())];
+        let json = [("content-type", "application/json")];
         let cases: Vec<(Request<'_>, u16, &str)> = vec![
             (req("GET", "", &[], b""), 400, "invalid_request"),
             (

@@ -17,8 +17,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Raw query string without the leading `?`.
     pub query: &'a str,
-    /// Header names in any case, in arrival order.
-    pub headers: &'a [(String, String)],
+    /// (name, value) pairs, names in any case, in arrival order.
+    pub headers: &'a [(&'a str, &'a str)],
     /// Request body (only read on the token endpoint).
     pub body: &'a [u8],
     /// The host's route name, when it has one.
@@ -35,8 +35,68 @@ impl<'a> Request<'a> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| *v)
     }
+}
+
+/// A header block that is not in the packed form of [`pack_headers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderBlockError {
+    #[error("header block truncated at byte {0}")]
+    Truncated(usize),
+    #[error("header at byte {0} is not UTF-8")]
+    NotUtf8(usize),
+}
+
+/// Pack headers the way the WIT `request.headers` carries them: for each
+/// header, the name's and the value's length as little-endian u32s, then
+/// the name and the value. One buffer crosses the component boundary in one
+/// copy, where a list of string pairs costs two guest allocations per header
+/// (proxy-wasm passes header maps the same way, for the same reason).
+pub fn pack_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes();
+        // A header over 4 GiB cannot occur (HTTP servers cap headers at
+        // kilobytes); if one did, its length saturates and the block is
+        // refused by `unpack_headers` as truncated: closed, not misread.
+        out.extend_from_slice(&len(name));
+        out.extend_from_slice(&len(value));
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// Read a block made by [`pack_headers`], borrowing every name and value.
+/// Anything else — a length past the end, bytes that are not UTF-8 — is an
+/// error, so that a request is never decided on headers it did not send.
+pub fn unpack_headers(block: &[u8]) -> Result<Vec<(&str, &str)>, HeaderBlockError> {
+    let mut headers = Vec::new();
+    let mut at = 0;
+    while at < block.len() {
+        let start = at;
+        let truncated = HeaderBlockError::Truncated(start);
+        let mut take = |n: usize| -> Result<&[u8], HeaderBlockError> {
+            let end = at
+                .checked_add(n)
+                .filter(|&e| e <= block.len())
+                .ok_or(truncated)?;
+            let bytes = &block[at..end];
+            at = end;
+            Ok(bytes)
+        };
+        let mut len = || -> Result<usize, HeaderBlockError> {
+            let b = take(4)?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let (name_len, value_len) = (len()?, len()?);
+        let utf8 = |b| std::str::from_utf8(b).map_err(|_| HeaderBlockError::NotUtf8(start));
+        let name = utf8(take(name_len)?)?;
+        let value = utf8(take(value_len)?)?;
+        headers.push((name, value));
+    }
+    Ok(headers)
 }
 
 /// What to do with a request.
@@ -74,6 +134,17 @@ pub struct Reply {
 }
 
 impl Decision {
+    /// `400 Bad Request`, for a request the engine cannot read; `reason` is
+    /// for the logs.
+    pub fn bad_request(reason: String) -> Decision {
+        Decision::Reply(Reply {
+            status: 400,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: b"Bad Request".to_vec(),
+            reason,
+        })
+    }
+
     /// The reply, if this decision is one.
     pub fn reply(&self) -> Option<&Reply> {
         match self {
@@ -98,5 +169,31 @@ impl Reply {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_blocks_round_trip_and_refuse_anything_else() {
+        let headers = [("Host", "a"), ("x-empty", ""), ("", "no name"), ("é", "ü")];
+        let block = pack_headers(headers);
+        assert_eq!(unpack_headers(&block).unwrap(), headers);
+        assert_eq!(unpack_headers(&[]).unwrap(), []);
+        // Cut anywhere: an error, unless the cut falls between two headers.
+        let whole_prefixes = (1..block.len())
+            .filter_map(|cut| unpack_headers(&block[..cut]).ok())
+            .inspect(|h| assert_eq!(h[..], headers[..h.len()]))
+            .count();
+        assert_eq!(whole_prefixes, headers.len() - 1);
+        let mut huge = pack_headers([("a", "b")]);
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(unpack_headers(&huge), Err(HeaderBlockError::Truncated(0)));
+        let mut bad = pack_headers([("ok", "v"), ("n", "v")]);
+        let n = bad.len() - 2;
+        bad[n] = 0xff;
+        assert_eq!(unpack_headers(&bad), Err(HeaderBlockError::NotUtf8(11)));
     }
 }

@@ -29,3 +29,48 @@ pub fn policy(n: usize) -> String {
     }
     s
 }
+
+/// What the benchmarks ask of `policy(n)`: the last consumer, route and
+/// domain — the worst case for any scan — with the headers of a realistic
+/// request ([`crate::fixtures::realistic_headers`], no token).
+#[derive(Debug, Clone)]
+pub struct LastRule {
+    pub consumer: String,
+    pub route: String,
+    pub path: String,
+    pub domain: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl LastRule {
+    pub fn of(n: usize) -> Self {
+        let last = n.saturating_sub(1);
+        LastRule {
+            consumer: format!("c{last}"),
+            route: format!("r{last}"),
+            path: format!("/r{last}/items"),
+            domain: format!("api.d{last}.example.com"),
+            headers: crate::fixtures::realistic_headers(None),
+        }
+    }
+
+    /// `GET` of the last route's path (at `gw.example.org`) and of `/items`
+    /// at a host under the last domain, with `headers` (see
+    /// [`crate::fixtures::pairs`] of [`Self::headers`]).
+    pub fn requests<'a>(
+        &'a self,
+        headers: &'a [(&'a str, &'a str)],
+    ) -> (crate::Request<'a>, crate::Request<'a>) {
+        let get = |authority, path| crate::Request {
+            method: "GET",
+            authority,
+            path,
+            headers,
+            ..Default::default()
+        };
+        (
+            get("gw.example.org", &self.path),
+            get(&self.domain, "/items"),
+        )
+    }
+}

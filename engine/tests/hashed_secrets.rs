@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use warden_engine::fixtures::{access_token, token_target};
+use warden_engine::fixtures::{access_token, pairs, token_target};
 use warden_engine::secret_hash::hash_argon2id;
 use warden_engine::{Decision, FixedHost, Policy, Request};
 
@@ -56,7 +56,7 @@ fn get_on(policy: &Policy, target: &str, token: Option<&str>) -> Decision {
         authority: "gw",
         path,
         query,
-        headers: &headers,
+        headers: &pairs(&headers),
         ..Default::default()
     };
     policy.decide(&req, &FixedHost::at(NOW))

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::{Sha256, Sha384, Sha512};
 use warden_engine::fixtures::{
-    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN, access_token, token_target,
+    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
 };
 use warden_engine::token::{MAX_TOKEN_LEN, TYP, TokenError};
 use warden_engine::{Decision, FixedHost, Policy, Request};
@@ -57,7 +57,7 @@ impl Gateway {
             authority: "localhost",
             path,
             query,
-            headers,
+            headers: &pairs(headers),
             body: b"",
             ..Default::default()
         };

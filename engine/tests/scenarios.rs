@@ -42,10 +42,6 @@ impl Gateway {
         body: &[u8],
     ) -> Decision {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let req = Request {
             method,
             scheme: "http",

@@ -6,7 +6,9 @@
 //! (constant eviction) and through none, and requires the same decisions.
 
 use proptest::prelude::*;
-use warden_engine::fixtures::{CONSUMER1 as C1, HIGRESS_SAMPLE_TOKEN, access_token, token_target};
+use warden_engine::fixtures::{
+    CONSUMER1 as C1, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
+};
 use warden_engine::{Decision, FixedHost, Policy, Request, VerifiedTokens};
 
 const NOW: u64 = 1_700_000_000;
@@ -40,7 +42,7 @@ fn get(
         authority: "localhost",
         path,
         query,
-        headers: &headers,
+        headers: &pairs(&headers),
         ..Default::default()
     };
     let host = FixedHost::at(now);

@@ -1,13 +1,15 @@
 //! Arbitrary request records (what the guest's WIT decoding hands the engine)
 //! → `Policy::decide` and `Policy::explain` of the demo and gateway-wide
-//! policies.
+//! policies. The headers cross as the WIT carries them: packed into one block
+//! and unpacked again (which must give them back exactly); the body bytes are
+//! also read as a header block, which must fail cleanly or unpack.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use warden_engine::{FixedHost, Policy, Request};
+use warden_engine::{FixedHost, Policy, Request, pack_headers, unpack_headers};
 
 const DEMO: &str = include_str!("../../policies/demo.policy");
 const GATEWAY_WIDE: &str = include_str!("../../policies/gateway-wide.policy");
@@ -41,8 +43,14 @@ fn policies() -> &'static [Policy; 2] {
 }
 
 fuzz_target!(|input: Input| {
-    let mut headers = input.headers;
-    headers.truncate(16);
+    let mut owned = input.headers;
+    owned.truncate(16);
+    let block = pack_headers(owned.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let headers = unpack_headers(&block).expect("a packed block unpacks");
+    assert!(headers.iter().copied().eq(owned.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
+    if let Ok(odd) = unpack_headers(&input.body) {
+        assert_eq!(pack_headers(odd.iter().copied()), input.body, "unpack is exact");
+    }
     let req = Request {
         method: &input.method,
         scheme: if input.https { "https" } else { "http" },

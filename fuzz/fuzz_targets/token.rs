@@ -36,7 +36,8 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = unverified.verify(&Secret::new(CONSUMER1.1), &expect);
     }
-    let headers = vec![("authorization".to_string(), format!("Bearer {input}"))];
+    let credential = format!("Bearer {input}");
+    let headers = [("authorization", credential.as_str())];
     let req = Request {
         method: "GET",
         scheme: "http",

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         authority: "gw.example.org",
         path: "/oauth2/token",
         query: &query,
-        headers: &headers,
+        headers: &warden_engine::fixtures::pairs(&headers),
         body,
         ..Default::default()
     };

@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use exports::warden::policy::engine::{Guest, GuestPolicy, Policy as PolicyHandle};
 use warden::policy::host;
 use warden::policy::types as wit;
-use warden_engine::VerifiedTokens;
+use warden_engine::{Decision, VerifiedTokens, unpack_headers};
 
 /// The engine's window on the world, over the host's imports.
 struct WitHost;
@@ -98,16 +98,25 @@ impl GuestPolicy for CompiledPolicy {
         report_panics_to_host();
         #[cfg(feature = "fault-injection")]
         faults::inject(&req);
-        let mut verified = self.verified.borrow_mut();
-        let decision = self
-            .policy
-            .decide_with(&request_from_wit(&req), &WitHost, &mut verified);
+        let decision = match unpack_headers(&req.headers) {
+            Ok(headers) => {
+                let mut verified = self.verified.borrow_mut();
+                let req = request_from_wit(&req, &headers);
+                self.policy.decide_with(&req, &WitHost, &mut verified)
+            }
+            Err(e) => Decision::bad_request(format!("malformed header block: {e}")),
+        };
         decision_to_wit(decision)
     }
 
     fn explain(&self, req: wit::Request) -> String {
         report_panics_to_host();
-        self.policy.explain(&request_from_wit(&req), &WitHost)
+        match unpack_headers(&req.headers) {
+            Ok(headers) => self
+                .policy
+                .explain(&request_from_wit(&req, &headers), &WitHost),
+            Err(e) => format!("1. the request cannot be read: malformed header block: {e}\n"),
+        }
     }
 
     fn warnings(&self) -> Vec<wit::Diagnostic> {
@@ -131,15 +140,19 @@ impl GuestPolicy for CompiledPolicy {
     }
 }
 
-/// The engine's view of a WIT request: borrows every field.
-fn request_from_wit(req: &wit::Request) -> warden_engine::Request<'_> {
+/// The engine's view of a WIT request: borrows every field (the headers
+/// from their unpacked block).
+fn request_from_wit<'r>(
+    req: &'r wit::Request,
+    headers: &'r [(&'r str, &'r str)],
+) -> warden_engine::Request<'r> {
     warden_engine::Request {
         method: &req.method,
         scheme: &req.scheme,
         authority: &req.authority,
         path: &req.path,
         query: &req.query,
-        headers: &req.headers,
+        headers,
         body: &req.body,
         route: req.route.as_deref(),
         service: req.service.as_deref(),
@@ -147,16 +160,16 @@ fn request_from_wit(req: &wit::Request) -> warden_engine::Request<'_> {
     }
 }
 
-fn decision_to_wit(decision: warden_engine::Decision) -> wit::Decision {
+fn decision_to_wit(decision: Decision) -> wit::Decision {
     match decision {
-        warden_engine::Decision::Forward(f) => wit::Decision::Forward(wit::Forward {
+        Decision::Forward(f) => wit::Decision::Forward(wit::Forward {
             set_headers: f.set_headers,
             remove_headers: f.remove_headers,
             consumer: f.consumer,
             route: f.route,
             upstream: f.upstream,
         }),
-        warden_engine::Decision::Reply(r) => wit::Decision::Reply(wit::Reply {
+        Decision::Reply(r) => wit::Decision::Reply(wit::Reply {
             status: r.status,
             headers: r.headers,
             body: r.body,
@@ -192,11 +205,11 @@ mod faults {
 
     /// Misbehave as the request's `x-warden-fault` header asks.
     pub fn inject(req: &wit::Request) {
-        let fault = req
-            .headers
+        let headers = warden_engine::unpack_headers(&req.headers).unwrap_or_default();
+        let fault = headers
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("x-warden-fault"))
-            .map(|(_, value)| value.as_str());
+            .map(|(_, value)| *value);
         match fault {
             Some("loop") => {
                 let mut n = 0u64;

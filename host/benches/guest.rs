@@ -70,10 +70,13 @@ fn guest(c: &mut Criterion) {
     // so that every decision parses and verifies its token afresh.
     let fresh: Vec<OwnedRequest> = (0..4 * VerifiedTokens::DEFAULT_CAPACITY)
         .map(|_| {
-            let d = native.decide(&token_request().as_engine(), &host);
+            let t = token_request();
+            let d = native.decide(&t.as_engine(&t.header_pairs()), &host);
             api_request(&access_token(&d).unwrap())
         })
         .collect();
+    let req_pairs = req.header_pairs();
+    let native_req = req.as_engine(&req_pairs);
     let mut group = c.benchmark_group("full_decision");
     let mut k = 0;
     group.bench_function("warden_guest", |b| {
@@ -83,7 +86,7 @@ fn guest(c: &mut Criterion) {
         })
     });
     group.bench_function("warden_native", |b| {
-        b.iter(|| black_box(native.decide(&black_box(&req).as_engine(), &host)))
+        b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     group.bench_function("jsonwebtoken_decode", |b| {
         b.iter(|| {
@@ -99,7 +102,7 @@ fn guest(c: &mut Criterion) {
         b.iter(|| black_box(runtime.decide(black_box(&req)).unwrap()))
     });
     group.bench_function("warden_native", |b| {
-        b.iter(|| black_box(native.decide_with(&black_box(&req).as_engine(), &host, &mut memo)))
+        b.iter(|| black_box(native.decide_with(black_box(&native_req), &host, &mut memo)))
     });
     group.finish();
 
@@ -113,7 +116,9 @@ fn guest(c: &mut Criterion) {
         b.iter(|| black_box(runtime.decide(black_box(&token_req)).unwrap()))
     });
     group.bench_function("warden_native", |b| {
-        b.iter(|| black_box(native.decide(&black_box(&token_req).as_engine(), &host)))
+        let pairs = token_req.header_pairs();
+        let native_req = token_req.as_engine(&pairs);
+        b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     group.bench_function("jsonwebtoken_encode", |b| {
         b.iter(|| black_box(jsonwebtoken::encode(&header, black_box(&claims), &enc).unwrap()))
@@ -133,7 +138,9 @@ fn guest(c: &mut Criterion) {
         b.iter(|| black_box(runtime.decide(black_box(&bare)).unwrap()))
     });
     group.bench_function("native_unruled_request_12_headers", |b| {
-        b.iter(|| black_box(native.decide(&black_box(&open).as_engine(), &host)))
+        let pairs = open.header_pairs();
+        let native_req = open.as_engine(&pairs);
+        b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     let component = GuestComponent::shared().unwrap();
     group.bench_function("instantiate_from_pool", |b| {

@@ -82,15 +82,33 @@ impl OwnedRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The engine's borrowed view (for evaluating natively, e.g. to compare).
-    pub fn as_engine(&self) -> warden_engine::Request<'_> {
+    /// The headers packed as the WIT request carries them
+    /// ([`warden_engine::pack_headers`]).
+    pub fn packed_headers(&self) -> Vec<u8> {
+        warden_engine::pack_headers(self.header_pairs())
+    }
+
+    /// The headers as borrowed (name, value) pairs.
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// The engine's borrowed view (for evaluating natively, e.g. to
+    /// compare), with `headers` from [`Self::header_pairs`].
+    pub fn as_engine<'a>(
+        &'a self,
+        headers: &'a [(&'a str, &'a str)],
+    ) -> warden_engine::Request<'a> {
         warden_engine::Request {
             method: &self.method,
             scheme: &self.scheme,
             authority: &self.authority,
             path: &self.path,
             query: &self.query,
-            headers: &self.headers,
+            headers,
             body: &self.body,
             route: self.route.as_deref(),
             service: self.service.as_deref(),

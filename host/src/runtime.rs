@@ -220,17 +220,23 @@ impl PolicyRuntime {
     /// Decide one request. An error means the guest failed (trap, timeout,
     /// no instance available): fail closed.
     pub fn decide(&self, req: &OwnedRequest) -> Result<Decision, HostError> {
-        let headers = wit_headers(req);
+        self.decide_packed(req, &req.packed_headers())
+    }
+
+    /// Decide `req` with its headers given as an already packed block
+    /// ([`warden_engine::pack_headers`]) instead of `req.headers`. A block
+    /// that does not unpack is answered 400 by the guest.
+    pub fn decide_packed(&self, req: &OwnedRequest, headers: &[u8]) -> Result<Decision, HostError> {
         self.call("decide", |inst| {
             let engine = inst.bindings.warden_policy_engine().policy();
-            engine.call_decide(&mut inst.store, inst.policy, wit_request(req, &headers))
+            engine.call_decide(&mut inst.store, inst.policy, wit_request(req, headers))
         })
         .map(bindings::decision_from_wit)
     }
 
     /// Describe, step by step, how the policy decides `req`.
     pub fn explain(&self, req: &OwnedRequest) -> Result<String, HostError> {
-        let headers = wit_headers(req);
+        let headers = req.packed_headers();
         self.call("explain", |inst| {
             let engine = inst.bindings.warden_policy_engine().policy();
             engine.call_explain(&mut inst.store, inst.policy, wit_request(req, &headers))
@@ -384,14 +390,7 @@ fn classify(
     }
 }
 
-fn wit_headers(req: &OwnedRequest) -> Vec<(&str, &str)> {
-    req.headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect()
-}
-
-fn wit_request<'a>(req: &'a OwnedRequest, headers: &'a [(&'a str, &'a str)]) -> wit::Request<'a> {
+fn wit_request<'a>(req: &'a OwnedRequest, headers: &'a [u8]) -> wit::Request<'a> {
     wit::Request {
         method: &req.method,
         scheme: &req.scheme,

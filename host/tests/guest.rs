@@ -156,6 +156,28 @@ fn demo_policy_round_trip() {
 }
 
 #[test]
+fn a_malformed_header_block_is_refused() {
+    let rt = demo_at(Clock::Fixed(NOW));
+    let req = get("localhost", "/public", None);
+    let good = warden_engine::pack_headers([("accept", "*/*")]);
+    assert!(rt.decide_packed(&req, &good).unwrap().forward().is_some());
+    let mut truncated = good.clone();
+    truncated.pop();
+    let mut not_utf8 = good.clone();
+    *not_utf8.last_mut().unwrap() = 0xff;
+    for bad in [truncated, not_utf8] {
+        let d = rt.decide_packed(&req, &bad).unwrap();
+        let reply = d.reply().expect("refused");
+        assert_eq!(reply.status, 400);
+        assert!(
+            reply.reason.contains("malformed header block"),
+            "{}",
+            reply.reason
+        );
+    }
+}
+
+#[test]
 fn guest_and_native_engine_agree() {
     // Outside the token endpoint, decisions are deterministic given the
     // clock: the guest must decide exactly as the engine does natively.
@@ -176,7 +198,7 @@ fn guest_and_native_engine_agree() {
     for req in &requests {
         assert_eq!(
             rt.decide(req).unwrap(),
-            native.decide(&req.as_engine(), &host),
+            native.decide(&req.as_engine(&req.header_pairs()), &host),
             "{req:?}"
         );
     }

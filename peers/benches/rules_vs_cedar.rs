@@ -69,9 +69,10 @@ use cedar_policy::{
     PolicySet, Request as CedarRequest, RestrictedExpression,
 };
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use warden_engine::fixtures::realistic_headers as headers;
+use warden_engine::fixtures::pairs;
 use warden_engine::graph::Verdict;
-use warden_engine::{FixedHost, Policy, Request};
+use warden_engine::synth::LastRule;
+use warden_engine::{FixedHost, Policy};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -299,27 +300,16 @@ fn rules_vs_cedar(c: &mut Criterion) {
         let policy = Policy::compile(&warden_engine::synth::policy(n), &host)
             .expect("synthetic policy compiles");
         let g = policy.graph();
-        let last = format!("c{}", n - 1);
-        let consumer = g.consumer_id(&last);
+        let rule = LastRule::of(n);
+        let consumer = g.consumer_id(&rule.consumer);
         let denied = g.consumer_id("c0");
-        let hs = headers(None);
-        let route = format!("r{}", n - 1);
-        let path = format!("/r{}/items", n - 1);
-        let domain = format!("api.d{}.example.com", n - 1);
-        let by_route = Request {
-            method: "GET",
-            authority: "gw.example.org",
-            path: &path,
-            headers: &hs,
-            ..Default::default()
-        };
-        let by_domain = Request {
-            method: "GET",
-            authority: &domain,
-            path: "/items",
-            headers: &hs,
-            ..Default::default()
-        };
+        let hs = pairs(&rule.headers);
+        let (by_route, by_domain) = rule.requests(&hs);
+        let (last, route, domain) = (
+            rule.consumer.clone(),
+            rule.route.clone(),
+            rule.domain.clone(),
+        );
 
         let cedar = CedarHost::new(n);
         // Same answers on an allowed and a denied consumer, before any timing.

@@ -463,8 +463,10 @@ fn bearer(value: &str) -> Option<&str> {
     if token.len() == rest.len() {
         return None; // no space after the scheme
     }
-    let token = token.trim_end();
-    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
+    let token = token.trim_end_matches(|c: char| c.is_ascii_whitespace());
+    // Bytes, not chars: a token is ASCII (base64url and dots), and anything
+    // else in it — Unicode whitespace included — fails its decoding later.
+    (!token.is_empty() && !token.bytes().any(|b| b.is_ascii_whitespace())).then_some(token)
 }
 
 /// Host without port, lower case (allocates only when it has upper case).
