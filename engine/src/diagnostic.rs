@@ -47,7 +47,7 @@ impl Diagnostic {
         let (line, column) = line_col(source, start);
         Diagnostic {
             severity,
-            message,
+            message: bounded(message),
             help: None,
             span: start..end,
             line,
@@ -71,7 +71,7 @@ impl Diagnostic {
         let column = source[line_start..start].chars().count() as u32 + 1;
         Diagnostic {
             severity,
-            message: message.into(),
+            message: bounded(message.into()),
             help: None,
             span: start..end,
             line,
@@ -81,7 +81,7 @@ impl Diagnostic {
 
     /// Attach a help line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(bounded(help.into()));
         self
     }
 
@@ -99,23 +99,21 @@ impl Diagnostic {
         let line_end = source[self.span.start..]
             .find('\n')
             .map_or(source.len(), |i| self.span.start + i);
-        let text = mask_secrets(source[line_start..line_end].trim_end_matches('\r'));
-        let lineno = self.line.to_string();
-        let pad = " ".repeat(lineno.len());
-        let lead: String = source[line_start..self.span.start]
-            .chars()
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        let raw = source[line_start..line_end].trim_end_matches('\r');
+        // Where the caret starts, in chars of the line.
+        let col = source[line_start..self.span.start].chars().count();
         let width = source[self.span.start..self.span.end.min(line_end).max(self.span.start)]
             .chars()
             .count()
             .max(1);
+        let (text, lead, carets) = shown_line(raw, col, width);
+        let lineno = self.line.to_string();
+        let pad = " ".repeat(lineno.len());
         let mut out = format!(
             "{kind}: {msg}\n{pad}--> {file}:{line}:{col}\n{pad} |\n{lineno} | {text}\n{pad} | {lead}{carets}\n",
             msg = self.message,
             line = self.line,
             col = self.column,
-            carets = "^".repeat(width),
         );
         if let Some(help) = &self.help {
             out.push_str(&format!("{pad} = help: {help}\n"));
@@ -124,19 +122,76 @@ impl Diagnostic {
     }
 }
 
+/// Longest message or help (in bytes): they quote user input, which may be
+/// a 10 MB word.
+const MAX_MESSAGE_BYTES: usize = 240;
+
+/// `text`, cut to [`MAX_MESSAGE_BYTES`] (on a char boundary) with `…`.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_MESSAGE_BYTES {
+        text.truncate(floor_char_boundary(&text, MAX_MESSAGE_BYTES));
+        text.push('…');
+    }
+    text
+}
+
+/// Longest line shown whole under a diagnostic (in chars); a longer one is
+/// shown as a window of this many chars around the caret, marked with `…`.
+const MAX_SHOWN_CHARS: usize = 160;
+/// Chars of the line shown before the caret when the line is windowed.
+const SHOWN_BEFORE: usize = 60;
+/// Longest line (in bytes) shown at all: longer ones are described instead.
+/// Masking secrets needs the whole line, and every diagnostic on a line
+/// shows it: a 10 MB one-line file must not cost gigabytes of output.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// The line text (secrets masked), the lead before the carets and the
+/// carets, for a caret at char `col` spanning `width` chars.
+fn shown_line(raw: &str, col: usize, width: usize) -> (String, String, String) {
+    if raw.len() > MAX_LINE_BYTES {
+        let n = raw.chars().count();
+        return (
+            format!("({n} characters: too long to show)"),
+            String::new(),
+            String::new(),
+        );
+    }
+    let masked: Vec<char> = mask_secrets(raw).chars().collect();
+    let (from, to) = if masked.len() <= MAX_SHOWN_CHARS {
+        (0, masked.len())
+    } else {
+        let from = col.saturating_sub(SHOWN_BEFORE).min(masked.len());
+        (from, (from + MAX_SHOWN_CHARS).min(masked.len()))
+    };
+    let (before, after) = (from > 0, to < masked.len());
+    let mut text: String = if before { "…".into() } else { String::new() };
+    text.extend(&masked[from..to]);
+    if after {
+        text.push('…');
+    }
+    let mut lead: String = if before { " ".into() } else { String::new() };
+    lead.extend(
+        masked[from..col.clamp(from, to)]
+            .iter()
+            .map(|&c| if c == '\t' { '\t' } else { ' ' }),
+    );
+    let carets = "^".repeat(width.min(to.saturating_sub(col)).max(1));
+    (text, lead, carets)
+}
+
 /// The line as shown under a diagnostic, with the values of secret settings
 /// (`client_secret`, `signing_key`: literals and hashes, not `env`/`file`
 /// references) replaced by `*`, one per character so the caret still lines up.
 pub fn mask_secrets(line: &str) -> String {
     const KEYS: [&str; 2] = ["client_secret", "signing_key"];
+    let keys: [Vec<char>; 2] = KEYS.map(|k| k.chars().collect());
     let chars: Vec<char> = line.chars().collect();
     let mut out = chars.clone();
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
     let mut i = 0;
     while i < chars.len() {
-        let at_key = KEYS.iter().find(|k| {
-            let k: Vec<char> = k.chars().collect();
-            chars[i..].starts_with(&k)
+        let at_key = keys.iter().find(|k| {
+            chars[i..].starts_with(k)
                 && (i == 0 || !word(chars[i - 1]))
                 && chars.get(i + k.len()).is_none_or(|c| !word(*c))
         });
@@ -144,7 +199,7 @@ pub fn mask_secrets(line: &str) -> String {
             i += 1;
             continue;
         };
-        i += key.chars().count();
+        i += key.len();
         let mut first = true;
         // The values up to the end of the item.
         while i < chars.len() && !matches!(chars[i], ';' | '}' | '#' | '{') {

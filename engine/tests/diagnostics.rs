@@ -369,10 +369,65 @@ fn hostile_policy_files_get_errors_quickly() {
             ds.len() <= 2 * warden_engine::diagnostic::MAX_PER_SEVERITY + 2,
             "{name}"
         );
+        // Rendering every diagnostic stays small: a long line is not
+        // repeated under each of them.
+        let shown: usize = ds.iter().map(|d| d.render("p.policy", src).len()).sum();
+        assert!(shown < 200 * 1024, "{name}: {shown} bytes rendered");
         assert!(
             start.elapsed() < std::time::Duration::from_secs(10),
             "{name}: {:?}",
             start.elapsed()
         );
     }
+}
+
+#[test]
+fn long_lines_are_shown_as_a_window_around_the_caret() {
+    let filler = "# ".to_string() + &"x".repeat(300) + "\n";
+    let src = format!(
+        "{filler}global_auth false;{} nonsense_key 1\n",
+        " issuer x;".repeat(30)
+    );
+    let ds = diagnostics(&src);
+    let d = ds
+        .iter()
+        .find(|d| d.message.contains("nonsense_key"))
+        .expect("unknown key");
+    let rendered = d.render("p.policy", &src);
+    let lines: Vec<&str> = rendered.lines().collect();
+    let (text, carets) = (lines[3], lines[4]);
+    assert!(
+        text.starts_with("2 | …") && text.ends_with("nonsense_key 1"),
+        "{rendered}"
+    );
+    assert!(text.chars().count() < 200, "{rendered}");
+    // The caret is under the key (counting chars: `…` is one).
+    let at = carets.chars().position(|c| c == '^').unwrap();
+    let under: String = text.chars().skip(at).take("nonsense_key".len()).collect();
+    assert_eq!(under, "nonsense_key", "{rendered}");
+
+    let huge = format!(
+        "issuer {}\nnonsense_key 1\n{} x\n",
+        "y".repeat(20_000),
+        "z".repeat(20_000)
+    );
+    for d in diagnostics(&huge) {
+        let rendered = d.render("p.policy", &huge);
+        assert!(rendered.len() < 1_000, "{rendered}");
+    }
+}
+
+#[test]
+fn a_slow_input_found_by_the_fuzzer_stays_fast() {
+    // One long line of many errors (fuzz/artifacts, 2026-11-24): rendering
+    // each diagnostic used to allocate per character of the line.
+    let bytes = include_bytes!("regressions/policy-slow-render-one-long-line");
+    let src = String::from_utf8_lossy(bytes);
+    let start = std::time::Instant::now();
+    let ds = diagnostics(&src);
+    assert!(ds.iter().any(|d| d.is_error()));
+    let shown: usize = ds.iter().map(|d| d.render("fuzz.policy", &src).len()).sum();
+    assert!(shown < 200 * 1024, "{shown} bytes rendered");
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
 }

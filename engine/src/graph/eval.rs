@@ -374,7 +374,7 @@ impl DecisionGraph {
             let mut jti = [0u8; 16];
             host.random_bytes(&mut jti);
             let now = host.now();
-            let name = &self.consumer_names[*consumer as usize];
+            let name: &str = &self.consumer_names[*consumer as usize];
             let claims = Claims {
                 aud: if s.settings.global_credentials {
                     "default".into()
@@ -425,7 +425,9 @@ impl DecisionGraph {
     }
 
     fn forward(&self, ctx: &Ctx<'_>) -> Forward {
-        let mut remove: Vec<String> = vec![self.consumer_header.to_string()];
+        // `String::from`, not `to_string`: on a `Box<str>` the latter goes
+        // through the formatting machinery (measurable in the guest).
+        let mut remove: Vec<String> = vec![String::from(&*self.consumer_header)];
         for (name, _) in ctx.req.headers {
             if spoofable(name) && !remove.iter().any(|r| r.eq_ignore_ascii_case(name)) {
                 remove.push(name.to_ascii_lowercase());
@@ -434,8 +436,8 @@ impl DecisionGraph {
         let mut set = Vec::new();
         let mut consumer = None;
         if let Some((id, scope)) = ctx.consumer {
-            let name = self.consumer_names[id as usize].to_string();
-            set.push((self.consumer_header.to_string(), name.clone()));
+            let name = String::from(&*self.consumer_names[id as usize]);
+            set.push((String::from(&*self.consumer_header), name.clone()));
             consumer = Some(name);
             let settings = &self.scopes[scope as usize].settings;
             if !settings.keep_token {
@@ -466,7 +468,8 @@ fn bearer(value: &str) -> Option<&str> {
     let token = token.trim_end_matches(|c: char| c.is_ascii_whitespace());
     // Bytes, not chars: a token is ASCII (base64url and dots), and anything
     // else in it — Unicode whitespace included — fails its decoding later.
-    (!token.is_empty() && !token.bytes().any(|b| b.is_ascii_whitespace())).then_some(token)
+    // ASCII whitespace and control characters are all at or below a space.
+    (!token.is_empty() && !token.bytes().any(|b| b <= b' ')).then_some(token)
 }
 
 /// Host without port, lower case (allocates only when it has upper case).
