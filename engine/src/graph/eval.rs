@@ -468,8 +468,7 @@ fn bearer(value: &str) -> Option<&str> {
     let token = token.trim_end_matches(|c: char| c.is_ascii_whitespace());
     // Bytes, not chars: a token is ASCII (base64url and dots), and anything
     // else in it — Unicode whitespace included — fails its decoding later.
-    // ASCII whitespace and control characters are all at or below a space.
-    (!token.is_empty() && !token.bytes().any(|b| b <= b' ')).then_some(token)
+    (!token.is_empty() && !token.bytes().any(|b| b.is_ascii_whitespace())).then_some(token)
 }
 
 /// Host without port, lower case (allocates only when it has upper case).
