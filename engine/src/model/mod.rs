@@ -13,7 +13,7 @@ mod values;
 pub use types::*;
 pub use values::{DurationError, parse_duration};
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::syntax::{File, Item, Span};
 use crate::{Diagnostic, Host};
@@ -73,9 +73,10 @@ struct Checker<'s> {
     consumers: Vec<Consumer>,
 }
 
-/// Tracks which keys a block has set, to report the second of a pair.
+/// Tracks which keys a block has set, to report the second of a pair (a
+/// block has a handful of keys: a list beats hashing).
 #[derive(Default)]
-struct Seen(HashMap<String, Span>);
+struct Seen<'i>(Vec<(&'i str, Span)>);
 
 impl<'s> Checker<'s> {
     fn report(&mut self, r: Result<(), Diagnostic>) {
@@ -85,8 +86,8 @@ impl<'s> Checker<'s> {
     }
 
     /// Error unless this is the first `key` in its block.
-    fn once(&mut self, seen: &mut Seen, item: &Item) -> bool {
-        if let Some(first) = seen.0.get(&item.key) {
+    fn once<'i>(&mut self, seen: &mut Seen<'i>, item: &'i Item) -> bool {
+        if let Some((_, first)) = seen.0.iter().find(|(k, _)| *k == item.key) {
             let line = self.r.lines.line(first.start);
             let d = self
                 .r
@@ -95,7 +96,7 @@ impl<'s> Checker<'s> {
             self.errors.push(d);
             return false;
         }
-        seen.0.insert(item.key.clone(), item.key_span);
+        seen.0.push((&item.key, item.key_span));
         true
     }
 
@@ -451,7 +452,7 @@ impl<'s> Checker<'s> {
             _ => None,
         };
         if let Some(m) = missing {
-            if seen.0.contains_key(m) {
+            if seen.0.iter().any(|(k, _)| *k == m) {
                 return None; // already reported as malformed
             }
             return self.fail(self.r.err(span, format!("credential has no `{m}`")));

@@ -36,7 +36,8 @@ impl Checker<'_> {
         };
 
         let mut seen = Seen::default();
-        let mut settings = instance_settings.clone();
+        // Cloned only by a rule that changes a setting.
+        let mut settings: Option<Settings> = None;
         let mut first_setting: Option<Span> = None;
         let mut own = ConsumerSet::default();
         let mut first_consumer: Option<Span> = None;
@@ -81,7 +82,8 @@ impl Checker<'_> {
                 key if SCOPE_SETTINGS.contains(&key) => {
                     first_setting.get_or_insert(inner.key_span);
                     if self.once(&mut seen, inner) {
-                        let r = self.setting(&mut settings, inner);
+                        let own = settings.get_or_insert_with(|| instance_settings.clone());
+                        let r = self.setting(own, inner);
                         self.report(r);
                     }
                 }
@@ -118,7 +120,7 @@ impl Checker<'_> {
                     return None; // its consumers were malformed and already reported
                 }
                 scopes.push(Scope {
-                    settings,
+                    settings: settings.unwrap_or_else(|| instance_settings.clone()),
                     consumers: own.ids.clone(),
                     span: item.span,
                 });
