@@ -18,6 +18,7 @@
 pub mod diagnostic;
 pub mod fixtures;
 pub mod graph;
+pub mod hmac_crypto;
 pub mod host;
 pub mod model;
 pub mod oauth;

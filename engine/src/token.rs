@@ -88,6 +88,7 @@ pub struct Claims {
 
 /// Sign `claims` with `secret` (HS256, `typ` `application/at+jwt`).
 pub fn issue(claims: &Claims, secret: &Secret) -> Result<String, TokenError> {
+    crate::hmac_crypto::ensure_installed();
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some(TYP.to_string());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.expose()))
@@ -276,6 +277,7 @@ impl Unverified<'_> {
     /// Check the signature with `secret`, then issuer, subject, audience and
     /// times (`exp`, `iat`, `nbf` with `skew` seconds of leeway).
     pub fn verify(self, secret: &Secret, expect: &Expect<'_>) -> Result<Claims, TokenError> {
+        crate::hmac_crypto::ensure_installed();
         let key = DecodingKey::from_secret(secret.expose());
         match jsonwebtoken::crypto::verify(
             self.signature,
