@@ -48,7 +48,7 @@ impl Gateway {
             authority,
             path,
             query,
-            headers: &headers,
+            headers,
             body,
             ..Default::default()
         };
