@@ -58,7 +58,29 @@ fn independent_claims(token: &str, secret: &str) -> BTreeMap<String, serde_json:
 
 #[test]
 fn demo_walkthrough() {
-    let s = Server::start(None, None);
+    walkthrough(&Server::start(None, None));
+}
+
+/// The same on `--workers 1` (the single-threaded scheduler), with four
+/// clients at once on top.
+#[test]
+fn demo_walkthrough_on_one_worker_thread() {
+    let s = Server::launch(&["--workers", "1"], &[]);
+    walkthrough(&s);
+    let t1 = s.token("localhost", "/a/oauth2/token", C1);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let echo = echoed(s.get("localhost", "/a/x", Some(&t1)));
+                    assert_eq!(echo["headers"]["x-mse-consumer"], "consumer1");
+                }
+            });
+        }
+    });
+}
+
+fn walkthrough(s: &Server) {
     let t1 = s.token("localhost", "/a/oauth2/token", C1);
     // POST, as in the Higress page, on a domain rule.
     let resp = s

@@ -67,6 +67,11 @@ enum Command {
         /// Where to forward requests whose route names no upstream: `echo` or `http://host:port[/base]`.
         #[arg(long, value_name = "URL", default_value = "echo")]
         upstream: Upstream,
+        /// Worker threads; each decides and proxies requests, guest calls
+        /// included (default: one per CPU the process may run on). With 1,
+        /// a single-threaded scheduler: the fastest on one core.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        workers: Option<u16>,
         #[command(flatten)]
         limits: Limits,
     },
@@ -121,6 +126,7 @@ fn main() -> ExitCode {
             guest,
             listen,
             upstream,
+            workers,
             limits,
         } => serve(
             policy,
@@ -131,6 +137,7 @@ fn main() -> ExitCode {
             guest,
             listen,
             upstream,
+            workers,
             &limits,
         ),
         Command::Check { files } => return check(&files),
@@ -219,13 +226,21 @@ fn serve(
     guest: Option<PathBuf>,
     listen: SocketAddr,
     upstream: Upstream,
+    workers: Option<u16>,
     limits: &Limits,
 ) -> CliResult {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?;
+    let workers = workers.map_or_else(warden_host::gateway::default_workers, usize::from);
+    // One worker (e.g. pinned to one core with taskset): a single-threaded
+    // scheduler, with no work-stealing machinery to pay for.
+    let tokio = match workers {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     // Take over SIGHUP first thing: a SIGHUP while the policy compiles must
     // not end the server (it is handled once serving starts).
     let hangup = {
@@ -256,7 +271,8 @@ fn serve(
         &source,
         options.clone(),
     )?);
-    let prewarm = warden_host::gateway::default_guest_concurrency();
+    // Guest calls run on the workers, one at a time each; one spare.
+    let prewarm = workers + 1;
     runtime.prewarm(prewarm)?;
     let reloader = policy
         .as_deref()

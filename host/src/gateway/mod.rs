@@ -57,10 +57,10 @@ pub struct Gateway {
     body_limit: usize,
 }
 
-/// Guest instances to keep ready: one per worker thread (guest calls run on
-/// the workers, one at a time each), and one spare.
-pub fn default_guest_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
+/// Worker threads of `warden serve` by default: one per CPU the process may
+/// run on (its affinity mask, e.g. under `taskset`).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Gateway {
