@@ -31,9 +31,28 @@ fn claim(map: &mut FxHashMap<Box<str>, RulePos>, key: &str, pos: RulePos) -> boo
 #[derive(Debug, Default)]
 pub struct Affix {
     map: FxHashMap<Box<str>, RulePos>,
-    /// Distinct pattern lengths, ascending.
-    lens: Vec<usize>,
+    /// Distinct pattern lengths, ascending, each with the set of bytes its
+    /// patterns have at their inner edge (a suffix's first byte, a prefix's
+    /// last): a slice of the input whose edge byte no pattern of that length
+    /// has is not looked up. For `*.example.com`-style patterns (all begin
+    /// with `.`) that leaves one hash probe per label boundary instead of
+    /// one per distinct length.
+    lens: Vec<(usize, ByteSet)>,
     suffix: bool,
+}
+
+/// A set of bytes.
+#[derive(Debug, Default, Clone, Copy)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
 }
 
 impl Affix {
@@ -48,9 +67,22 @@ impl Affix {
         }
     }
 
+    /// The byte of `part` that faces the rest of the input.
+    fn edge(&self, part: &str) -> Option<u8> {
+        let b = part.as_bytes();
+        if self.suffix { b.first() } else { b.last() }.copied()
+    }
+
     pub fn insert(&mut self, pattern: &str, pos: RulePos) -> bool {
-        if let Err(at) = self.lens.binary_search(&pattern.len()) {
-            self.lens.insert(at, pattern.len());
+        let at = match self.lens.binary_search_by_key(&pattern.len(), |(len, _)| *len) {
+            Ok(at) => at,
+            Err(at) => {
+                self.lens.insert(at, (pattern.len(), ByteSet::default()));
+                at
+            }
+        };
+        if let Some(b) = self.edge(pattern) {
+            self.lens[at].1.insert(b);
         }
         claim(&mut self.map, pattern, pos)
     }
@@ -58,7 +90,7 @@ impl Affix {
     /// The lowest rule position among all patterns matching `s`.
     pub fn first(&self, s: &str) -> Option<RulePos> {
         let mut best: Option<RulePos> = None;
-        for &len in &self.lens {
+        for &(len, edges) in &self.lens {
             if len > s.len() {
                 break;
             }
@@ -67,7 +99,11 @@ impl Affix {
             } else {
                 s.get(..len)
             };
-            if let Some(&pos) = part.and_then(|p| self.map.get(p)) {
+            let Some(part) = part else { continue };
+            if self.edge(part).is_some_and(|b| !edges.contains(b)) {
+                continue;
+            }
+            if let Some(&pos) = self.map.get(part) {
                 best = Some(best.map_or(pos, |b| b.min(pos)));
             }
         }
