@@ -322,6 +322,35 @@ fn check_reports_errors_with_line_and_column() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+
+    // A policy that needs more guest memory than allowed says so, and how
+    // to allow more; the flag's own bound is checked up front.
+    let big = dir.join("big.policy");
+    std::fs::write(&big, warden_engine::synth::policy(5_000)).unwrap();
+    let out = warden()
+        .args(["check", "--memory-mib", "4"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("out of guest memory: an instance may use 4 MiB (`--memory-mib`"),
+        "{stderr}"
+    );
+    let out = warden().arg("check").arg(&big).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = warden()
+        .args(["check", "--memory-mib", "257"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap refuses it");
 }
 
 #[test]

@@ -84,6 +84,8 @@ enum Command {
         /// Policy files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Show, step by step, how a policy decides one request.
     Explain {
@@ -110,9 +112,10 @@ struct Limits {
     /// (a decision takes microseconds; a call also stops at 8× this in wall-clock time).
     #[arg(long, value_name = "MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     deadline_ms: u64,
-    /// Most memory one guest instance may use, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    memory_mib: usize,
+    /// Most memory one guest instance may use, in MiB (at most 256, the
+    /// ceiling the instance pool reserves per instance).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
+    memory_mib: u16,
 }
 
 fn main() -> ExitCode {
@@ -140,7 +143,7 @@ fn main() -> ExitCode {
             workers,
             &limits,
         ),
-        Command::Check { files } => return check(&files),
+        Command::Check { files, limits } => return check(&files, &limits),
         Command::HashSecret => hash_secret(),
         Command::Explain {
             policy,
@@ -249,7 +252,7 @@ fn serve(
     };
     let mut options = RuntimeOptions::from_env()?;
     options.deadline = Duration::from_millis(limits.deadline_ms);
-    options.memory_limit = limits.memory_mib.saturating_mul(1 << 20);
+    options.memory_limit = usize::from(limits.memory_mib) << 20;
     let component = match &guest {
         None => GuestComponent::shared()?,
         Some(path) => {
@@ -436,18 +439,18 @@ fn hash_secret() -> CliResult {
     Ok(())
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf], limits: &Limits) -> ExitCode {
+    let options = RuntimeOptions {
+        deadline: Duration::from_millis(limits.deadline_ms),
+        memory_limit: usize::from(limits.memory_mib) << 20,
+        ..RuntimeOptions::default()
+    };
     let mut ok = true;
     for file in files {
         let name = file.display().to_string();
-        let result = read_policy(file).map_err(Into::into).and_then(|source| {
-            load(
-                GuestComponent::shared()?,
-                &name,
-                &source,
-                RuntimeOptions::default(),
-            )
-        });
+        let result = read_policy(file)
+            .map_err(Into::into)
+            .and_then(|source| load(GuestComponent::shared()?, &name, &source, options.clone()));
         match result {
             Ok(_) => println!("{name}: ok"),
             Err(e) if e.is::<Reported>() => ok = false,

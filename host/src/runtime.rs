@@ -174,11 +174,11 @@ impl PolicyRuntime {
         begin_call(&mut first.store, budget);
         let warnings = engine
             .call_warnings(&mut first.store, first.policy)
-            .map_err(|e| classify("warnings", ms, e, None))?;
+            .map_err(|e| classify("warnings", ms, e, None).explained(&runtime.options))?;
         begin_call(&mut first.store, budget);
         let routes = engine
             .call_routes(&mut first.store, first.policy)
-            .map_err(|e| classify("routes", ms, e, None))?;
+            .map_err(|e| classify("routes", ms, e, None).explained(&runtime.options))?;
         runtime.warnings = warnings
             .into_iter()
             .map(|d| bindings::diagnostic_from_wit(d, source))
@@ -295,7 +295,8 @@ impl PolicyRuntime {
                 let panic = instance.store.data().stderr.summary();
                 drop(instance);
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                let error = classify(call, deadline_ms(&self.options.deadline), e, panic);
+                let error = classify(call, deadline_ms(&self.options.deadline), e, panic)
+                    .explained(&self.options);
                 tracing::debug!(policy = %self.name, "{error}");
                 Err(error)
             }
@@ -334,6 +335,7 @@ impl PolicyRuntime {
                     e,
                     store.data().stderr.summary(),
                 )
+                .explained(&self.options)
             })?;
         self.peak_memory
             .fetch_max(store.data().limits.peak_memory, Ordering::Relaxed);
@@ -387,6 +389,27 @@ fn classify(
         call,
         reason,
         source,
+    }
+}
+
+impl HostError {
+    /// A guest trap on the memory limit says which limit and how to raise it.
+    fn explained(self, options: &RuntimeOptions) -> HostError {
+        match self {
+            HostError::Trap {
+                call,
+                reason,
+                source,
+            } if reason.contains("growing memory") => HostError::Trap {
+                call,
+                reason: format!(
+                    "out of guest memory: an instance may use {} MiB (`--memory-mib`, at most 256)",
+                    options.memory_limit >> 20
+                ),
+                source,
+            },
+            other => other,
+        }
     }
 }
 

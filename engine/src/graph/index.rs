@@ -74,7 +74,10 @@ impl Affix {
     }
 
     pub fn insert(&mut self, pattern: &str, pos: RulePos) -> bool {
-        let at = match self.lens.binary_search_by_key(&pattern.len(), |(len, _)| *len) {
+        let at = match self
+            .lens
+            .binary_search_by_key(&pattern.len(), |(len, _)| *len)
+        {
             Ok(at) => at,
             Err(at) => {
                 self.lens.insert(at, (pattern.len(), ByteSet::default()));
