@@ -109,7 +109,7 @@ enum Command {
 #[derive(clap::Args)]
 struct Limits {
     /// Most CPU time a single policy decision may use in the guest, in milliseconds
-    /// (a decision takes microseconds; a call also stops at 8× this in wall-clock time).
+    /// (a decision takes microseconds; a call also stops at 4× this in wall-clock time).
     #[arg(long, value_name = "MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     deadline_ms: u64,
     /// Most memory one guest instance may use, in MiB (at most 256, the

@@ -37,7 +37,7 @@ const INSTANTIATE_DEADLINE: Duration = Duration::from_secs(1);
 pub struct RuntimeOptions {
     /// The most CPU time one `decide`/`explain` call may use (see
     /// `services::CallBudget`: checked every epoch tick, with a wall-clock
-    /// backstop of 8× this).
+    /// backstop of 4× this).
     pub deadline: Duration,
     /// The longest compiling the policy (once per new instance) may run.
     pub compile_deadline: Duration,

@@ -233,8 +233,11 @@ pub(crate) struct CallBudget {
 }
 
 /// A call past this many times its budget in wall-clock time is interrupted
-/// whatever CPU time it used.
-pub const WALL_CLOCK_BACKSTOP: u32 = 8;
+/// whatever CPU time it used: with the default 10 ms budget every call ends
+/// within 40 ms (plus one tick) however loaded the machine is. A decision
+/// takes microseconds of CPU, so only a call starved of the CPU for tens of
+/// milliseconds meets it — and then fails closed.
+pub const WALL_CLOCK_BACKSTOP: u32 = 4;
 
 /// The most host work (wall-clock) one call may be excused for.
 pub const MAX_HOST_WORK: Duration = Duration::from_secs(2);

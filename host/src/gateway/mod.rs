@@ -16,6 +16,8 @@
 
 pub mod upstream;
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,10 +53,45 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The gateway: a policy, a default upstream and the HTTP client.
 #[derive(Debug)]
 pub struct Gateway {
-    runtime: ArcSwap<PolicyRuntime>,
+    policy: ArcSwap<Served>,
     default_upstream: Upstream,
     upstreams: Upstreams,
     body_limit: usize,
+}
+
+/// A policy being served, with its routes' upstreams parsed once, when it
+/// is loaded, rather than per request.
+#[derive(Debug)]
+struct Served {
+    runtime: Arc<PolicyRuntime>,
+    /// Each route's `upstream` text → the upstream, or why it is unusable.
+    upstreams: HashMap<String, Result<Upstream, String>>,
+}
+
+impl Served {
+    fn new(runtime: Arc<PolicyRuntime>) -> Arc<Served> {
+        let upstreams = runtime
+            .routes()
+            .iter()
+            .map(|r| {
+                let parsed = r.upstream.parse::<Upstream>().map_err(|e| e.to_string());
+                (r.upstream.clone(), parsed)
+            })
+            .collect();
+        Arc::new(Served { runtime, upstreams })
+    }
+
+    /// The upstream a decision names (parsed now only if no route declared it).
+    fn upstream(&self, name: &str) -> Result<Cow<'_, Upstream>, String> {
+        match self.upstreams.get(name) {
+            Some(Ok(upstream)) => Ok(Cow::Borrowed(upstream)),
+            Some(Err(e)) => Err(e.clone()),
+            None => name
+                .parse::<Upstream>()
+                .map(Cow::Owned)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Worker threads of `warden serve` by default: one per CPU the process may
@@ -68,7 +105,7 @@ impl Gateway {
     /// when the decision names none.
     pub fn new(runtime: Arc<PolicyRuntime>, default_upstream: Upstream) -> Self {
         Gateway {
-            runtime: ArcSwap::new(runtime),
+            policy: ArcSwap::new(Served::new(runtime)),
             default_upstream,
             upstreams: Upstreams::default(),
             body_limit: DEFAULT_BODY_LIMIT,
@@ -77,14 +114,14 @@ impl Gateway {
 
     /// The policy requests are decided with now.
     pub fn policy(&self) -> Arc<PolicyRuntime> {
-        self.runtime.load_full()
+        Arc::clone(&self.policy.load().runtime)
     }
 
     /// Decide new requests with `runtime` from now on; requests already
     /// being decided finish on the policy they started with. Returns that
     /// previous policy.
     pub fn replace_policy(&self, runtime: Arc<PolicyRuntime>) -> Arc<PolicyRuntime> {
-        self.runtime.swap(runtime)
+        Arc::clone(&self.policy.swap(Served::new(runtime)).runtime)
     }
 
     /// Change the request body cap.
@@ -140,7 +177,7 @@ impl Gateway {
         Ok(())
     }
 
-    /// Ask the policy, on this worker thread.
+    /// Ask `policy`, on this worker thread.
     ///
     /// The guest call runs inline, as a proxy-wasm filter runs in Envoy: it
     /// takes microseconds, it is bounded (10 ms of CPU time by default, then
@@ -149,8 +186,8 @@ impl Gateway {
     /// per request, most of the gateway's overhead when cores are few. At
     /// most one call runs per worker thread, so the runtime keeps at most
     /// that many instances busy.
-    fn decide(&self, context: &OwnedRequest) -> Result<Decision, HostError> {
-        self.runtime.load().decide(context)
+    fn decide(policy: &Served, context: &OwnedRequest) -> Result<Decision, HostError> {
+        policy.runtime.decide(context)
     }
 
     /// Handle one request.
@@ -201,15 +238,17 @@ impl Gateway {
             };
 
         let context = request_context(&parts, &body, peer);
-        let decision = self.decide(&context);
+        // This request finishes on the policy it starts with.
+        let policy = self.policy.load_full();
+        let decision = Self::decide(&policy, &context);
         match decision {
             Ok(Decision::Reply(reply)) => {
                 tracing::info!(method = %context.method, path = %context.path, status = reply.status, reason = %reply.reason, "reply");
                 reply_response(reply)
             }
             Ok(Decision::Forward(forward)) => {
-                let upstream = match forward.upstream.as_deref().map(str::parse::<Upstream>) {
-                    None => self.default_upstream.clone(),
+                let upstream = match forward.upstream.as_deref().map(|u| policy.upstream(u)) {
+                    None => Cow::Borrowed(&self.default_upstream),
                     Some(Ok(upstream)) => upstream,
                     Some(Err(e)) => {
                         tracing::warn!("policy named an unusable upstream: {e}");
