@@ -484,3 +484,66 @@ fn hashed_secrets_from_the_cli_to_a_token() {
     assert_eq!(s.get("gw", url, None).status(), 400);
     s.assert_logs_keep(&[SECRET, KEY, &phc, &token]);
 }
+
+/// A token request whose client secret is a password hash takes tens of
+/// milliseconds on purpose; it runs off the worker threads, so on a single
+/// worker other requests are not held up behind it.
+#[test]
+fn slow_token_requests_do_not_stall_a_worker() {
+    let phc = warden_engine::secret_hash::hash_argon2id(b"right secret", &[9; 16]).unwrap();
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("slow-hash.policy");
+    std::fs::write(
+        &file,
+        format!(
+            "global_auth false\nsigning_key \"e2e-signing-key-0123456789abcdef0123456789\"\n\
+             consumer svc {{\n  client_id svc-1\n  client_secret hash \"{phc}\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::launch(
+        &[
+            "--workers".as_ref(),
+            "1".as_ref(),
+            "--policy".as_ref(),
+            file.as_os_str(),
+        ],
+        &[],
+    );
+    let wrong = "/oauth2/token?grant_type=client_credentials&client_id=svc-1&client_secret=wrong";
+    assert_eq!(s.get("gw", wrong, None).status(), 400); // warm
+    let started = std::time::Instant::now();
+    assert_eq!(s.get("gw", wrong, None).status(), 400);
+    let one_hash = started.elapsed();
+
+    // Public requests, each sent while another client keeps the gateway
+    // hashing wrong secrets back to back.
+    let hashing = std::sync::atomic::AtomicBool::new(true);
+    let mut waits = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..8 {
+                assert_eq!(s.get("gw", wrong, None).status(), 400);
+            }
+            hashing.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut waits = Vec::new();
+        while hashing.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(one_hash / 4);
+            let t = std::time::Instant::now();
+            assert_eq!(s.get("gw", "/public", None).status(), 200);
+            if hashing.load(std::sync::atomic::Ordering::SeqCst) {
+                waits.push(t.elapsed());
+            }
+        }
+        waits
+    });
+    assert!(
+        waits.len() >= 3,
+        "too few requests during the hashing: {waits:?}"
+    );
+    waits.sort();
+    let median = waits[waits.len() / 2];
+    assert!(
+        median < one_hash / 4,
+        "requests waited behind password hashes: median {median:?} of {waits:?}, one hash request {one_hash:?}"
+    );
+}

@@ -95,6 +95,11 @@ impl Policy {
         self.graph.routes()
     }
 
+    /// The token endpoint's paths (each scope's `auth_path`, distinct).
+    pub fn token_paths(&self) -> Vec<String> {
+        self.graph.token_paths()
+    }
+
     /// The compiled graph (for inspection: DOT output, statistics).
     pub fn graph(&self) -> &DecisionGraph {
         &self.graph

@@ -56,12 +56,17 @@ pub enum HeaderBlockError {
 pub fn pack_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in headers {
-        let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes();
-        // A header over 4 GiB cannot occur (HTTP servers cap headers at
-        // kilobytes); if one did, its length saturates and the block is
-        // refused by `unpack_headers` as truncated: closed, not misread.
-        out.extend_from_slice(&len(name));
-        out.extend_from_slice(&len(value));
+        let (Ok(name_len), Ok(value_len)) = (u32::try_from(name.len()), u32::try_from(value.len()))
+        else {
+            // Over 4 GiB (HTTP servers cap headers at kilobytes, so this
+            // cannot come from a client): end the block with a length it
+            // does not have, so `unpack_headers` refuses it as truncated —
+            // closed, never misread.
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+            return out;
+        };
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&value_len.to_le_bytes());
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(value.as_bytes());
     }

@@ -127,6 +127,10 @@ impl GuestPolicy for CompiledPolicy {
             .collect()
     }
 
+    fn token_paths(&self) -> Vec<String> {
+        self.policy.token_paths()
+    }
+
     fn routes(&self) -> Vec<wit::RouteInfo> {
         self.policy
             .routes()

@@ -70,7 +70,9 @@ enum Command {
         /// Worker threads; each decides and proxies requests, guest calls
         /// included (default: one per CPU the process may run on). With 1,
         /// a single-threaded scheduler: the fastest on one core.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        /// At most 120: each busy worker holds a guest instance, and the
+        /// instance pool has room for 256 (a reload briefly needs two sets).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=120))]
         workers: Option<u16>,
         #[command(flatten)]
         limits: Limits,
@@ -232,7 +234,10 @@ fn serve(
     workers: Option<u16>,
     limits: &Limits,
 ) -> CliResult {
-    let workers = workers.map_or_else(warden_host::gateway::default_workers, usize::from);
+    let workers = workers.map_or_else(
+        || warden_host::gateway::default_workers().min(120),
+        usize::from,
+    );
     // One worker (e.g. pinned to one core with taskset): a single-threaded
     // scheduler, with no work-stealing machinery to pay for.
     let tokio = match workers {

@@ -106,6 +106,7 @@ pub struct PolicyRuntime {
     options: RuntimeOptions,
     warnings: Vec<Diagnostic>,
     routes: Vec<RouteInfo>,
+    token_paths: Vec<String>,
     idle: Mutex<Vec<Instance>>,
     created: AtomicU64,
     failed: AtomicU64,
@@ -151,6 +152,7 @@ impl PolicyRuntime {
             options,
             warnings: Vec::new(),
             routes: Vec::new(),
+            token_paths: Vec::new(),
             idle: Mutex::new(Vec::new()),
             created: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -183,6 +185,10 @@ impl PolicyRuntime {
             .into_iter()
             .map(|d| bindings::diagnostic_from_wit(d, source))
             .collect();
+        begin_call(&mut first.store, budget);
+        runtime.token_paths = engine
+            .call_token_paths(&mut first.store, first.policy)
+            .map_err(|e| classify("token-paths", ms, e, None).explained(&runtime.options))?;
         runtime.routes = routes.into_iter().map(bindings::route_from_wit).collect();
         runtime
             .idle
@@ -215,6 +221,12 @@ impl PolicyRuntime {
     /// The routes the policy declares, in declaration order.
     pub fn routes(&self) -> &[RouteInfo] {
         &self.routes
+    }
+
+    /// Whether `path` may be a token request (it ends with a token path):
+    /// its client-secret check may be a slow password hash.
+    pub fn may_issue_tokens(&self, path: &str) -> bool {
+        self.token_paths.iter().any(|p| path.ends_with(p.as_str()))
     }
 
     /// Decide one request. An error means the guest failed (trap, timeout,

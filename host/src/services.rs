@@ -214,9 +214,11 @@ impl tokio::io::AsyncWrite for GuestOutput {
 /// thread's CPU clock is a system call, and most calls end before the first
 /// tick. At the first tick the call is charged the wall-clock time it has
 /// run so far, but at most half its budget (it cannot have run much longer
-/// on the CPU: wasm checks the epoch continually), and from then on exactly
-/// the CPU time it uses. A call can therefore use at most 1.5× its budget of
-/// CPU time, and never more than the wall-clock backstop.
+/// on the CPU: wasm checks the epoch continually, and the ticker advances it
+/// every millisecond), and from then on exactly the CPU time it uses. A call
+/// therefore uses at most about 1.5× its budget of CPU time while the ticker
+/// thread runs on time (more if the ticker itself is starved), and never
+/// more than the wall-clock backstop in any case.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallBudget {
     started: Instant,

@@ -263,6 +263,16 @@ impl DecisionGraph {
     }
 
     /// The routes the policy declares, in order.
+    pub fn token_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = Vec::new();
+        for s in &self.scopes {
+            if !paths.contains(&s.settings.auth_path) {
+                paths.push(s.settings.auth_path.clone());
+            }
+        }
+        paths
+    }
+
     pub fn routes(&self) -> Vec<RouteInfo> {
         self.routes
             .iter()

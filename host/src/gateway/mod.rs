@@ -33,6 +33,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::error::HostError;
 use crate::request::OwnedRequest;
@@ -57,6 +58,8 @@ pub struct Gateway {
     default_upstream: Upstream,
     upstreams: Upstreams,
     body_limit: usize,
+    /// Token requests decided off the workers at once (see `decide`).
+    token_slots: Semaphore,
 }
 
 /// A policy being served, with its routes' upstreams parsed once, when it
@@ -109,6 +112,7 @@ impl Gateway {
             default_upstream,
             upstreams: Upstreams::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            token_slots: Semaphore::new(2 * default_workers()),
         }
     }
 
@@ -177,17 +181,49 @@ impl Gateway {
         Ok(())
     }
 
-    /// Ask `policy`, on this worker thread.
+    /// Ask `policy`: on this worker thread, or off it for a token request.
     ///
-    /// The guest call runs inline, as a proxy-wasm filter runs in Envoy: it
-    /// takes microseconds, it is bounded (10 ms of CPU time by default, then
-    /// it fails closed), and it never waits on tokio (the guest does no WASI
+    /// A decision runs inline, as a proxy-wasm filter runs in Envoy: it takes
+    /// microseconds, it is bounded (10 ms of CPU time by default, then it
+    /// fails closed), and it never waits on tokio (the guest does no WASI
     /// stream I/O). Handing it to another thread cost two context switches
-    /// per request, most of the gateway's overhead when cores are few. At
-    /// most one call runs per worker thread, so the runtime keeps at most
-    /// that many instances busy.
-    fn decide(policy: &Served, context: &OwnedRequest) -> Result<Decision, HostError> {
-        policy.runtime.decide(context)
+    /// per request, most of the gateway's overhead when cores are few. A
+    /// request the policy may answer as its token endpoint is the exception:
+    /// checking a client secret stored as a password hash takes tens of
+    /// milliseconds on purpose, so it runs on the blocking pool, a bounded
+    /// number at a time, and never stalls the requests a worker is serving.
+    async fn decide(
+        &self,
+        policy: &Arc<Served>,
+        context: OwnedRequest,
+    ) -> (OwnedRequest, Result<Decision, HostError>) {
+        if !policy.runtime.may_issue_tokens(&context.path) {
+            let decision = policy.runtime.decide(&context);
+            return (context, decision);
+        }
+        let Ok(_slot) = self.token_slots.acquire().await else {
+            let closed = HostError::Unavailable("the gateway is shutting down");
+            return (context, Err(closed));
+        };
+        let runtime = Arc::clone(&policy.runtime);
+        let (method, path) = (context.method.clone(), context.path.clone());
+        match tokio::task::spawn_blocking(move || {
+            let decision = runtime.decide(&context);
+            (context, decision)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(_) => {
+                let context = OwnedRequest {
+                    method,
+                    path,
+                    ..Default::default()
+                };
+                let failed = HostError::Unavailable("the token request's thread failed");
+                (context, Err(failed))
+            }
+        }
     }
 
     /// Handle one request.
@@ -240,7 +276,7 @@ impl Gateway {
         let context = request_context(&parts, &body, peer);
         // This request finishes on the policy it starts with.
         let policy = self.policy.load_full();
-        let decision = Self::decide(&policy, &context);
+        let (context, decision) = self.decide(&policy, context).await;
         match decision {
             Ok(Decision::Reply(reply)) => {
                 tracing::info!(method = %context.method, path = %context.path, status = reply.status, reason = %reply.reason, "reply");
