@@ -53,6 +53,25 @@ pub fn realistic_headers(token: Option<&str>) -> Vec<(String, String)> {
     h
 }
 
+/// `GET target` (`/path?query`, split at the first `?`) over http at
+/// `authority`, with `headers`.
+pub fn get<'a>(
+    authority: &'a str,
+    target: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+) -> crate::Request<'a> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    crate::Request {
+        method: "GET",
+        scheme: "http",
+        authority,
+        path,
+        query,
+        headers,
+        ..Default::default()
+    }
+}
+
 /// Borrowed (name, value) pairs of owned headers, as [`crate::Request`] takes them.
 pub fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
     headers

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use warden_engine::fixtures::{access_token, pairs, token_target};
 use warden_engine::secret_hash::hash_argon2id;
-use warden_engine::{Decision, FixedHost, Policy, Request};
+use warden_engine::{Decision, FixedHost, Policy};
 
 const NOW: u64 = 1_700_000_000;
 const SIGNING_KEY: &str = "0123456789abcdef0123456789abcdef-signing";
@@ -50,15 +50,8 @@ fn get(target: &str, token: Option<&str>) -> Decision {
 fn get_on(policy: &Policy, target: &str, token: Option<&str>) -> Decision {
     let auth = token.map(|t| vec![("authorization".to_string(), format!("Bearer {t}"))]);
     let headers = auth.unwrap_or_default();
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let req = Request {
-        method: "GET",
-        authority: "gw",
-        path,
-        query,
-        headers: &pairs(&headers),
-        ..Default::default()
-    };
+    let headers = pairs(&headers);
+    let req = warden_engine::fixtures::get("gw", target, &headers);
     policy.decide(&req, &FixedHost::at(NOW))
 }
 

@@ -22,7 +22,7 @@ use warden_engine::fixtures::{
     CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
 };
 use warden_engine::token::{MAX_TOKEN_LEN, TYP, TokenError};
-use warden_engine::{Decision, FixedHost, Policy, Request};
+use warden_engine::{Decision, FixedHost, Policy};
 
 const NOW: u64 = 1_700_000_000;
 /// The policies' defaults (`clock_skew_seconds`, `token_ttl`, `issuer`).
@@ -50,17 +50,8 @@ impl Gateway {
     }
 
     fn decide(&self, target: &str, headers: &[(String, String)]) -> Decision {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let req = Request {
-            method: "GET",
-            scheme: "http",
-            authority: "localhost",
-            path,
-            query,
-            headers: &pairs(headers),
-            body: b"",
-            ..Default::default()
-        };
+        let headers = pairs(headers);
+        let req = warden_engine::fixtures::get("localhost", target, &headers);
         self.policy.decide(&req, &self.host)
     }
 

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use warden_engine::fixtures::{
     CONSUMER1 as C1, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
 };
-use warden_engine::{Decision, FixedHost, Policy, Request, VerifiedTokens};
+use warden_engine::{Decision, FixedHost, Policy, VerifiedTokens, fixtures};
 
 const NOW: u64 = 1_700_000_000;
 /// Demo and route-scoped policies: token lifetime 7,200 s, clock skew 60 s.
@@ -35,16 +35,8 @@ fn get(
     let headers: Vec<(String, String)> = token
         .map(|t| vec![("authorization".into(), format!("Bearer {t}"))])
         .unwrap_or_default();
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let req = Request {
-        method: "GET",
-        scheme: "http",
-        authority: "localhost",
-        path,
-        query,
-        headers: &pairs(&headers),
-        ..Default::default()
-    };
+    let headers = pairs(&headers);
+    let req = fixtures::get("localhost", target, &headers);
     let host = FixedHost::at(now);
     match memo {
         Some(memo) => policy.decide_with(&req, &host, memo),
