@@ -288,9 +288,8 @@ fn check_reports_errors_with_line_and_column() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let bad = dir.join("unknown-consumer.policy");
     std::fs::write(&bad, "consumer alice { client_id a; client_secret s }\nrule {\n  match route [r]\n  allow [alcie]\n}\n").unwrap();
-    let out = warden().arg("check").arg(&bad).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check(&[bad.as_os_str()]);
+    assert_eq!(code, Some(1));
     assert!(
         stderr.contains("unknown consumer `alcie` in `allow`"),
         "{stderr}"
@@ -304,53 +303,36 @@ fn check_reports_errors_with_line_and_column() {
         "route-scoped.policy",
         "shared-tokens.policy",
         "gateway-wide.policy",
-    ];
-    let out = warden()
-        .arg("check")
-        .args(files.map(policy))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]
+    .map(policy);
+    let (code, stderr) = check(&files.each_ref().map(|f| f.as_ref()));
+    assert_eq!(code, Some(0), "{stderr}");
 
-    let out = warden()
-        .args(["check", "/nonexistent/x.policy"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(check(&["/nonexistent/x.policy".as_ref()]).0, Some(1));
 
     // A policy that needs more guest memory than allowed says so, and how
     // to allow more; the flag's own bound is checked up front.
     let big = dir.join("big.policy");
     std::fs::write(&big, warden_engine::synth::policy(5_000)).unwrap();
-    let out = warden()
-        .args(["check", "--memory-mib", "4"])
-        .arg(&big)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = check(&["--memory-mib".as_ref(), "4".as_ref(), big.as_os_str()]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("out of guest memory: an instance may use 4 MiB (`--memory-mib`"),
         "{stderr}"
     );
-    let out = warden().arg("check").arg(&big).output().unwrap();
-    assert_eq!(
+    let (code, stderr) = check(&[big.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _) = check(&["--memory-mib".as_ref(), "257".as_ref(), big.as_os_str()]);
+    assert_eq!(code, Some(2), "clap refuses it");
+}
+
+/// `warden check ARGS…`: its exit code and stderr.
+fn check(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = warden().arg("check").args(args).output().unwrap();
+    (
         out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = warden()
-        .args(["check", "--memory-mib", "257"])
-        .arg(&big)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "clap refuses it");
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
