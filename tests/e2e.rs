@@ -283,6 +283,38 @@ fn token_endpoint_errors_over_http() {
     s.assert_logs_keep(&[C1.1, "wrong"]);
 }
 
+/// RFC 6749 §2.3.1: the Basic id and secret are form-urlencoded, each on
+/// its own: a secret holding `&` or `=` is one secret, encoded or not.
+#[test]
+fn basic_credentials_with_ampersands_and_equals_signs() {
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("basic-amp.policy");
+    std::fs::write(
+        &file,
+        "consumer c { client_id \"a&b=c\"; client_secret \"abc&anything=1\" }\n",
+    )
+    .unwrap();
+    let s = Server::launch(&["--policy".as_ref(), file.as_os_str()], &[]);
+    let url = format!("{}/oauth2/token?grant_type=client_credentials", s.base);
+    let basic = |raw: &str| {
+        use base64::Engine as _;
+        let value = base64::engine::general_purpose::STANDARD.encode(raw);
+        s.client
+            .get(&url)
+            .header("authorization", format!("Basic {value}"))
+            .send()
+            .unwrap()
+            .status()
+    };
+    // As reqwest (and many clients) send it, unencoded…
+    let resp = s.client.get(&url).basic_auth("a&b=c", Some("abc&anything=1")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    // …and form-urlencoded as the RFC asks.
+    assert_eq!(basic("a%26b%3Dc:abc%26anything%3D1"), 200);
+    // Only the whole secret is the secret.
+    assert_eq!(basic("a%26b%3Dc:abc"), 401);
+    assert_eq!(basic("a:b=c:abc&anything=1"), 401);
+}
+
 #[test]
 fn check_reports_errors_with_line_and_column() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -309,6 +341,20 @@ fn check_reports_errors_with_line_and_column() {
     assert_eq!(code, Some(0), "{stderr}");
 
     assert_eq!(check(&["/nonexistent/x.policy".as_ref()]).0, Some(1));
+
+    // Upstreams `serve` could not reach are refused by `check`, at the value.
+    for (upstream, why) in [
+        ("http://u:p@x:80", "credentials in the URL"),
+        ("http://x:80/?a=1", "a query string is not allowed"),
+        ("http://x:notaport", "the port `notaport` is not a number"),
+    ] {
+        let file = dir.join("bad-upstream.policy");
+        std::fs::write(&file, format!("route r {{\n  upstream \"{upstream}\"\n}}\n")).unwrap();
+        let (code, stderr) = check(&[file.as_os_str()]);
+        assert_eq!(code, Some(1), "{upstream}: {stderr}");
+        assert!(stderr.contains("bad-upstream.policy:2:12"), "{stderr}");
+        assert!(stderr.contains(why), "{upstream}: {stderr}");
+    }
 
     // A policy that needs more guest memory than allowed says so, and how
     // to allow more; the flag's own bound is checked up front.

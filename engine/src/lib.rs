@@ -27,12 +27,14 @@ pub mod secret_hash;
 pub mod syntax;
 pub mod synth;
 pub mod token;
+pub mod upstream;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use graph::{DecisionGraph, VerifiedTokens};
 pub use host::{FixedHost, Host};
+pub use upstream::{HttpUpstream, Upstream, UpstreamError};
 pub use request::{
-    Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, unpack_headers,
+    Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, push_header, unpack_headers,
 };
 
 /// A route the policy declares (for a standalone gateway's own routing).
@@ -40,7 +42,8 @@ pub use request::{
 pub struct RouteInfo {
     pub name: String,
     pub path_prefix: Option<String>,
-    pub upstream: String,
+    /// `None`: the host's default upstream.
+    pub upstream: Option<Upstream>,
 }
 
 /// A compiled policy, ready to decide requests.

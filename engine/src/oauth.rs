@@ -1,18 +1,23 @@
 //! The token endpoint: RFC 6749 client_credentials, Higress-compatible.
 //!
 //! A request whose path ends with the scope's `auth_path` is answered here and
-//! never forwarded. Parameters come from the query (`GET`) or a form body
-//! (`POST`, `application/x-www-form-urlencoded`); the client may authenticate
-//! with HTTP Basic instead (RFC 6749 §2.3.1). Every answer — success or error —
-//! carries `Cache-Control: no-store` and `Pragma: no-cache`; errors use the
-//! RFC 6749 §5.2 JSON shape.
+//! never forwarded (the decision walk hands it over, see
+//! [`token_endpoint`]). Parameters come from the query (`GET`) or a form body
+//! (`POST`, `application/x-www-form-urlencoded`; when the host has not read
+//! the body yet, the answer is [`Decision::NeedBody`]); the client may
+//! authenticate with HTTP Basic instead (RFC 6749 §2.3.1). Every answer —
+//! success or error — carries `Cache-Control: no-store` and `Pragma:
+//! no-cache`; errors use the RFC 6749 §5.2 JSON shape.
 
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::{Reply, Request};
+use crate::graph::{Ctx, DecisionGraph};
+use crate::model::{ClientSecret, ScopeId};
+use crate::token::{self, Claims};
+use crate::{Decision, Host, Reply, Request};
 
 /// Largest form body or query accepted on the token endpoint.
 pub const MAX_PARAMS_LEN: usize = 16 * 1024;
@@ -121,9 +126,96 @@ fn truncate(s: &str) -> String {
     s.chars().take(40).flat_map(char::escape_default).collect()
 }
 
+/// Answer a request on scope `scope`'s token path: issue a token, refuse
+/// with an RFC 6749 §5.2 error, or ask for the body it has not seen yet.
+pub(crate) fn token_endpoint(
+    graph: &DecisionGraph,
+    ctx: &Ctx<'_>,
+    scope: ScopeId,
+    host: &dyn Host,
+) -> Decision {
+    let tr = match parse_request(ctx.req) {
+        Ok(tr) => tr,
+        Err(Refusal::NeedBody) => {
+            return Decision::NeedBody {
+                max_bytes: MAX_PARAMS_LEN as u32,
+            };
+        }
+        Err(Refusal::OAuth(e)) => return Decision::Reply(e.reply()),
+    };
+    Decision::Reply(issue(graph, ctx, scope, host, &tr).unwrap_or_else(|e| e.reply()))
+}
+
+/// Authenticate the client of `tr` and sign its token.
+fn issue(
+    graph: &DecisionGraph,
+    ctx: &Ctx<'_>,
+    scope: ScopeId,
+    host: &dyn Host,
+    tr: &TokenRequest,
+) -> Result<Reply, OAuthError> {
+    let s = graph.scope(scope);
+    let invalid = OAuthError::InvalidClient { basic: tr.basic };
+    let (consumer, keys) = s
+        .clients
+        .get(tr.client_id.as_str())
+        .ok_or_else(|| invalid.clone())?;
+    let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
+    let genuine = match &keys.check {
+        ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
+        ClientSecret::Hashed(hash) => host.verify_secret_hash(hash.phc(), presented.as_bytes()),
+    };
+    if !genuine {
+        return Err(invalid);
+    }
+    let mut jti = [0u8; 16];
+    host.random_bytes(&mut jti);
+    let now = host.now();
+    let name = graph.consumer_name(*consumer);
+    let claims = Claims {
+        aud: if s.settings.global_credentials {
+            "default".into()
+        } else {
+            ctx.scope_key().into()
+        },
+        client_id: tr.client_id.clone(),
+        exp: now.saturating_add(s.settings.token_ttl),
+        iat: now,
+        iss: s.settings.issuer.clone(),
+        jti: token::uuid_v4(jti),
+        nbf: None,
+        // Scopes are not configurable yet: a requested scope is ignored
+        // (RFC 6749 §3.3), never signed into the token.
+        scope: None,
+        sub: name.to_string(),
+    };
+    let token = token::issue(&claims, &keys.signing)
+        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+    Ok(token_reply(
+        &token,
+        s.settings.token_ttl,
+        format!("issued a token to consumer `{name}`"),
+    ))
+}
+
+/// Why a token request was not decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A form body is expected and the host has not read it yet.
+    NeedBody,
+    /// An error to answer.
+    OAuth(OAuthError),
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(e: OAuthError) -> Self {
+        Refusal::OAuth(e)
+    }
+}
+
 /// Decode a token request from the query (GET) or form body (POST), plus
 /// HTTP Basic client authentication.
-pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, OAuthError> {
+pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, Refusal> {
     let raw: &[u8] = match req.method {
         "GET" => req.query.as_bytes(),
         "POST" => {
@@ -133,16 +225,15 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, OAuthError> {
                 return Err(OAuthError::InvalidRequest(
                     "a POST to the token endpoint must be `application/x-www-form-urlencoded`"
                         .into(),
-                ));
+                )
+                .into());
             }
-            req.body
+            req.body.ok_or(Refusal::NeedBody)?
         }
-        other => return Err(OAuthError::MethodNotAllowed(truncate(other))),
+        other => return Err(OAuthError::MethodNotAllowed(truncate(other)).into()),
     };
     if raw.len() > MAX_PARAMS_LEN {
-        return Err(OAuthError::InvalidRequest(
-            "the request parameters are too long".into(),
-        ));
+        return Err(OAuthError::InvalidRequest("the request parameters are too long".into()).into());
     }
     let mut params = Params::default();
     for (k, v) in form_urlencoded::parse(raw) {
@@ -153,7 +244,7 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, OAuthError> {
         .grant_type
         .ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
     if grant_type != "client_credentials" {
-        return Err(OAuthError::UnsupportedGrantType(grant_type));
+        return Err(OAuthError::UnsupportedGrantType(grant_type).into());
     }
     let (client_id, client_secret) = match basic {
         Some((id, secret)) => {
@@ -162,7 +253,8 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, OAuthError> {
                 return Err(OAuthError::InvalidRequest(
                     "use one client authentication method: HTTP Basic or parameters, not both"
                         .into(),
-                ));
+                )
+                .into());
             }
             (id, Some(secret))
         }
@@ -225,13 +317,22 @@ fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAut
     let decoded = STANDARD.decode(value[6..].trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
+    Ok(Some((
+        form_decode(id).ok_or_else(bad)?,
+        form_decode(secret).ok_or_else(bad)?,
+    )))
+}
+
+/// Undo the `application/x-www-form-urlencoded` encoding of one value
+/// (RFC 6749 §2.3.1 encodes the Basic id and secret with it): `+` is a
+/// space and `%XX` a byte; nothing else is special, `&` and `=` included.
+/// `None` when the bytes are not UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -248,9 +349,16 @@ mod tests {
             method,
             query,
             headers,
-            body,
+            body: Some(body),
             path: "/oauth2/token",
             ..Default::default()
+        }
+    }
+
+    fn refused(r: &Request<'_>) -> OAuthError {
+        match parse_request(r) {
+            Err(Refusal::OAuth(e)) => e,
+            other => panic!("{r:?}: expected an OAuth error, got {other:?}"),
         }
     }
 
@@ -279,6 +387,53 @@ mod tests {
             ),
             ("a+b", Some("s t"), true)
         );
+    }
+
+    /// RFC 6749 §2.3.1: the Basic id and secret are each form-urlencoded;
+    /// `&` and `=` in them are characters, not separators.
+    #[test]
+    fn basic_credentials_are_form_decoded_exactly() {
+        for (raw, id, secret) in [
+            ("a:abc&anything", "a", "abc&anything"),
+            ("a%26b=c:x=y&z=w", "a&b=c", "x=y&z=w"),
+            ("id:p%2Bq+r", "id", "p+q r"),
+            ("id:%3A%25", "id", ":%"),
+            ("id:caf%C3%A9", "id", "café"),
+            ("id:a:b", "id", "a:b"),
+            ("id:", "id", ""),
+        ] {
+            let credentials = format!("Basic {}", STANDARD.encode(raw));
+            let basic = [("authorization", credentials.as_str())];
+            let got =
+                parse_request(&req("GET", "grant_type=client_credentials", &basic, b"")).unwrap();
+            assert_eq!(
+                (got.client_id.as_str(), got.client_secret.as_deref()),
+                (id, Some(secret)),
+                "{raw}"
+            );
+        }
+        // Not UTF-8 once decoded: the client is not authenticated.
+        let credentials = format!("Basic {}", STANDARD.encode("id:%FF"));
+        let basic = [("authorization", credentials.as_str())];
+        let r = req("GET", "grant_type=client_credentials", &basic, b"");
+        assert_eq!(refused(&r), OAuthError::InvalidClient { basic: true });
+    }
+
+    #[test]
+    fn a_post_without_its_body_asks_for_it() {
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        let r = Request {
+            body: None,
+            ..req("POST", "", &form, b"")
+        };
+        assert_eq!(parse_request(&r), Err(Refusal::NeedBody));
+        // What needs no body is answered without it.
+        let json = [("content-type", "application/json")];
+        let r = Request {
+            body: None,
+            ..req("POST", "", &json, b"")
+        };
+        assert!(matches!(refused(&r), OAuthError::InvalidRequest(_)));
     }
 
     #[test]
@@ -314,7 +469,7 @@ mod tests {
             (req("PUT", "", &[], b""), 405, "invalid_request"),
         ];
         for (r, status, code) in cases {
-            let reply = parse_request(&r).unwrap_err().reply();
+            let reply = refused(&r).reply();
             assert_eq!(reply.status, status, "{r:?}");
             let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
             assert_eq!(body["error"], code);

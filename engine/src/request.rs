@@ -19,8 +19,10 @@ pub struct Request<'a> {
     pub query: &'a str,
     /// (name, value) pairs, names in any case, in arrival order.
     pub headers: &'a [(&'a str, &'a str)],
-    /// Request body (only read on the token endpoint).
-    pub body: &'a [u8],
+    /// Request body; `None` when the host has not read it. A decision that
+    /// needs it (a POST to the token endpoint) is then
+    /// [`Decision::NeedBody`], and the host decides again with the body.
+    pub body: Option<&'a [u8]>,
     /// The host's route name, when it has one.
     pub route: Option<&'a str>,
     /// The host's upstream service name, when it has one.
@@ -56,21 +58,26 @@ pub enum HeaderBlockError {
 pub fn pack_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in headers {
-        let (Ok(name_len), Ok(value_len)) = (u32::try_from(name.len()), u32::try_from(value.len()))
-        else {
-            // Over 4 GiB (HTTP servers cap headers at kilobytes, so this
-            // cannot come from a client): end the block with a length it
-            // does not have, so `unpack_headers` refuses it as truncated —
-            // closed, never misread.
-            out.extend_from_slice(&u32::MAX.to_le_bytes());
-            return out;
-        };
-        out.extend_from_slice(&name_len.to_le_bytes());
-        out.extend_from_slice(&value_len.to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(value.as_bytes());
+        push_header(&mut out, name, value);
     }
     out
+}
+
+/// Append one header to a block of [`pack_headers`]'s form.
+pub fn push_header(block: &mut Vec<u8>, name: &str, value: &str) {
+    let (Ok(name_len), Ok(value_len)) = (u32::try_from(name.len()), u32::try_from(value.len()))
+    else {
+        // Over 4 GiB (HTTP servers cap headers at kilobytes, so this cannot
+        // come from a client): write a length the block does not have, so
+        // that `unpack_headers` refuses it as truncated — closed, never
+        // misread, whatever is appended after.
+        block.extend_from_slice(&u32::MAX.to_le_bytes());
+        return;
+    };
+    block.extend_from_slice(&name_len.to_le_bytes());
+    block.extend_from_slice(&value_len.to_le_bytes());
+    block.extend_from_slice(name.as_bytes());
+    block.extend_from_slice(value.as_bytes());
 }
 
 /// Read a block made by [`pack_headers`], borrowing every name and value.
@@ -111,6 +118,11 @@ pub enum Decision {
     Forward(Forward),
     /// Answer it directly.
     Reply(Reply),
+    /// The decision needs the request body, which the host has not passed
+    /// (`Request::body` is `None`): read at most `max_bytes` of it (a longer
+    /// body is the host's 413) and decide again with it. Every other request
+    /// is decided on its head alone, so that its body can stream upstream.
+    NeedBody { max_bytes: u32 },
 }
 
 /// Header edits and metadata for a request that goes upstream.
@@ -124,8 +136,8 @@ pub struct Forward {
     pub consumer: Option<String>,
     /// The route the policy resolved.
     pub route: Option<String>,
-    /// Where that route sends traffic (`echo` or an `http://` base URL).
-    pub upstream: Option<String>,
+    /// Where that route sends traffic (`None`: the host's default).
+    pub upstream: Option<crate::Upstream>,
 }
 
 /// A response produced by Warden itself.
@@ -154,7 +166,7 @@ impl Decision {
     pub fn reply(&self) -> Option<&Reply> {
         match self {
             Decision::Reply(r) => Some(r),
-            Decision::Forward(_) => None,
+            _ => None,
         }
     }
 
@@ -162,7 +174,7 @@ impl Decision {
     pub fn forward(&self) -> Option<&Forward> {
         match self {
             Decision::Forward(f) => Some(f),
-            Decision::Reply(_) => None,
+            _ => None,
         }
     }
 }

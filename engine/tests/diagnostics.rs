@@ -155,7 +155,7 @@ fn bad_values() {
     assert_eq!(
         (msg.as_str(), caret.as_str()),
         (
-            "`upstream` must be `echo` or an `http://host:port` URL, found `ftp://x`",
+            "invalid upstream `ftp://x`: expected `echo` or `http://host[:port][/base]`",
             "ftp://x"
         )
     );

@@ -1206,6 +1206,7 @@ fn check(case: &Case, d: &Decision) -> Result<(), String> {
                 f.consumer
             ));
         }
+        Decision::NeedBody { .. } => return Err("asked for the body instead of 401".into()),
     };
     if r.status != 401 {
         return Err(format!(

@@ -49,7 +49,7 @@ impl Gateway {
             path,
             query,
             headers,
-            body,
+            body: Some(body),
             ..Default::default()
         };
         self.policy.decide(&req, &self.host)
@@ -104,8 +104,8 @@ fn demo_route_and_domain_authorization() {
         vec![("x-mse-consumer".to_string(), "consumer1".to_string())]
     );
     assert_eq!(
-        (f.route.as_deref(), f.upstream.as_deref()),
-        (Some("route-a"), Some("echo"))
+        (f.route.as_deref(), f.upstream.as_ref()),
+        (Some("route-a"), Some(&warden_engine::Upstream::Echo))
     );
     assert_eq!(
         consumer(&gw.get("localhost", "/b", Some(&t1))),

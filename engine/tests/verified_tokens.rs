@@ -52,6 +52,7 @@ fn outcome(d: &Decision) -> String {
     match d {
         Decision::Forward(f) => format!("forward {:?}", f.consumer),
         Decision::Reply(r) => format!("{} {}", r.status, r.reason),
+        Decision::NeedBody { max_bytes } => format!("need body {max_bytes}"),
     }
 }
 

@@ -58,7 +58,7 @@ fuzz_target!(|input: Input| {
         path: &input.path,
         query: &input.query,
         headers: &headers,
-        body: &input.body,
+        body: Some(&input.body),
         route: input.route.as_deref(),
         service: input.service.as_deref(),
         peer: input.peer.as_deref(),

@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         path: "/oauth2/token",
         query: &query,
         headers: &warden_engine::fixtures::pairs(&headers),
-        body,
+        body: Some(body),
         ..Default::default()
     };
     let _ = oauth::parse_request(&req);

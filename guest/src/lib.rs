@@ -138,7 +138,7 @@ impl GuestPolicy for CompiledPolicy {
             .map(|r| wit::RouteInfo {
                 name: r.name,
                 path_prefix: r.path_prefix,
-                upstream: r.upstream,
+                upstream: r.upstream.map(upstream_to_wit),
             })
             .collect()
     }
@@ -157,7 +157,7 @@ fn request_from_wit<'r>(
         path: &req.path,
         query: &req.query,
         headers,
-        body: &req.body,
+        body: req.body.as_deref(),
         route: req.route.as_deref(),
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
@@ -171,13 +171,24 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
             remove_headers: f.remove_headers,
             consumer: f.consumer,
             route: f.route,
-            upstream: f.upstream,
+            upstream: f.upstream.map(upstream_to_wit),
         }),
         Decision::Reply(r) => wit::Decision::Reply(wit::Reply {
             status: r.status,
             headers: r.headers,
             body: r.body,
             reason: r.reason,
+        }),
+        Decision::NeedBody { max_bytes } => wit::Decision::NeedBody(max_bytes),
+    }
+}
+
+fn upstream_to_wit(upstream: warden_engine::Upstream) -> wit::Upstream {
+    match upstream {
+        warden_engine::Upstream::Echo => wit::Upstream::Echo,
+        warden_engine::Upstream::Http(h) => wit::Upstream::Http(wit::HttpUpstream {
+            authority: h.authority,
+            base_path: h.base_path,
         }),
     }
 }

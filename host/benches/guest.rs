@@ -26,9 +26,9 @@ fn token_request() -> OwnedRequest {
 
 /// A realistic request: 12 headers, as a browser or SDK sends them.
 fn api_request(token: &str) -> OwnedRequest {
-    let mut req = OwnedRequest::get("/a/items").with_authority("gw.example.org");
-    req.headers = realistic_headers(Some(token));
-    req
+    OwnedRequest::get("/a/items")
+        .with_authority("gw.example.org")
+        .with_headers(realistic_headers(Some(token)))
 }
 
 fn guest(c: &mut Criterion) {
@@ -127,8 +127,9 @@ fn guest(c: &mut Criterion) {
 
     // The round trip alone: a request that matches no rule and needs no
     // token, with the 12 headers of a realistic request (and with none).
-    let mut open = OwnedRequest::get("/public").with_authority("gw.example.org");
-    open.headers = realistic_headers(None);
+    let open = OwnedRequest::get("/public")
+        .with_authority("gw.example.org")
+        .with_headers(realistic_headers(None));
     let bare = OwnedRequest::get("/public").with_authority("gw.example.org");
     let mut group = c.benchmark_group("guest_call");
     group.bench_function("unruled_request_12_headers", |b| {

@@ -6,7 +6,7 @@
 //! so that native and guest evaluation look the same; this module is the only
 //! place that knows the generated WIT types.
 
-use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity};
+use warden_engine::{Decision, Diagnostic, Forward, HttpUpstream, Reply, RouteInfo, Severity, Upstream};
 
 wasmtime::component::bindgen!({
     world: "gateway",
@@ -27,7 +27,7 @@ pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
             remove_headers: f.remove_headers,
             consumer: f.consumer,
             route: f.route,
-            upstream: f.upstream,
+            upstream: f.upstream.map(upstream_from_wit),
         }),
         wit::Decision::Reply(r) => Decision::Reply(Reply {
             status: r.status,
@@ -35,6 +35,7 @@ pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
             body: r.body,
             reason: r.reason,
         }),
+        wit::Decision::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
     }
 }
 
@@ -42,7 +43,19 @@ pub(crate) fn route_from_wit(route: wit::RouteInfo) -> RouteInfo {
     RouteInfo {
         name: route.name,
         path_prefix: route.path_prefix,
-        upstream: route.upstream,
+        upstream: route.upstream.map(upstream_from_wit),
+    }
+}
+
+/// The guest's compiler checked the upstream; the gateway still fails
+/// closed (502) if a misbehaving guest sends one it cannot reach.
+fn upstream_from_wit(upstream: wit::Upstream) -> Upstream {
+    match upstream {
+        wit::Upstream::Echo => Upstream::Echo,
+        wit::Upstream::Http(h) => Upstream::Http(HttpUpstream {
+            authority: h.authority,
+            base_path: h.base_path,
+        }),
     }
 }
 
@@ -52,8 +65,10 @@ pub(crate) fn route_from_wit(route: wit::RouteInfo) -> RouteInfo {
 /// start with the engine's own function (for a well-behaved guest they are
 /// the values it sent).
 pub(crate) fn diagnostic_from_wit(d: wit::Diagnostic, source: &str) -> Diagnostic {
-    let start = floor_char_boundary(source, d.start as usize);
-    let end = floor_char_boundary(source, (d.end as usize).max(start)).max(start);
+    let start = source.floor_char_boundary(d.start as usize);
+    let end = source
+        .floor_char_boundary((d.end as usize).max(start))
+        .max(start);
     let (line, column) = warden_engine::diagnostic::line_col(source, start);
     let severity = match d.severity {
         wit::Severity::Error => Severity::Error,
@@ -67,14 +82,6 @@ pub(crate) fn diagnostic_from_wit(d: wit::Diagnostic, source: &str) -> Diagnosti
         line,
         column,
     }
-}
-
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    let mut i = at.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]

@@ -26,4 +26,4 @@ pub use error::{HostError, LoadError};
 pub use request::OwnedRequest;
 pub use runtime::{PolicyRuntime, RuntimeOptions, RuntimeStats};
 pub use services::{Clock, ManualClock};
-pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity};
+pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity, Upstream};

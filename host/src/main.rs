@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use warden_host::gateway::{Gateway, Upstream};
+use warden_host::Upstream;
+use warden_host::gateway::Gateway;
 use warden_host::reload::{Reload, Reloader};
 use warden_host::{
     ComponentConfig, GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime,
@@ -58,7 +59,7 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         watch_ms: u64,
         /// Run this guest component instead of the embedded one (any build
-        /// exporting warden:policy@0.1.0; for testing hosts and guests).
+        /// exporting warden:policy@0.2.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
         /// Address to listen on.
@@ -286,7 +287,11 @@ fn serve(
         .as_deref()
         .map(|path| Reloader::new(path, &source, component, options, prewarm));
     for route in runtime.routes() {
-        tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), upstream = %route.upstream, "route");
+        let upstream = route
+            .upstream
+            .as_ref()
+            .map_or_else(|| "default".to_owned(), Upstream::to_string);
+        tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), %upstream, "route");
     }
 
     tokio.block_on(async move {
@@ -501,18 +506,19 @@ fn explain(
         let (name, value) = header.split_once(':').ok_or_else(|| {
             HostError::Config(format!("invalid header `{header}`: expected `Name: value`"))
         })?;
-        req.headers
-            .push((name.trim().to_owned(), value.trim().to_owned()));
+        req = req.with_header(name.trim(), value.trim());
     }
-    match req.header("host") {
+    match req.header("host").map(str::to_owned) {
         // Like the gateway: an origin-form target takes its authority from Host.
-        Some(host) if uri.authority().is_none() => req.authority = host.to_owned(),
+        Some(host) if uri.authority().is_none() => req.authority = host,
         Some(_) => {}
-        None => req.headers.push(("host".into(), req.authority.clone())),
+        None => {
+            let authority = req.authority.clone();
+            req = req.with_header("host", &authority);
+        }
     }
-    if let Some(data) = data {
-        req.body = data.into_bytes();
-    }
+    // `explain` has the whole request: a decision never waits for its body.
+    req.body = Some(data.unwrap_or_default().into());
     let explanation = runtime.explain(&req)?;
     println!("{}", explanation.trim_end());
     Ok(())

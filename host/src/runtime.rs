@@ -232,26 +232,18 @@ impl PolicyRuntime {
     /// Decide one request. An error means the guest failed (trap, timeout,
     /// no instance available): fail closed.
     pub fn decide(&self, req: &OwnedRequest) -> Result<Decision, HostError> {
-        self.decide_packed(req, &req.packed_headers())
-    }
-
-    /// Decide `req` with its headers given as an already packed block
-    /// ([`warden_engine::pack_headers`]) instead of `req.headers`. A block
-    /// that does not unpack is answered 400 by the guest.
-    pub fn decide_packed(&self, req: &OwnedRequest, headers: &[u8]) -> Result<Decision, HostError> {
         self.call("decide", |inst| {
             let engine = inst.bindings.warden_policy_engine().policy();
-            engine.call_decide(&mut inst.store, inst.policy, wit_request(req, headers))
+            engine.call_decide(&mut inst.store, inst.policy, wit_request(req))
         })
         .map(bindings::decision_from_wit)
     }
 
     /// Describe, step by step, how the policy decides `req`.
     pub fn explain(&self, req: &OwnedRequest) -> Result<String, HostError> {
-        let headers = req.packed_headers();
         self.call("explain", |inst| {
             let engine = inst.bindings.warden_policy_engine().policy();
-            engine.call_explain(&mut inst.store, inst.policy, wit_request(req, &headers))
+            engine.call_explain(&mut inst.store, inst.policy, wit_request(req))
         })
     }
 
@@ -425,15 +417,17 @@ impl HostError {
     }
 }
 
-fn wit_request<'a>(req: &'a OwnedRequest, headers: &'a [u8]) -> wit::Request<'a> {
+/// The WIT record borrowing `req` (the header block as it is: one copy,
+/// into guest memory, happens in the call).
+fn wit_request(req: &OwnedRequest) -> wit::Request<'_> {
     wit::Request {
         method: &req.method,
         scheme: &req.scheme,
         authority: &req.authority,
         path: &req.path,
         query: &req.query,
-        headers,
-        body: &req.body,
+        headers: req.packed_headers(),
+        body: req.body.as_deref(),
         route: req.route.as_deref(),
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),

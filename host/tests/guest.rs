@@ -11,7 +11,7 @@ use warden_engine::fixtures::{
     token_target,
 };
 use warden_host::{
-    Clock, Decision, GuestComponent, HostError, LoadError, ManualClock, OwnedRequest,
+    Clock, Decision, GuestComponent, HostError, LoadError, ManualClock, OwnedRequest, Upstream,
     PolicyRuntime, RuntimeOptions, Severity,
 };
 
@@ -84,15 +84,15 @@ fn demo_policy_round_trip() {
             (
                 r.name.as_str(),
                 r.path_prefix.as_deref(),
-                r.upstream.as_str(),
+                r.upstream.clone(),
             )
         })
         .collect();
     assert_eq!(
         routes,
         [
-            ("route-a", Some("/a"), "echo"),
-            ("route-b", Some("/b"), "echo")
+            ("route-a", Some("/a"), Some(Upstream::Echo)),
+            ("route-b", Some("/b"), Some(Upstream::Echo))
         ]
     );
 
@@ -109,8 +109,8 @@ fn demo_policy_round_trip() {
         vec![("x-mse-consumer".to_owned(), "consumer1".to_owned())]
     );
     assert_eq!(
-        (f.route.as_deref(), f.upstream.as_deref()),
-        (Some("route-a"), Some("echo"))
+        (f.route.as_deref(), f.upstream.as_ref()),
+        (Some("route-a"), Some(&Upstream::Echo))
     );
 
     let denied = rt.decide(&get("localhost", "/a", Some(&t2))).unwrap();
@@ -160,13 +160,14 @@ fn a_malformed_header_block_is_refused() {
     let rt = demo_at(Clock::Fixed(NOW));
     let req = get("localhost", "/public", None);
     let good = warden_engine::pack_headers([("accept", "*/*")]);
-    assert!(rt.decide_packed(&req, &good).unwrap().forward().is_some());
+    let with = |block: &[u8]| req.clone().with_packed_headers(block.to_vec());
+    assert!(rt.decide(&with(&good)).unwrap().forward().is_some());
     let mut truncated = good.clone();
     truncated.pop();
     let mut not_utf8 = good.clone();
     *not_utf8.last_mut().unwrap() = 0xff;
     for bad in [truncated, not_utf8] {
-        let d = rt.decide_packed(&req, &bad).unwrap();
+        let d = rt.decide(&with(&bad)).unwrap();
         let reply = d.reply().expect("refused");
         assert_eq!(reply.status, 400);
         assert!(

@@ -1,18 +1,19 @@
 //! Evaluating a request against the [`DecisionGraph`].
 //!
-//! One pass: normalise the host, resolve the route (host-supplied name, else
+//! One walk: normalise the host, resolve the route (host-supplied name, else
 //! the path router), find the first matching rule through the indexes, then
-//! walk that rule's node chain. The same code produces `explain` output: a
-//! [`Trace`] collects each step, and the no-op trace used by `decide`
-//! compiles away.
+//! follow that rule's node chain to an outcome. Everything else is a mode of
+//! that walk: `explain` is a [`Trace`] of it (the no-op trace used by
+//! `decide` compiles away), and the rule layer alone ([`Verdict`]) is the
+//! same walk identifying the client by a known consumer instead of a token.
 
 use std::borrow::Cow;
 
 use super::{CompiledScope, DecisionGraph, Node, NodeId, VerifiedTokens, index::MatchKeys};
-use crate::model::{ClientSecret, ConsumerId, ScopeId};
-use crate::oauth::{self, OAuthError};
+use crate::model::{ConsumerId, ScopeId};
+use crate::oauth;
 use crate::token::{self, Claims, Expect, TokenError};
-use crate::{Decision, Forward, Host, Reply, Request};
+use crate::{Decision, Forward, Host, Reply, Request, Upstream};
 
 /// Headers a client could send to impersonate a consumer; always removed
 /// (besides the policy's own consumer header), whatever their case.
@@ -98,19 +99,44 @@ impl Trace for Vec<String> {
 }
 
 /// What is known about a request while walking the graph.
-struct Ctx<'r> {
-    req: &'r Request<'r>,
+pub(crate) struct Ctx<'r> {
+    pub(crate) req: &'r Request<'r>,
     host: Cow<'r, str>,
     route: Option<&'r str>,
-    upstream: Option<&'r str>,
+    upstream: Option<&'r Upstream>,
     consumer: Option<(ConsumerId, ScopeId)>,
 }
 
 impl Ctx<'_> {
     /// The audience of route-scoped tokens: the route name, else the host.
-    fn scope_key(&self) -> &str {
+    pub(crate) fn scope_key(&self) -> &str {
         self.route.unwrap_or(&self.host)
     }
+}
+
+/// How a walk learns who the client is.
+enum Identify<'a> {
+    /// From the request's bearer token, verified (or found in the memo):
+    /// how requests are served. The token endpoint answers on its path.
+    Token {
+        host: &'a dyn Host,
+        memo: Option<&'a mut VerifiedTokens>,
+    },
+    /// Already known (or known to be nobody): the rule layer alone. No
+    /// token is parsed and the token endpoint is not considered.
+    Known(Option<ConsumerId>),
+}
+
+/// Where a walk ends.
+enum Outcome {
+    /// The path is the scope's token endpoint.
+    TokenEndpoint(ScopeId),
+    /// The scope's token is required and was not shown (401).
+    Unauthenticated { presented: bool, why: TokenError },
+    /// The consumer is not in the rule's `allow` set (403).
+    Denied,
+    /// Let the request through.
+    Forward,
 }
 
 impl DecisionGraph {
@@ -139,12 +165,17 @@ impl DecisionGraph {
         let outcome = match &decision {
             Decision::Forward(f) => format!(
                 "forward to {} (consumer: {}; set {:?}; remove {:?})",
-                f.upstream.as_deref().unwrap_or("the default upstream"),
+                f.upstream
+                    .as_ref()
+                    .map_or("the default upstream".into(), |u| format!("`{u}`")),
                 f.consumer.as_deref().unwrap_or("none"),
                 f.set_headers,
                 f.remove_headers
             ),
             Decision::Reply(r) => format!("reply {} ({})", r.status, r.reason),
+            Decision::NeedBody { max_bytes } => {
+                format!("read the request body (at most {max_bytes} bytes), then decide again")
+            }
         };
         steps.push(format!("decision: {outcome}"));
         steps
@@ -152,6 +183,47 @@ impl DecisionGraph {
             .enumerate()
             .map(|(i, s)| format!("{}. {s}\n", i + 1))
             .collect()
+    }
+
+    /// The rule layer alone: what the policy says about `req` for a consumer
+    /// whose token is already verified (or for no consumer). The same walk
+    /// as [`Self::decide`], identifying the client by `consumer` instead of
+    /// a token; the token endpoint is not considered.
+    pub fn rule_verdict(&self, req: &Request<'_>, consumer: Option<ConsumerId>) -> Verdict {
+        let (mut ctx, entry) = self.dispatch(req, &mut NoTrace);
+        match self.walk(&mut ctx, entry, Identify::Known(consumer), &mut NoTrace) {
+            Outcome::Forward if ctx.consumer.is_some() => Verdict::Allowed,
+            Outcome::Forward | Outcome::TokenEndpoint(_) => Verdict::Pass,
+            Outcome::Unauthenticated { .. } => Verdict::Unauthenticated,
+            Outcome::Denied => Verdict::Denied,
+        }
+    }
+
+    /// The walk that serves requests: path check, dispatch, the rule's
+    /// node chain, and the reply or forward its outcome calls for.
+    fn evaluate(
+        &self,
+        req: &Request<'_>,
+        host: &dyn Host,
+        memo: Option<&mut VerifiedTokens>,
+        trace: &mut impl Trace,
+    ) -> Decision {
+        if !normal_path(req.path) {
+            trace.step(|| "the path is not in normal form: refused".into());
+            return Decision::bad_request(
+                "path not in normal form (`//`, `.`, `..` or an encoded unreserved character)"
+                    .into(),
+            );
+        }
+        let (mut ctx, entry) = self.dispatch(req, trace);
+        match self.walk(&mut ctx, entry, Identify::Token { host, memo }, trace) {
+            Outcome::TokenEndpoint(scope) => oauth::token_endpoint(self, &ctx, scope, host),
+            Outcome::Unauthenticated { presented, why } => {
+                Decision::Reply(unauthorized(req, presented, why))
+            }
+            Outcome::Denied => Decision::Reply(forbidden(req)),
+            Outcome::Forward => Decision::Forward(self.forward(&ctx)),
+        }
     }
 
     /// Normalise the request, resolve its route and pick the entry node.
@@ -167,9 +239,11 @@ impl DecisionGraph {
             Some(name) => self.route_by_name.get(name).copied(),
             None => self.router.lookup(req.path),
         };
+        let mut service = req.service;
         if let Some(r) = declared.map(|i| &self.routes[i as usize]) {
             ctx.route = Some(&r.name);
-            ctx.upstream = r.upstream.as_deref();
+            ctx.upstream = r.upstream.as_ref();
+            service = service.or(r.upstream_text.as_deref());
         }
         trace.step(|| {
             format!(
@@ -181,7 +255,7 @@ impl DecisionGraph {
 
         let keys = MatchKeys {
             route: ctx.route,
-            service: req.service.or(ctx.upstream),
+            service,
             host: &ctx.host,
         };
         let node = match self.index.first_match(&keys) {
@@ -197,63 +271,39 @@ impl DecisionGraph {
         (ctx, node)
     }
 
-    /// The rule layer alone: what the policy says about `req` for a consumer
-    /// whose token is already verified (or for no consumer). No token is
-    /// parsed and no reply is built; the token endpoint is not considered.
-    pub fn rule_verdict(&self, req: &Request<'_>, consumer: Option<ConsumerId>) -> Verdict {
-        let (_, mut node) = self.dispatch(req, &mut NoTrace);
-        let mut authenticated = false;
-        loop {
-            match self.nodes[node as usize] {
-                Node::TokenEndpoint { next, .. } => node = next,
-                Node::Authenticate { scope, next } => match consumer {
-                    Some(c) if self.consumer_scope.get(c as usize) == Some(&scope) => {
-                        authenticated = true;
-                        node = next;
-                    }
-                    _ => return Verdict::Unauthenticated,
-                },
-                Node::Authorize { set, next } => match consumer {
-                    Some(c) if self.sets[set as usize].contains(c) => node = next,
-                    _ => return Verdict::Denied,
-                },
-                Node::Forward if authenticated => return Verdict::Allowed,
-                Node::Forward => return Verdict::Pass,
-            }
-        }
-    }
-
-    fn evaluate<'r>(
-        &'r self,
-        req: &'r Request<'r>,
-        host: &dyn Host,
-        mut memo: Option<&mut VerifiedTokens>,
+    /// Follow the node chain from `node` to its outcome.
+    fn walk(
+        &self,
+        ctx: &mut Ctx<'_>,
+        mut node: NodeId,
+        mut identify: Identify<'_>,
         trace: &mut impl Trace,
-    ) -> Decision {
-        if !normal_path(req.path) {
-            trace.step(|| "the path is not in normal form: refused".into());
-            return Decision::Reply(Reply {
-                status: 400,
-                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
-                body: b"Bad Request".to_vec(),
-                reason:
-                    "path not in normal form (`//`, `.`, `..` or an encoded unreserved character)"
-                        .into(),
-            });
-        }
-        let (mut ctx, mut node) = self.dispatch(req, trace);
+    ) -> Outcome {
         loop {
             match self.nodes[node as usize] {
                 Node::TokenEndpoint { scope, next } => {
                     let path = &self.scopes[scope as usize].settings.auth_path;
-                    if req.path.ends_with(path.as_str()) {
+                    if matches!(identify, Identify::Token { .. })
+                        && ctx.req.path.ends_with(path.as_str())
+                    {
                         trace.step(|| format!("path ends with `{path}`: token endpoint"));
-                        return Decision::Reply(self.token_endpoint(&ctx, scope, host));
+                        return Outcome::TokenEndpoint(scope);
                     }
                     node = next;
                 }
                 Node::Authenticate { scope, next } => {
-                    match self.authenticate(&ctx, scope, host, memo.as_deref_mut()) {
+                    let found = match &mut identify {
+                        Identify::Token { host, memo } => {
+                            self.authenticate(ctx, scope, *host, memo.as_deref_mut())
+                        }
+                        Identify::Known(Some(c))
+                            if self.consumer_scope.get(*c as usize) == Some(&scope) =>
+                        {
+                            Ok(*c)
+                        }
+                        Identify::Known(c) => Err((c.is_some(), TokenError::UnknownClient)),
+                    };
+                    match found {
                         Ok(consumer) => {
                             trace.step(|| {
                                 format!(
@@ -266,7 +316,7 @@ impl DecisionGraph {
                         }
                         Err((presented, why)) => {
                             trace.step(|| format!("authentication failed: {why}"));
-                            return Decision::Reply(self.unauthorized(req, presented, why));
+                            return Outcome::Unauthenticated { presented, why };
                         }
                     }
                 }
@@ -276,12 +326,12 @@ impl DecisionGraph {
                         .is_some_and(|(c, _)| self.sets[set as usize].contains(c));
                     if !allowed {
                         trace.step(|| "consumer not in the rule's `allow` list".into());
-                        return Decision::Reply(self.forbidden(req));
+                        return Outcome::Denied;
                     }
                     trace.step(|| "consumer is allowed".into());
                     node = next;
                 }
-                Node::Forward => return Decision::Forward(self.forward(&ctx)),
+                Node::Forward => return Outcome::Forward,
             }
         }
     }
@@ -353,77 +403,6 @@ impl DecisionGraph {
         Ok((*consumer, claims))
     }
 
-    fn token_endpoint(&self, ctx: &Ctx<'_>, scope: ScopeId, host: &dyn Host) -> Reply {
-        let s = &self.scopes[scope as usize];
-        let issued = oauth::parse_request(ctx.req).and_then(|tr| {
-            let invalid = OAuthError::InvalidClient { basic: tr.basic };
-            let (consumer, keys) = s
-                .clients
-                .get(tr.client_id.as_str())
-                .ok_or_else(|| invalid.clone())?;
-            let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
-            let genuine = match &keys.check {
-                ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
-                ClientSecret::Hashed(hash) => {
-                    host.verify_secret_hash(hash.phc(), presented.as_bytes())
-                }
-            };
-            if !genuine {
-                return Err(invalid);
-            }
-            let mut jti = [0u8; 16];
-            host.random_bytes(&mut jti);
-            let now = host.now();
-            let name: &str = &self.consumer_names[*consumer as usize];
-            let claims = Claims {
-                aud: if s.settings.global_credentials {
-                    "default".into()
-                } else {
-                    ctx.scope_key().into()
-                },
-                client_id: tr.client_id.clone(),
-                exp: now.saturating_add(s.settings.token_ttl),
-                iat: now,
-                iss: s.settings.issuer.clone(),
-                jti: token::uuid_v4(jti),
-                nbf: None,
-                // Scopes are not configurable yet: a requested scope is
-                // ignored (RFC 6749 §3.3), never signed into the token.
-                scope: None,
-                sub: name.to_string(),
-            };
-            let token = token::issue(&claims, &keys.signing)
-                .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-            Ok(oauth::token_reply(
-                &token,
-                s.settings.token_ttl,
-                format!("issued a token to consumer `{name}`"),
-            ))
-        });
-        issued.unwrap_or_else(|e| e.reply())
-    }
-
-    fn unauthorized(&self, req: &Request<'_>, presented: bool, why: TokenError) -> Reply {
-        let mut challenge = format!("Bearer realm=\"{}\"", realm(req));
-        if presented {
-            challenge.push_str(", error=\"invalid_token\"");
-        }
-        plain(401, "Invalid Jwt token", challenge, why.to_string())
-    }
-
-    fn forbidden(&self, req: &Request<'_>) -> Reply {
-        let challenge = format!(
-            "Bearer realm=\"{}\", error=\"insufficient_scope\"",
-            realm(req)
-        );
-        plain(
-            403,
-            "Access Denied",
-            challenge,
-            "consumer not allowed by the matching rule".into(),
-        )
-    }
-
     fn forward(&self, ctx: &Ctx<'_>) -> Forward {
         // `String::from`, not `to_string`: on a `Box<str>` the latter goes
         // through the formatting machinery (measurable in the guest).
@@ -449,9 +428,30 @@ impl DecisionGraph {
             remove_headers: remove,
             consumer,
             route: ctx.route.map(str::to_string),
-            upstream: ctx.upstream.map(str::to_string),
+            upstream: ctx.upstream.cloned(),
         }
     }
+}
+
+fn unauthorized(req: &Request<'_>, presented: bool, why: TokenError) -> Reply {
+    let mut challenge = format!("Bearer realm=\"{}\"", realm(req));
+    if presented {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    plain(401, "Invalid Jwt token", challenge, why.to_string())
+}
+
+fn forbidden(req: &Request<'_>) -> Reply {
+    let challenge = format!(
+        "Bearer realm=\"{}\", error=\"insufficient_scope\"",
+        realm(req)
+    );
+    plain(
+        403,
+        "Access Denied",
+        challenge,
+        "consumer not allowed by the matching rule".into(),
+    )
 }
 
 /// `Bearer <token>` with the scheme in any case and one or more spaces.

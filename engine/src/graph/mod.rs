@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 pub use consumer_set::ConsumerSet;
+pub(crate) use eval::Ctx;
 pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
 pub use verified::{MemoStats, VerifiedTokens};
@@ -32,7 +33,7 @@ use crate::model::{
     Action, ClientSecret, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret,
     Settings,
 };
-use crate::{Diagnostic, RouteInfo};
+use crate::{Diagnostic, RouteInfo, Upstream};
 
 /// Index of a node in the arena.
 pub type NodeId = u32;
@@ -72,7 +73,10 @@ pub struct ClientKeys {
 pub struct CompiledRoute {
     pub name: Box<str>,
     pub path_prefix: Option<Box<str>>,
-    pub upstream: Option<Box<str>>,
+    pub upstream: Option<Upstream>,
+    /// The upstream's canonical text: the `service` that rules match when
+    /// the host names no service of its own.
+    pub upstream_text: Option<Box<str>>,
 }
 
 /// A compiled policy.
@@ -217,7 +221,8 @@ impl DecisionGraph {
                 CompiledRoute {
                     name: r.name.as_str().into(),
                     path_prefix: r.path_prefix.as_deref().map(Into::into),
-                    upstream: r.upstream.as_deref().map(Into::into),
+                    upstream_text: r.upstream.as_ref().map(|u| u.to_string().into()),
+                    upstream: r.upstream.clone(),
                 }
             })
             .collect();
@@ -262,7 +267,7 @@ impl DecisionGraph {
         }
     }
 
-    /// The routes the policy declares, in order.
+    /// The token endpoint's paths (each scope's `auth_path`, distinct).
     pub fn token_paths(&self) -> Vec<String> {
         let mut paths: Vec<String> = Vec::new();
         for s in &self.scopes {
@@ -273,15 +278,26 @@ impl DecisionGraph {
         paths
     }
 
+    /// The routes the policy declares, in order.
     pub fn routes(&self) -> Vec<RouteInfo> {
         self.routes
             .iter()
             .map(|r| RouteInfo {
                 name: r.name.to_string(),
                 path_prefix: r.path_prefix.as_deref().map(str::to_string),
-                upstream: r.upstream.as_deref().unwrap_or("default").to_string(),
+                upstream: r.upstream.clone(),
             })
             .collect()
+    }
+
+    /// Authentication scope `scope`, compiled (for the token endpoint).
+    pub(crate) fn scope(&self, scope: ScopeId) -> &CompiledScope {
+        &self.scopes[scope as usize]
+    }
+
+    /// The name of consumer `id`.
+    pub(crate) fn consumer_name(&self, id: ConsumerId) -> &str {
+        &self.consumer_names[id as usize]
     }
 
     /// Warnings for rules that can never match because earlier rules take

@@ -595,16 +595,12 @@ impl<'s> Checker<'s> {
             }
             route.path_prefix = Some(p.to_string());
         } else {
-            let ok = t == "echo"
-                || t.strip_prefix("http://")
-                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-            if !ok {
-                return Err(self.r.err(
-                    v.span,
-                    format!("`upstream` must be `echo` or an `http://host:port` URL, found `{t}`"),
-                ));
-            }
-            route.upstream = Some(t.trim_end_matches('/').to_string());
+            let upstream = t.parse::<crate::Upstream>().map_err(|why| {
+                self.r
+                    .err(v.span, format!("invalid upstream `{t}`: {why}"))
+                    .with_help("`upstream` is `echo` or `http://host[:port][/base]`")
+            })?;
+            route.upstream = Some(upstream);
         }
         Ok(())
     }

@@ -203,7 +203,7 @@ pub struct Route {
     pub name: String,
     /// Matches the path itself and everything below it (segment boundary).
     pub path_prefix: Option<String>,
-    /// `echo` or an `http://` base URL; `None` = the host's default.
-    pub upstream: Option<String>,
+    /// Where the route sends traffic; `None` = the host's default.
+    pub upstream: Option<crate::Upstream>,
     pub span: Span,
 }

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
 
-use super::{Gateway, Upstream};
+use super::Gateway;
+use warden_engine::Upstream;
 use crate::{Clock, GuestComponent, PolicyRuntime, RuntimeOptions};
 
 const NOW: u64 = 1_700_000_000;
@@ -127,13 +128,40 @@ async fn an_absolute_target_decides_and_forwards_on_its_own_host() {
 }
 
 #[tokio::test]
-async fn oversized_bodies_are_refused() {
-    let gw = gateway(fixed()).with_body_limit(1024);
-    let req = Request::post("/a")
-        .body(Full::new(Bytes::from(vec![b'x'; 2048])))
+async fn bodies_stream_past_the_decision_unless_it_reads_them() {
+    let gw = gateway(fixed());
+    // Not a token request: decided on the head, the 3 MiB body passes unread.
+    let req = Request::post("/public")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(vec![b'x'; 3 << 20])))
         .unwrap();
-    let (status, ..) = send(&gw, req).await;
+    let (status, _, body) = send(&gw, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["body_bytes"], 3 << 20);
+
+    // A POST to the token endpoint is decided on its form body…
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        C1.0, C1.1
+    );
+    let token_post = |body: Bytes| {
+        Request::post("/a/oauth2/token")
+            .header("host", "localhost")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(body))
+            .unwrap()
+    };
+    let (status, _, body) = send(&gw, token_post(form.into())).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert!(std::str::from_utf8(&body).unwrap().contains("access_token"));
+    // …read only up to its bound: a longer one is a 413 that says so.
+    let (status, _, body) = send(&gw, token_post(Bytes::from(vec![b'a'; 20_000]))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        std::str::from_utf8(&body).unwrap().contains("at most 16384 bytes"),
+        "{body:?}"
+    );
 }
 
 #[tokio::test]

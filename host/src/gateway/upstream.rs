@@ -1,79 +1,84 @@
-//! Where forwarded requests go: the built-in echo upstream, or an HTTP
-//! upstream reached through a reverse-proxy client.
+//! The upstream phases: the request sent upstream (the client's, with the
+//! decision's edits and the body streaming through unread unless a decision
+//! read it), and the response coming back.
 //!
-//! The gateway calls [`Upstreams::send`] after it has applied the decision's
-//! header edits. `echo` answers with a JSON description of exactly what it
-//! received (so a demo or a test can see `x-mse-consumer`); an
-//! `http://host:port[/base]` upstream gets the request with hop-by-hop
-//! headers stripped, and a connection failure becomes a 502.
+//! `echo` answers with a JSON description of what it received (so a demo or
+//! a test can see `x-mse-consumer`); it drains the body and reports its
+//! length. An HTTP upstream gets the request through a pooled client with
+//! hop-by-hop headers stripped; a connection failure becomes a 502, no
+//! response headers within 30 s a 504.
 
-use std::str::FromStr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use warden_engine::{Forward, HttpUpstream, Upstream};
 
-use super::{Body, plain};
-use crate::error::HostError;
+use super::body::READ_TIMEOUT;
+use super::filter::strip_hop_by_hop;
+use super::reply::{Response, full, plain};
+use super::Body;
 
 /// How long an upstream may take to answer (headers) before a 504.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A place to forward requests to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upstream {
-    /// The built-in echo upstream.
-    Echo,
-    /// An HTTP server: `http://host:port` plus an optional base path.
-    Http { authority: String, base: String },
-}
-
-impl FromStr for Upstream {
-    type Err = HostError;
-
-    fn from_str(s: &str) -> Result<Self, HostError> {
-        if s == "echo" {
-            return Ok(Upstream::Echo);
-        }
-        let bad = |why: &str| HostError::Config(format!("invalid upstream `{s}`: {why}"));
-        let uri: Uri = s
-            .parse()
-            .map_err(|_| bad("expected `echo` or `http://host:port[/base]`"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https upstreams are not supported yet; use http")),
-            _ => return Err(bad("expected `echo` or `http://host:port[/base]`")),
-        }
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?.to_string();
-        if authority.contains('@') {
-            return Err(bad("credentials in the URL are not supported"));
-        }
-        if uri.query().is_some() {
-            return Err(bad("a query string is not allowed"));
-        }
-        let base = uri.path().trim_end_matches('/').to_owned();
-        Ok(Upstream::Http { authority, base })
-    }
-}
-
-impl std::fmt::Display for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Upstream::Echo => f.write_str("echo"),
-            Upstream::Http { authority, base } => write!(f, "http://{authority}{base}"),
+/// The request to send upstream: the client's, with the decision's edits
+/// applied (removals first, then sets) and `X-Forwarded-For` extended.
+/// `None` if an edit is not a valid header: failing closed beats forwarding
+/// without a header the policy set.
+pub(super) fn upstream_request(
+    mut parts: Parts,
+    body: Body,
+    forward: &Forward,
+    peer: Option<SocketAddr>,
+) -> Option<Request<Body>> {
+    for name in &forward.remove_headers {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            parts.headers.remove(name);
         }
     }
+    for (name, value) in &forward.set_headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                parts.headers.insert(name, value);
+            }
+            _ => {
+                tracing::error!(header = %name, "policy set an invalid header; not forwarding");
+                return None;
+            }
+        }
+    }
+    if let Some(peer) = peer {
+        let ip = peer.ip().to_string();
+        let xff = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip,
+        };
+        if let Ok(value) = HeaderValue::from_str(&xff) {
+            parts.headers.insert("x-forwarded-for", value);
+        }
+    }
+    Some(Request::from_parts(parts, body))
 }
 
 /// Sends forwarded requests; holds the pooled HTTP client.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Body>,
 }
 
 impl Default for Upstreams {
@@ -88,143 +93,88 @@ impl Default for Upstreams {
 }
 
 impl Upstreams {
-    /// Send `req` (already edited by the policy) to `upstream`.
-    pub async fn send(&self, upstream: &Upstream, req: Request<Bytes>) -> Response<Body> {
+    /// Send `req` (already edited by the policy) to `upstream`; the
+    /// response, its hop-by-hop headers removed.
+    pub async fn send(&self, upstream: &Upstream, req: Request<Body>) -> Response {
         match upstream {
-            Upstream::Echo => echo(&req),
-            Upstream::Http { authority, base } => self.proxy(authority, base, req).await,
+            Upstream::Echo => echo(req).await,
+            Upstream::Http(http) => self.proxy(http, req).await,
         }
     }
 
-    async fn proxy(&self, authority: &str, base: &str, req: Request<Bytes>) -> Response<Body> {
+    async fn proxy(&self, upstream: &HttpUpstream, req: Request<Body>) -> Response {
         let (mut parts, body) = req.into_parts();
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = match format!("http://{authority}{base}{path_and_query}").parse::<Uri>() {
-            Ok(uri) => uri,
-            Err(_) => return plain(StatusCode::BAD_GATEWAY, "bad gateway\n"),
+        let target = format!(
+            "http://{}{}{path_and_query}",
+            upstream.authority, upstream.base_path
+        );
+        // The policy compiler checked the authority and base path; a guest
+        // that sent anything else gets no request through.
+        let Ok(uri) = target.parse::<Uri>() else {
+            tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
+            return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
         };
         parts.uri = uri;
         parts.version = hyper::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
-        let out = Request::from_parts(parts, Full::new(body));
+        let out = Request::from_parts(parts, body);
         match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(out)).await {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+                hyper::Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
             }
             Ok(Err(e)) => {
-                tracing::warn!(upstream = %authority, "upstream request failed: {e}");
+                tracing::warn!(upstream = %upstream.authority, "upstream request failed: {e}");
                 plain(StatusCode::BAD_GATEWAY, "bad gateway\n")
             }
             Err(_) => {
-                tracing::warn!(upstream = %authority, "upstream timed out");
+                tracing::warn!(upstream = %upstream.authority, "upstream timed out");
                 plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n")
             }
         }
     }
 }
 
-/// The echo upstream: 200 `application/json` with what it received.
-fn echo(req: &Request<Bytes>) -> Response<Body> {
+/// The echo upstream: 200 `application/json` with what it received (the
+/// body drained and counted, never kept).
+async fn echo(req: Request<Body>) -> Response {
+    let (parts, mut body) = req.into_parts();
+    let mut body_bytes: u64 = 0;
+    let drained = tokio::time::timeout(READ_TIMEOUT, async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                body_bytes += data.len() as u64;
+            }
+        }
+        Ok::<_, super::BoxError>(())
+    })
+    .await;
+    if !matches!(drained, Ok(Ok(()))) {
+        return plain(StatusCode::BAD_REQUEST, "could not read request body\n");
+    }
     let mut headers = serde_json::Map::new();
-    for name in req.headers().keys() {
-        let values: Vec<String> = req
-            .headers()
+    for name in parts.headers.keys() {
+        let values: Vec<String> = parts
+            .headers
             .get_all(name)
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
         headers.insert(name.as_str().to_owned(), values.join(", ").into());
     }
-    let body = serde_json::json!({
-        "method": req.method().as_str(),
-        "path": req.uri().path(),
-        "query": req.uri().query().unwrap_or(""),
+    let description = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query().unwrap_or(""),
         "headers": headers,
+        "body_bytes": body_bytes,
     });
-    let mut response = Response::new(super::full(body.to_string()));
+    let mut response = hyper::Response::new(full(Bytes::from(description.to_string())));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Remove hop-by-hop headers (RFC 9110 §7.6.1), including any the
-/// `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_upstreams() {
-        assert_eq!("echo".parse::<Upstream>().unwrap(), Upstream::Echo);
-        assert_eq!(
-            "http://127.0.0.1:9000/api/".parse::<Upstream>().unwrap(),
-            Upstream::Http {
-                authority: "127.0.0.1:9000".into(),
-                base: "/api".into()
-            }
-        );
-        assert_eq!(
-            "http://localhost:9000"
-                .parse::<Upstream>()
-                .unwrap()
-                .to_string(),
-            "http://localhost:9000"
-        );
-        for bad in [
-            "",
-            "ftp://x",
-            "https://x",
-            "http://u:p@x",
-            "x y",
-            "http://x/?a=1",
-            "/path",
-        ] {
-            assert!(bad.parse::<Upstream>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn strips_hop_by_hop() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("5"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-keep"));
-    }
 }

@@ -1,0 +1,83 @@
+//! The request filter: the first phase, on the request head alone, before
+//! any policy decision and before a byte of the body is read.
+//!
+//! It refuses heads that would let the policy and the upstream disagree on
+//! what the request is (two `Host` headers), removes hop-by-hop headers (a
+//! client's `Connection: x-mse-consumer` must not remove what the policy
+//! sets), and makes an absolute-form target and `Host` agree.
+
+use hyper::StatusCode;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+
+use super::reply::{Response, plain};
+
+/// Filter the head in place; `Err` is the answer for a head refused here.
+pub(super) fn request_filter(parts: &mut Parts) -> Result<(), Response> {
+    // Two Host headers would let the policy and the upstream disagree on
+    // the host (RFC 9112 §3.2: a server must answer 400).
+    if parts.headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(plain(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
+    // Hop-by-hop headers end here, before the policy decides and edits.
+    strip_hop_by_hop(&mut parts.headers);
+    // An absolute-form target (`GET http://host/path`) overrides `Host`
+    // (RFC 9112 §3.2.2). Make them agree, so that the policy decides on
+    // the same host the upstream will see.
+    if let Some(authority) = parts.uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, value);
+    }
+    Ok(())
+}
+
+/// Remove hop-by-hop headers (RFC 9110 §7.6.1), including any the
+/// `Connection` header names.
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("5"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}
