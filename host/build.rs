@@ -20,6 +20,10 @@
 //! embeds that file instead (for packagers and cross builds); the fault tests
 //! then need `WARDEN_FAULT_GUEST_WASM=/path/to/faulty.wasm` as well, and say so.
 
+// A build script reports a broken environment by failing loudly, with the
+// reason: `expect` is its error message.
+#![allow(clippy::expect_used)]
+
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! through a protected route to a real upstream byte for byte, without the
 //! gateway holding it; a body the decision reads (a token POST) is read only
 //! up to its bound, and a longer one is a clear 413.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 mod support;
 
@@ -30,25 +31,27 @@ fn hashing_upstream() -> SocketAddr {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                        let path = req.uri().path().to_owned();
-                        let mut body = req.into_body();
-                        let (mut len, mut hash) = (0u64, Sha256::new());
-                        while let Some(frame) = body.frame().await {
-                            if let Ok(data) = frame?.into_data() {
-                                len += data.len() as u64;
-                                hash.update(&data);
+                    let service = hyper::service::service_fn(
+                        |req: hyper::Request<hyper::body::Incoming>| async move {
+                            let path = req.uri().path().to_owned();
+                            let mut body = req.into_body();
+                            let (mut len, mut hash) = (0u64, Sha256::new());
+                            while let Some(frame) = body.frame().await {
+                                if let Ok(data) = frame?.into_data() {
+                                    len += data.len() as u64;
+                                    hash.update(&data);
+                                }
                             }
-                        }
-                        let answer = serde_json::json!({
-                            "path": path,
-                            "len": len,
-                            "sha256": hex(&hash.finalize()),
-                        });
-                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(
-                            answer.to_string(),
-                        ))))
-                    });
+                            let answer = serde_json::json!({
+                                "path": path,
+                                "len": len,
+                                "sha256": hex(&hash.finalize()),
+                            });
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(
+                                answer.to_string(),
+                            ))))
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -60,7 +63,7 @@ fn hashing_upstream() -> SocketAddr {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// `len` bytes of a deterministic pseudo-random stream (xorshift), hashed

@@ -1,6 +1,7 @@
 //! End to end: the real `warden` binary, real HTTP on loopback, a real HTTP
 //! client (reqwest) and an independent JWT library (`jwt`) to read the tokens.
 //! Every example of the Higress page, on the policy files under `policies/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 mod support;
 
@@ -306,7 +307,12 @@ fn basic_credentials_with_ampersands_and_equals_signs() {
             .status()
     };
     // As reqwest (and many clients) send it, unencoded…
-    let resp = s.client.get(&url).basic_auth("a&b=c", Some("abc&anything=1")).send().unwrap();
+    let resp = s
+        .client
+        .get(&url)
+        .basic_auth("a&b=c", Some("abc&anything=1"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     // …and form-urlencoded as the RFC asks.
     assert_eq!(basic("a%26b%3Dc:abc%26anything%3D1"), 200);
@@ -349,7 +355,11 @@ fn check_reports_errors_with_line_and_column() {
         ("http://x:notaport", "the port `notaport` is not a number"),
     ] {
         let file = dir.join("bad-upstream.policy");
-        std::fs::write(&file, format!("route r {{\n  upstream \"{upstream}\"\n}}\n")).unwrap();
+        std::fs::write(
+            &file,
+            format!("route r {{\n  upstream \"{upstream}\"\n}}\n"),
+        )
+        .unwrap();
         let (code, stderr) = check(&[file.as_os_str()]);
         assert_eq!(code, Some(1), "{upstream}: {stderr}");
         assert!(stderr.contains("bad-upstream.policy:2:12"), "{stderr}");
@@ -401,7 +411,7 @@ fn explain_describes_a_decision() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("host `api.example.com`"), "{text}");
+    assert!(text.contains("hostname `api.example.com`"), "{text}");
     assert!(
         text.contains("first matching rule: rule `domains`"),
         "{text}"
@@ -518,7 +528,7 @@ fn hashed_secrets_from_the_cli_to_a_token() {
 /// worker other requests are not held up behind it.
 #[test]
 fn slow_token_requests_do_not_stall_a_worker() {
-    let phc = warden_engine::secret_hash::hash_argon2id(b"right secret", &[9; 16]).unwrap();
+    let phc = warden_engine::hash_argon2id(b"right secret", &[9; 16]).unwrap();
     let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("slow-hash.policy");
     std::fs::write(
         &file,

@@ -4,6 +4,7 @@
 //! `x-warden-fault: loop | alloc | trap`. Each such request must fail closed —
 //! 503, nothing forwarded — within 50 ms, while the gateway keeps serving
 //! everyone else, and the broken instance must be discarded and replaced.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 mod support;
 

@@ -4,6 +4,7 @@
 //! effect, and a broken file must leave the running policy in place. SIGHUP
 //! reloads without `--watch`. (The 60 s soak with RSS tracking is
 //! `scripts/soak`; this is its short, always-run sibling.)
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 mod support;
 

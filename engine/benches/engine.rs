@@ -3,28 +3,29 @@
 //! `jsonwebtoken`'s own decode/encode of the same token as the reference.
 //!
 //! Run: `cargo bench -p warden-engine --bench engine`
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use warden_engine::fixtures::{CONSUMER1 as C1, pairs, realistic_headers as headers};
+use warden_engine::internal::token::Claims;
 use warden_engine::synth::LastRule;
-use warden_engine::token::Claims;
-use warden_engine::{FixedHost, Policy, Request, VerifiedTokens};
+use warden_engine::{FixedServices, Policy, Request, VerifiedTokens};
 
 const NOW: u64 = 1_700_000_000;
 
-fn demo() -> (Policy, FixedHost) {
+fn demo() -> (Policy, FixedServices) {
     let src = include_str!("../../policies/demo.policy");
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     (
         Policy::compile(src, &host).expect("demo policy compiles"),
         host,
     )
 }
 
-fn token(policy: &Policy, host: &FixedHost) -> String {
+fn token(policy: &Policy, host: &FixedServices) -> String {
     let query = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
         C1.0, C1.1
@@ -47,7 +48,7 @@ fn token(policy: &Policy, host: &FixedHost) -> String {
 fn rule_decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("rule_decision");
     for n in [10usize, 1_000, 100_000] {
-        let host = FixedHost::at(NOW);
+        let host = FixedServices::at(NOW);
         let policy = Policy::compile(&warden_engine::synth::policy(n), &host)
             .expect("synthetic policy compiles");
         let g = policy.graph();
@@ -145,7 +146,7 @@ fn issuance(c: &mut Criterion) {
 fn compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     for n in [1_000usize, 100_000] {
         let source = warden_engine::synth::policy(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &source, |b, src| {

@@ -1,6 +1,11 @@
-//! Known values shared by the tests and benchmarks of every crate: the
-//! consumers and the sample token of the Higress page, and a realistic set of
-//! request headers. Nothing in the engine itself uses them.
+//! Known values shared by the tests and benchmarks of every crate (feature
+//! `test-util`): the consumers and the sample token of the Higress page, a
+//! realistic set of request headers, the scenario policies of `policies/`
+//! compiled natively ([`Scenario`]), and helpers that read decisions. Nothing
+//! in the engine itself uses them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test data: a failure is the test's
+
+use crate::{Decision, FixedServices, Policy};
 
 /// consumer1 of the Higress examples: (client_id, client_secret).
 pub const CONSUMER1: (&str, &str) = (
@@ -102,4 +107,50 @@ pub fn access_token(d: &crate::Decision) -> Result<String, String> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| format!("no access_token in {body}"))
+}
+
+/// The text of `policies/{name}` (the scenario policies the README shows).
+pub fn policy_source(name: &str) -> String {
+    let path = format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A scenario policy compiled natively, with the services (a fixed clock)
+/// it decides with.
+pub struct Scenario {
+    pub policy: Policy,
+    pub services: FixedServices,
+}
+
+impl Scenario {
+    /// `policies/{name}` at `now`; it must compile without warnings.
+    pub fn load(name: &str, now: u64) -> Scenario {
+        let services = FixedServices::at(now);
+        let policy = Policy::compile(&policy_source(name), &services)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(
+            policy.warnings().is_empty(),
+            "{name}: {:?}",
+            policy.warnings()
+        );
+        Scenario { policy, services }
+    }
+
+    /// Decide `req`.
+    pub fn decide(&self, req: &crate::Request<'_>) -> Decision {
+        self.policy.decide(req, &self.services)
+    }
+}
+
+/// The consumer a forward decision names (panics on any other decision).
+pub fn consumer(d: &Decision) -> Option<&str> {
+    d.forward()
+        .unwrap_or_else(|| panic!("expected forward, got {d:?}"))
+        .consumer
+        .as_deref()
+}
+
+/// The status of a reply decision; 0 for a forward.
+pub fn status(d: &Decision) -> u16 {
+    d.reply().map_or(0, |r| r.status)
 }

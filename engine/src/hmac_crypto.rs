@@ -8,7 +8,9 @@
 //! engine installs this provider instead: HS256/384/512 with RustCrypto's
 //! `hmac` and `sha2`, the same code `rust_crypto` uses for them, and an
 //! error for anything else (which Warden never asks for: the token parser
-//! refuses every `alg` but HS256 first). Native builds keep `rust_crypto`.
+//! refuses every `alg` but HS256 first). Native builds keep `rust_crypto`
+//! (there only this module's tests use the provider).
+#![cfg_attr(feature = "rust-crypto", allow(dead_code))]
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
@@ -21,7 +23,7 @@ use sha2::{Sha256, Sha384, Sha512};
 /// Install the HMAC-only provider as `jsonwebtoken`'s default, once. Does
 /// nothing when the `rust-crypto` feature is on (jsonwebtoken then uses its
 /// own) or when a provider is already installed.
-pub fn ensure_installed() {
+pub(crate) fn ensure_installed() {
     #[cfg(not(feature = "rust-crypto"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
@@ -32,7 +34,7 @@ pub fn ensure_installed() {
 }
 
 /// The provider.
-pub static PROVIDER: CryptoProvider = CryptoProvider {
+pub(crate) static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: signer,
     verifier_factory: verifier,
     key_utils: KeyUtils::new_unimplemented(),
@@ -152,7 +154,7 @@ mod tests {
         let key = EncodingKey::from_secret(b"Jefe");
         let s = signer(&Algorithm::HS256, &key).unwrap();
         let tag = s.try_sign(b"what do ya want for nothing?").unwrap();
-        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&tag);
         assert_eq!(
             hex,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"

@@ -1,41 +1,68 @@
 //! Warden's policy engine: policy text → AST → checked model → decision graph → decision.
 //!
 //! The engine is pure: it does no I/O and has no wasm-specific code. Everything
-//! with a side effect comes through the [`Host`] trait, which the WASI guest
+//! with a side effect comes through the [`Services`] trait, which the WASI guest
 //! implements over WIT imports and native callers implement directly.
 //!
 //! The stages are separate modules with separate types; nothing downstream
 //! re-parses or re-checks:
-//! - [`syntax`]: nom parser from text to an AST whose nodes carry byte spans;
-//! - [`model`]: name resolution and every semantic check, producing a checked
-//!   [`model::Model`] or [`Diagnostic`]s with spans;
-//! - [`graph`]: compiles the model into a [`graph::DecisionGraph`] (indexes built,
-//!   names resolved) and evaluates requests against it;
-//! - [`oauth`]: the token endpoint (RFC 6749 client_credentials);
-//! - [`token`]: JWT access tokens (RFC 9068, Higress-compatible HS256).
+//! - `syntax`: a hand-written recursive-descent parser (nom's token-level
+//!   parsers and error type) from text to an AST whose nodes carry byte spans;
+//! - `model`: name resolution and every semantic check, producing a checked
+//!   model or [`Diagnostic`]s with spans; `upstream` parses route upstreams;
+//! - `graph`: compiles the model into a decision graph (indexes built, names
+//!   resolved) and walks it for each request;
+//! - `oauth`: the token endpoint (RFC 6749 client_credentials);
+//! - `token`: JWT access tokens (RFC 9068, Higress-compatible HS256).
+//!
+//! The public surface is [`Policy`] and the types it speaks (listed below);
+//! the stages themselves are private, reachable for Warden's own tests and
+//! fuzzers through the hidden `internal` module. Test data and benchmark
+//! policies (`fixtures`, `synth`) need the `test-util` feature.
 #![forbid(unsafe_code)]
 
-pub mod diagnostic;
+mod diagnostic;
+#[cfg(feature = "test-util")]
 pub mod fixtures;
-pub mod graph;
-pub mod hmac_crypto;
-pub mod host;
-pub mod model;
-pub mod oauth;
-pub mod request;
-pub mod secret_hash;
-pub mod syntax;
+mod graph;
+mod hmac_crypto;
+mod model;
+mod oauth;
+mod request;
+mod secret_hash;
+mod services;
+mod syntax;
+#[cfg(feature = "test-util")]
 pub mod synth;
-pub mod token;
-pub mod upstream;
+mod token;
+mod upstream;
 
-pub use diagnostic::{Diagnostic, Severity};
-pub use graph::{DecisionGraph, VerifiedTokens};
-pub use host::{FixedHost, Host};
-pub use upstream::{HttpUpstream, Upstream, UpstreamError};
+// The public surface: what a host embedding the engine needs.
+pub use diagnostic::{Diagnostic, Severity, line_col};
+pub use graph::VerifiedTokens;
 pub use request::{
     Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, push_header, unpack_headers,
 };
+#[cfg(feature = "hash-verify")]
+pub use secret_hash::hash_argon2id;
+pub use secret_hash::verify as verify_secret_hash;
+pub use services::{FixedServices, Services};
+pub use upstream::{HttpUpstream, Upstream, UpstreamError};
+
+/// The stages' own types, for Warden's fuzz targets, benchmarks and
+/// differential tests: no stability promise, not for embedding hosts.
+#[doc(hidden)]
+#[rustfmt::skip]
+pub mod internal {
+    pub mod diagnostic { pub use crate::diagnostic::*; } // rendering, masking, capping
+    pub mod graph { pub use crate::graph::*; } // the decision graph, its indexes, the memo
+    pub mod model { pub use crate::model::*; } // the checked model
+    pub mod oauth { pub use crate::oauth::*; } // the token endpoint
+    pub mod syntax { pub use crate::syntax::*; } // the policy parser
+    pub mod token { pub use crate::token::*; } // JWT access tokens
+}
+
+use graph::DecisionGraph;
 
 /// A route the policy declares (for a standalone gateway's own routing).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +84,9 @@ impl Policy {
     /// Parse, check and compile `source`. Secrets referenced by `env:`/`file:`
     /// are resolved through `host` now, once. On failure, every error found
     /// (and any warnings) is returned.
-    pub fn compile(source: &str, host: &dyn Host) -> Result<Policy, Vec<Diagnostic>> {
+    pub fn compile(source: &str, services: &dyn Services) -> Result<Policy, Vec<Diagnostic>> {
         let ast = syntax::parse(source).map_err(|d| vec![d])?;
-        let (model, mut warnings) = model::check(source, &ast, host)?;
+        let (model, mut warnings) = model::check(source, &ast, services)?;
         let graph = DecisionGraph::compile(&model);
         warnings.extend(graph.shadow_warnings(source, &model));
         warnings.sort_by_key(|d| d.span.start);
@@ -68,24 +95,25 @@ impl Policy {
     }
 
     /// Decide one request.
-    pub fn decide(&self, req: &Request<'_>, host: &dyn Host) -> Decision {
-        self.graph.decide(req, host)
+    pub fn decide(&self, req: &Request<'_>, services: &dyn Services) -> Decision {
+        self.graph.decision(req, services, None)
     }
 
-    /// Decide one request, remembering verified tokens in `memo` (see
-    /// [`graph::VerifiedTokens`]); the decision is the one [`Self::decide`] makes.
+    /// Decide one request, remembering verified tokens in `memo` (and
+    /// trusting what it remembers: see [`VerifiedTokens`]). The decision is
+    /// always the one [`Self::decide`] makes.
     pub fn decide_with(
         &self,
         req: &Request<'_>,
-        host: &dyn Host,
-        memo: &mut graph::VerifiedTokens,
+        services: &dyn Services,
+        memo: &mut VerifiedTokens,
     ) -> Decision {
-        self.graph.decide_with(req, host, memo)
+        self.graph.decision(req, services, Some(memo))
     }
 
     /// Decide one request and describe each step taken, for humans.
-    pub fn explain(&self, req: &Request<'_>, host: &dyn Host) -> String {
-        self.graph.explain(req, host)
+    pub fn explain(&self, req: &Request<'_>, services: &dyn Services) -> String {
+        self.graph.explanation(req, services)
     }
 
     /// Warnings found while compiling.
@@ -104,6 +132,7 @@ impl Policy {
     }
 
     /// The compiled graph (for inspection: DOT output, statistics).
+    #[doc(hidden)]
     pub fn graph(&self) -> &DecisionGraph {
         &self.graph
     }

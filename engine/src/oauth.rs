@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::graph::{Ctx, DecisionGraph};
 use crate::model::{ClientSecret, ScopeId};
 use crate::token::{self, Claims};
-use crate::{Decision, Host, Reply, Request};
+use crate::{Decision, Reply, Request, Services};
 
 /// Largest form body or query accepted on the token endpoint.
 pub const MAX_PARAMS_LEN: usize = 16 * 1024;
@@ -132,7 +132,7 @@ pub(crate) fn token_endpoint(
     graph: &DecisionGraph,
     ctx: &Ctx<'_>,
     scope: ScopeId,
-    host: &dyn Host,
+    services: &dyn Services,
 ) -> Decision {
     let tr = match parse_request(ctx.req) {
         Ok(tr) => tr,
@@ -143,7 +143,7 @@ pub(crate) fn token_endpoint(
         }
         Err(Refusal::OAuth(e)) => return Decision::Reply(e.reply()),
     };
-    Decision::Reply(issue(graph, ctx, scope, host, &tr).unwrap_or_else(|e| e.reply()))
+    Decision::Reply(issue(graph, ctx, scope, services, &tr).unwrap_or_else(|e| e.reply()))
 }
 
 /// Authenticate the client of `tr` and sign its token.
@@ -151,7 +151,7 @@ fn issue(
     graph: &DecisionGraph,
     ctx: &Ctx<'_>,
     scope: ScopeId,
-    host: &dyn Host,
+    services: &dyn Services,
     tr: &TokenRequest,
 ) -> Result<Reply, OAuthError> {
     let s = graph.scope(scope);
@@ -163,14 +163,14 @@ fn issue(
     let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
     let genuine = match &keys.check {
         ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
-        ClientSecret::Hashed(hash) => host.verify_secret_hash(hash.phc(), presented.as_bytes()),
+        ClientSecret::Hashed(hash) => services.verify_secret_hash(hash.phc(), presented.as_bytes()),
     };
     if !genuine {
         return Err(invalid);
     }
     let mut jti = [0u8; 16];
-    host.random_bytes(&mut jti);
-    let now = host.now();
+    services.random_bytes(&mut jti);
+    let now = services.now();
     let name = graph.consumer_name(*consumer);
     let claims = Claims {
         aud: if s.settings.global_credentials {
@@ -189,8 +189,8 @@ fn issue(
         scope: None,
         sub: name.to_string(),
     };
-    let token = token::issue(&claims, &keys.signing)
-        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+    let token =
+        token::issue(&claims, &keys.signing).map_err(|e| OAuthError::ServerError(e.to_string()))?;
     Ok(token_reply(
         &token,
         s.settings.token_ttl,
@@ -233,7 +233,9 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, Refusal> {
         other => return Err(OAuthError::MethodNotAllowed(truncate(other)).into()),
     };
     if raw.len() > MAX_PARAMS_LEN {
-        return Err(OAuthError::InvalidRequest("the request parameters are too long".into()).into());
+        return Err(
+            OAuthError::InvalidRequest("the request parameters are too long".into()).into(),
+        );
     }
     let mut params = Params::default();
     for (k, v) in form_urlencoded::parse(raw) {

@@ -5,10 +5,10 @@
 //! ([`SecretHash::parse`]): a known algorithm, well-formed salt and hash, and
 //! cost parameters inside bounds — high enough to be worth hashing, low
 //! enough that one token request cannot tie up a gateway core for seconds.
-//! Checking a presented secret is the host's job ([`crate::Host::verify_secret_hash`]):
+//! Checking a presented secret is the host's job ([`crate::Services::verify_secret_hash`]):
 //! the hash is slow on purpose, so the wasmtime host runs it natively, off the
 //! guest's memory and time budget. [`verify`] (feature `hash-verify`) is that
-//! native check, shared by the wasmtime host and [`crate::FixedHost`].
+//! native check, shared by the wasmtime host and [`crate::FixedServices`].
 
 use std::fmt;
 

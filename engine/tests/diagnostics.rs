@@ -1,12 +1,14 @@
 //! Compile errors and warnings: the message, the help, and the exact text
 //! under the caret, so a drifting span fails a test.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
-use warden_engine::{Diagnostic, FixedHost, Policy, Severity};
+use std::fmt::Write as _;
+use warden_engine::{Diagnostic, FixedServices, Policy, Severity};
 
 const CONSUMERS: &str = "consumer alice { client_id a; client_secret sa }\nconsumer bob { client_id b; client_secret sb }\n";
 
 fn diagnostics(src: &str) -> Vec<Diagnostic> {
-    match Policy::compile(src, &FixedHost::at(0)) {
+    match Policy::compile(src, &FixedServices::at(0)) {
         Ok(p) => p.warnings().to_vec(),
         Err(e) => e,
     }
@@ -247,7 +249,7 @@ fn secrets_from_the_host() {
         help.unwrap(),
         "set the environment variable `A_SECRET` for the host"
     );
-    let mut host = FixedHost::at(0);
+    let mut host = FixedServices::at(0);
     host.secrets.push(("env:A_SECRET".into(), b"s3".to_vec()));
     assert!(Policy::compile(src, &host).is_ok());
 }
@@ -343,7 +345,10 @@ fn long_lists_of_diagnostics_are_capped_with_a_count() {
         note.line, 103,
         "the 101st shadowed rule: line 2 shadows lines 3 and on"
     );
-    let bad: String = (0..500).map(|i| format!("bogus{i} x\n")).collect();
+    let bad: String = (0..500).fold(String::new(), |mut s, i| {
+        let _ = writeln!(s, "bogus{i} x");
+        s
+    });
     let ds = diagnostics(&bad);
     assert_eq!(ds.len(), 101);
     assert_eq!(ds[100].message, "… and 400 more errors");
@@ -366,7 +371,7 @@ fn hostile_policy_files_get_errors_quickly() {
         let ds = diagnostics(src);
         assert!(ds.iter().any(|d| d.is_error()), "{name}: {ds:?}");
         assert!(
-            ds.len() <= 2 * warden_engine::diagnostic::MAX_PER_SEVERITY + 2,
+            ds.len() <= 2 * warden_engine::internal::diagnostic::MAX_PER_SEVERITY + 2,
             "{name}"
         );
         // Rendering every diagnostic stays small: a long line is not

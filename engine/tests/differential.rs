@@ -14,17 +14,19 @@
 //! decision every time: status, challenge, consumer, headers, route,
 //! upstream, and the claims of issued tokens. The rule layer alone
 //! (`rule_verdict`, a mode of the same walk) must agree too.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sha2::Sha256;
-use warden_engine::graph::{DecisionGraph, Verdict, VerifiedTokens};
-use warden_engine::model::{
+use warden_engine::internal::graph::{Verdict, VerifiedTokens};
+use warden_engine::internal::model::{
     self, Action, ClientSecret, ConsumerId, DomainPattern, INSTANCE, Matcher, Model,
 };
-use warden_engine::{Decision, FixedHost, Request, syntax};
+use warden_engine::internal::syntax;
+use warden_engine::{Decision, FixedServices, Policy, Request};
 
 /// The clock of every decision.
 const NOW: u64 = 1_800_000_000;
@@ -172,12 +174,7 @@ enum Credential {
 /// of the scope, signed with that client's secret, naming that consumer,
 /// issued by the scope's issuer, for the audience this request has, and
 /// within its lifetime (60 s of skew).
-fn reference_token(
-    m: &Model,
-    scope: u32,
-    r: &Resolved<'_>,
-    minted: &Minted,
-) -> Option<ConsumerId> {
+fn reference_token(m: &Model, scope: u32, r: &Resolved<'_>, minted: &Minted) -> Option<ConsumerId> {
     let s = &m.scopes[scope as usize];
     let &id = s.consumers.iter().find(|&&c| {
         m.consumers[c as usize]
@@ -221,7 +218,11 @@ enum Expected {
     /// 403 `insufficient_scope`.
     Forbidden,
     /// The token endpoint issued a token with these claims.
-    Issued { sub: String, aud: String, iss: String },
+    Issued {
+        sub: String,
+        aud: String,
+        iss: String,
+    },
     /// The token endpoint refused the client (400 `invalid_client`).
     InvalidClient,
 }
@@ -248,9 +249,7 @@ fn reference_decision(m: &Model, req: &Request<'_>, credential: &Credential) -> 
                 .map(|cr| (consumer, cr))
         });
         return match client {
-            Some((consumer, cr))
-                if matches!(&cr.secret, ClientSecret::Plain(k) if k.matches(minted.key.as_bytes())) =>
-            {
+            Some((consumer, cr)) if matches!(&cr.secret, ClientSecret::Plain(k) if k.matches(minted.key.as_bytes())) => {
                 Expected::Issued {
                     sub: consumer.name.clone(),
                     aud: if s.settings.global_credentials {
@@ -296,7 +295,10 @@ fn observed(d: &Decision) -> Result<Expected, String> {
                 .find(|(n, _)| n.eq_ignore_ascii_case("x-mse-consumer"))
                 .map(|(_, v)| v.clone());
             if consumer_set != f.consumer {
-                return Err(format!("consumer header {consumer_set:?} vs {:?}", f.consumer));
+                return Err(format!(
+                    "consumer header {consumer_set:?} vs {:?}",
+                    f.consumer
+                ));
             }
             if !f
                 .remove_headers
@@ -321,7 +323,9 @@ fn observed(d: &Decision) -> Result<Expected, String> {
                 401 => Ok(Expected::Unauthorized {
                     presented: challenge.contains("error=\"invalid_token\""),
                 }),
-                403 if challenge.contains("error=\"insufficient_scope\"") => Ok(Expected::Forbidden),
+                403 if challenge.contains("error=\"insufficient_scope\"") => {
+                    Ok(Expected::Forbidden)
+                }
                 200 => {
                     let body: serde_json::Value =
                         serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
@@ -373,7 +377,16 @@ const DOMAINS: &[&str] = &[
 ];
 /// Audiences tokens are minted for: every scope key a request can have.
 const AUDIENCES: &[&str] = &[
-    "default", "r0", "r1", "int-a", "a.com", "x.a.com", "api.a.com", "b.com", "x.org", "::1",
+    "default",
+    "r0",
+    "r1",
+    "int-a",
+    "a.com",
+    "x.a.com",
+    "api.a.com",
+    "b.com",
+    "x.org",
+    "::1",
 ];
 
 #[derive(Debug, Clone)]
@@ -419,9 +432,10 @@ impl GenPolicy {
             .collect();
         for (i, (_, action)) in self.rules.iter().enumerate() {
             if let GenAction::Own(scope) = action {
-                all.extend((0..scope.consumers).map(|k| {
-                    (format!("r{i}id{k}"), format!("r{i}s{k}"), format!("c{k}"))
-                }));
+                all.extend(
+                    (0..scope.consumers)
+                        .map(|k| (format!("r{i}id{k}"), format!("r{i}s{k}"), format!("c{k}"))),
+                );
             }
         }
         all
@@ -462,12 +476,14 @@ fn gen_policy() -> impl Strategy<Value = GenPolicy> {
         any::<bool>(),
         proptest::option::of(Just("other-issuer")),
     )
-        .prop_map(|(consumers, global_credentials, keep_token, issuer)| GenScope {
-            consumers,
-            global_credentials,
-            keep_token,
-            issuer,
-        });
+        .prop_map(
+            |(consumers, global_credentials, keep_token, issuer)| GenScope {
+                consumers,
+                global_credentials,
+                keep_token,
+                issuer,
+            },
+        );
     let action = prop_oneof![
         4 => proptest::collection::vec(0..4usize, 0..4).prop_map(GenAction::Allow),
         2 => own.prop_map(GenAction::Own),
@@ -732,10 +748,13 @@ proptest! {
     fn the_serving_walk_agrees_with_the_reference(policy in gen_policy(), requests in proptest::collection::vec(gen_request(), 1..12)) {
         let text = render(&policy);
         let ast = syntax::parse(&text).map_err(|d| TestCaseError::fail(format!("{d:?}\n{text}")))?;
-        let (m, _warnings) = model::check(&text, &ast, &FixedHost::at(0))
+        let (m, _warnings) = model::check(&text, &ast, &FixedServices::at(0))
             .map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
-        let graph = DecisionGraph::compile(&m);
-        let host = FixedHost::at(NOW);
+        // The production path: the policy as `Policy::compile` makes it.
+        let compiled = Policy::compile(&text, &FixedServices::at(0))
+            .map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
+        let graph = compiled.graph();
+        let host = FixedServices::at(NOW);
         // One memo for the whole case, as a guest instance keeps one: later
         // requests meet tokens that earlier ones verified.
         let mut memo = VerifiedTokens::new(8);
@@ -758,11 +777,11 @@ proptest! {
                 headers: &headers, route: r.route, service: r.service, ..Default::default()
             };
             let want = reference_decision(&m, &req, &credential);
-            let got = observed(&graph.decide_with(&req, &host, &mut memo));
+            let got = observed(&compiled.decide_with(&req, &host, &mut memo));
             prop_assert_eq!(got.as_ref(), Ok(&want), "{:?}\n{:?}\n{}", r, credential, text);
             if !r.path.ends_with("/oauth2/token") {
                 // Without the memo, the same decision.
-                let unmemoised = observed(&graph.decide(&req, &host));
+                let unmemoised = observed(&compiled.decide(&req, &host));
                 prop_assert_eq!(unmemoised.as_ref(), Ok(&want));
             }
 

@@ -2,14 +2,15 @@
 //! accepts the right secret and nothing else, tokens are signed with the
 //! scope's `signing_key` (an independent HMAC check proves which key), and
 //! every misconfiguration is a compile error at the right place.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use warden_engine::fixtures::{access_token, pairs, token_target};
-use warden_engine::secret_hash::hash_argon2id;
-use warden_engine::{Decision, FixedHost, Policy};
+use warden_engine::hash_argon2id;
+use warden_engine::{Decision, FixedServices, Policy};
 
 const NOW: u64 = 1_700_000_000;
 const SIGNING_KEY: &str = "0123456789abcdef0123456789abcdef-signing";
@@ -41,7 +42,7 @@ fn get(target: &str, token: Option<&str>) -> Decision {
     let policy = POLICY.get_or_init(|| {
         let phc = hash_argon2id(SECRET.as_bytes(), &[5; 16]).unwrap();
         let src = policy_with(&phc, Some(SIGNING_KEY));
-        Policy::compile(&src, &FixedHost::at(NOW)).expect("compiles")
+        Policy::compile(&src, &FixedServices::at(NOW)).expect("compiles")
     });
     get_on(policy, target, token)
 }
@@ -52,7 +53,7 @@ fn get_on(policy: &Policy, target: &str, token: Option<&str>) -> Decision {
     let headers = auth.unwrap_or_default();
     let headers = pairs(&headers);
     let req = warden_engine::fixtures::get("gw", target, &headers);
-    policy.decide(&req, &FixedHost::at(NOW))
+    policy.decide(&req, &FixedServices::at(NOW))
 }
 
 static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
@@ -95,7 +96,7 @@ fn with_a_signing_key_tokens_signed_with_a_client_secret_are_refused() {
     // The same consumer, its token issued by a policy without a signing key
     // (signed with the client secret, as Higress does)...
     let src = "global_auth true\nconsumer plain { client_id p1; client_secret \"plain-secret\" }\n";
-    let without = Policy::compile(src, &FixedHost::at(NOW)).unwrap();
+    let without = Policy::compile(src, &FixedServices::at(NOW)).unwrap();
     let target = token_target("/oauth2/token", ("p1", "plain-secret"));
     let token = access_token(&get_on(&without, &target, None)).unwrap();
     assert!(signed_with(&token, "plain-secret"));
@@ -143,7 +144,7 @@ fn wrong_secrets_and_the_hash_itself_are_refused() {
 #[test]
 fn pbkdf2_hashes_work_too() {
     let src = policy_with(&pbkdf2_phc("pb-secret"), Some(SIGNING_KEY));
-    let policy = Policy::compile(&src, &FixedHost::at(NOW)).expect("compiles");
+    let policy = Policy::compile(&src, &FixedServices::at(NOW)).expect("compiles");
     let target = token_target("/oauth2/token", ("h1", "pb-secret"));
     let token = access_token(&get_on(&policy, &target, None)).unwrap();
     assert!(signed_with(&token, SIGNING_KEY));
@@ -151,7 +152,7 @@ fn pbkdf2_hashes_work_too() {
 
 /// (message, text under the caret, line) of the only error.
 fn error(src: &str) -> (String, String, u32) {
-    let errors = Policy::compile(src, &FixedHost::at(NOW)).expect_err("does not compile");
+    let errors = Policy::compile(src, &FixedServices::at(NOW)).expect_err("does not compile");
     let errors: Vec<_> = errors.iter().filter(|d| d.is_error()).collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let d = errors[0];
@@ -171,7 +172,7 @@ fn misconfigurations_are_compile_errors_at_the_line() {
 
     // A short key is refused (and the hashed consumer then has no key).
     let src = policy_with(&phc, Some("too-short"));
-    let errors = Policy::compile(&src, &FixedHost::at(NOW)).unwrap_err();
+    let errors = Policy::compile(&src, &FixedServices::at(NOW)).unwrap_err();
     let d = &errors[0];
     assert!(d.message.contains("shorter than 32 bytes"), "{}", d.message);
     assert!(src[d.span.clone()].starts_with("signing_key"));
@@ -197,7 +198,7 @@ fn misconfigurations_are_compile_errors_at_the_line() {
 fn diagnostics_never_show_the_hash_or_the_key() {
     let phc = pbkdf2_phc("x");
     let src = policy_with(&phc, Some("too-short"));
-    let errors = Policy::compile(&src, &FixedHost::at(NOW)).unwrap_err();
+    let errors = Policy::compile(&src, &FixedServices::at(NOW)).unwrap_err();
     assert!(errors.len() >= 2, "{errors:#?}");
     let salt_and_hash = phc.rsplit('$').next().unwrap();
     for d in &errors {
@@ -212,7 +213,7 @@ fn diagnostics_never_show_the_hash_or_the_key() {
     }
     // One-line consumers, plain secrets, and references (not secret) shown.
     let src = "consumer c { client_id i; client_secret plain-s3cret; bogus 1 }\nconsumer d { client_id j; client_secret env SECRET_NAME }\n";
-    let errors = Policy::compile(src, &FixedHost::at(NOW)).unwrap_err();
+    let errors = Policy::compile(src, &FixedServices::at(NOW)).unwrap_err();
     let shown: String = errors.iter().map(|d| d.render("p.policy", src)).collect();
     assert!(!shown.contains("plain-s3cret"), "{shown}");
     assert!(
@@ -224,7 +225,7 @@ fn diagnostics_never_show_the_hash_or_the_key() {
 
 #[test]
 fn mask_keeps_the_caret_in_place() {
-    use warden_engine::diagnostic::mask_secrets;
+    use warden_engine::internal::diagnostic::mask_secrets;
     let line = r#"  client_secret "ab\"c" ; signing_key k3y # note"#;
     let masked = mask_secrets(line);
     assert_eq!(

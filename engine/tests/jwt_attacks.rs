@@ -10,6 +10,7 @@
 //! boundaries of the clock skew and of the length limit) make sure the forger
 //! itself is right: a mistake in it would otherwise let every case pass for
 //! the wrong reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -18,11 +19,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::{Sha256, Sha384, Sha512};
+use warden_engine::Decision;
 use warden_engine::fixtures::{
-    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
+    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN, Scenario, access_token, pairs,
+    token_target,
 };
-use warden_engine::token::{MAX_TOKEN_LEN, TYP, TokenError};
-use warden_engine::{Decision, FixedHost, Policy};
+use warden_engine::internal::token::{MAX_TOKEN_LEN, TYP, TokenError};
 
 const NOW: u64 = 1_700_000_000;
 /// The policies' defaults (`clock_skew_seconds`, `token_ttl`, `issuer`).
@@ -35,24 +37,17 @@ const SECRETS: [&str; 3] = [C1.1, C2.1, "attacker-controlled-key-0123456789abcde
 
 // ---------------------------------------------------------------- the harness
 
-struct Gateway {
-    policy: Policy,
-    host: FixedHost,
-}
+struct Harness(Scenario);
 
-impl Gateway {
-    fn load(name: &str) -> Gateway {
-        let path = format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"));
-        let source = std::fs::read_to_string(&path).unwrap();
-        let host = FixedHost::at(NOW);
-        let policy = Policy::compile(&source, &host).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        Gateway { policy, host }
+impl Harness {
+    fn load(name: &str) -> Harness {
+        Harness(Scenario::load(name, NOW))
     }
 
     fn decide(&self, target: &str, headers: &[(String, String)]) -> Decision {
         let headers = pairs(headers);
-        let req = warden_engine::fixtures::get("localhost", target, &headers);
-        self.policy.decide(&req, &self.host)
+        self.0
+            .decide(&warden_engine::fixtures::get("localhost", target, &headers))
     }
 
     /// consumer1's token from the token endpoint under `prefix`.
@@ -306,7 +301,7 @@ impl Corpus {
     }
 }
 
-fn corpus(demo: &Gateway, scoped: &Gateway) -> Vec<Case> {
+fn corpus(demo: &Harness, scoped: &Harness) -> Vec<Case> {
     let mut c = Corpus(Vec::new());
     let good = valid();
     let issued = demo.issue("/a");
@@ -1271,7 +1266,7 @@ fn check(case: &Case, d: &Decision) -> Result<(), String> {
 
 #[test]
 fn the_forger_reproduces_the_engines_signatures() {
-    let demo = Gateway::load("demo.policy");
+    let demo = Harness::load("demo.policy");
     let issued = demo.issue("/a");
     let (msg, sig) = issued.rsplit_once('.').unwrap();
     assert_eq!(b64(hs(256, SECRET1, msg.as_bytes())), sig);
@@ -1289,8 +1284,8 @@ fn the_forger_reproduces_the_engines_signatures() {
 
 #[test]
 fn jwt_attack_corpus() {
-    let demo = Gateway::load("demo.policy");
-    let scoped = Gateway::load("route-scoped.policy");
+    let demo = Harness::load("demo.policy");
+    let scoped = Harness::load("route-scoped.policy");
     let cases = corpus(&demo, &scoped);
     let mut failures = Vec::new();
     let (mut attacks, mut baselines) = (0, 0);
@@ -1345,7 +1340,7 @@ fn jwt_attack_corpus() {
 /// other JWT libraries reject them, and so does Warden.
 #[test]
 fn jose_json_is_read_strictly() {
-    let demo = Gateway::load("demo.policy");
+    let demo = Harness::load("demo.policy");
     let positional = json!([
         "default",
         C1.0,

@@ -1,35 +1,31 @@
 //! The Higress/MSE scenarios, decided natively by the engine, on the policy
 //! files under `policies/` that the README walks through.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use warden_engine::fixtures::{
-    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE, access_token,
-    token_target,
+    CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE, Scenario,
+    access_token, consumer, status, token_target,
 };
-use warden_engine::{Decision, FixedHost, Policy, Request};
+use warden_engine::{Decision, FixedServices, Policy, Request};
 
 const NOW: u64 = 1_700_000_000;
 
-struct Gateway {
-    policy: Policy,
-    host: FixedHost,
-}
+struct Harness(Scenario);
 
-impl Gateway {
-    fn load(name: &str) -> Gateway {
-        let path = format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"));
-        let source = std::fs::read_to_string(&path).unwrap();
-        let host = FixedHost::at(NOW);
-        let policy = Policy::compile(&source, &host).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert!(
-            policy.warnings().is_empty(),
-            "{name}: {:?}",
-            policy.warnings()
-        );
-        Gateway { policy, host }
+impl Harness {
+    fn load(name: &str) -> Harness {
+        Harness(Scenario::load(name, NOW))
+    }
+
+    /// `source` compiled at `NOW` (warnings allowed).
+    fn compile(source: &str) -> Harness {
+        let services = FixedServices::at(NOW);
+        let policy = Policy::compile(source, &services).unwrap();
+        Harness(Scenario { policy, services })
     }
 
     fn at(mut self, now: u64) -> Self {
-        self.host.now = now;
+        self.0.services.now = now;
         self
     }
 
@@ -52,7 +48,7 @@ impl Gateway {
             body: Some(body),
             ..Default::default()
         };
-        self.policy.decide(&req, &self.host)
+        self.0.decide(&req)
     }
 
     fn get(&self, authority: &str, target: &str, token: Option<&str>) -> Decision {
@@ -68,17 +64,6 @@ impl Gateway {
     }
 }
 
-fn consumer(d: &Decision) -> Option<&str> {
-    d.forward()
-        .unwrap_or_else(|| panic!("expected forward, got {d:?}"))
-        .consumer
-        .as_deref()
-}
-
-fn status(d: &Decision) -> u16 {
-    d.reply().map_or(0, |r| r.status)
-}
-
 fn claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
@@ -92,7 +77,7 @@ fn claims(token: &str) -> serde_json::Value {
 
 #[test]
 fn demo_route_and_domain_authorization() {
-    let gw = Gateway::load("demo.policy");
+    let gw = Harness::load("demo.policy");
     let t1 = gw.token("localhost", "/a/oauth2/token", C1);
     let t2 = gw.token("test.com", "/oauth2/token", C2);
 
@@ -192,7 +177,7 @@ fn demo_route_and_domain_authorization() {
 
 #[test]
 fn first_matching_rule_wins() {
-    let gw = Gateway::load("demo.policy");
+    let gw = Harness::load("demo.policy");
     let t1 = gw.token("localhost", "/a/oauth2/token", C1);
     let t2 = gw.token("localhost", "/a/oauth2/token", C2);
     // route-a (rule 1) and test.com (rule 2) both match: rule 1 decides.
@@ -205,7 +190,7 @@ fn first_matching_rule_wins() {
 
 #[test]
 fn issued_tokens_have_the_higress_claims() {
-    let gw = Gateway::load("demo.policy");
+    let gw = Harness::load("demo.policy");
     let t = gw.token("test.com", "/oauth2/token", C1);
     let c = claims(&t);
     assert_eq!(c["iss"], "Higress-Gateway");
@@ -219,7 +204,7 @@ fn issued_tokens_have_the_higress_claims() {
 
 #[test]
 fn token_endpoint_post_basic_and_errors() {
-    let gw = Gateway::load("demo.policy");
+    let gw = Harness::load("demo.policy");
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let body = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
@@ -313,7 +298,7 @@ fn token_endpoint_post_basic_and_errors() {
 
 #[test]
 fn route_scoped_tokens_stay_on_their_route() {
-    let gw = Gateway::load("route-scoped.policy");
+    let gw = Harness::load("route-scoped.policy");
     let ta = gw.token("localhost", "/a/oauth2/token", C1);
     let tb = gw.token("localhost", "/b/oauth2/token", C1);
     assert_eq!(claims(&ta)["aud"], "route-a");
@@ -344,7 +329,7 @@ fn route_scoped_tokens_stay_on_their_route() {
 
 #[test]
 fn shared_tokens_work_on_every_route_of_the_rule() {
-    let gw = Gateway::load("shared-tokens.policy");
+    let gw = Harness::load("shared-tokens.policy");
     let ta = gw.token("localhost", "/a/oauth2/token", C1);
     assert_eq!(claims(&ta)["aud"], "default");
     assert_eq!(
@@ -359,7 +344,7 @@ fn shared_tokens_work_on_every_route_of_the_rule() {
 
 #[test]
 fn gateway_wide_authentication() {
-    let gw = Gateway::load("gateway-wide.policy");
+    let gw = Harness::load("gateway-wide.policy");
     assert_eq!(status(&gw.get("anything.test", "/", None)), 401);
     assert_eq!(
         status(&gw.get("anything.test", "/deep/path?x=1", None)),
@@ -375,7 +360,7 @@ fn gateway_wide_authentication() {
 #[test]
 fn the_higress_sample_token_is_accepted_only_while_valid() {
     let exp = 1_687_951_463;
-    let gw = Gateway::load("demo.policy").at(1_687_944_263 + 10);
+    let gw = Harness::load("demo.policy").at(1_687_944_263 + 10);
     assert_eq!(
         consumer(&gw.get("localhost", "/a", Some(HIGRESS_SAMPLE))),
         Some("consumer1")
@@ -407,9 +392,7 @@ fn keep_token_false_removes_the_credential() {
     ))
     .unwrap()
     .replace("keep_token         true", "keep_token false");
-    let host = FixedHost::at(NOW);
-    let policy = Policy::compile(&src, &host).unwrap();
-    let gw = Gateway { policy, host };
+    let gw = Harness::compile(&src);
     let t = gw.token("x", "/oauth2/token", C1);
     let d = gw.get("x", "/", Some(&t));
     assert!(
@@ -431,11 +414,7 @@ fn custom_header_names_and_settings() {
         token_ttl 5m
         consumer c { client_id id; client_secret s3cret }
     "#;
-    let host = FixedHost::at(NOW);
-    let gw = Gateway {
-        policy: Policy::compile(src, &host).unwrap(),
-        host,
-    };
+    let gw = Harness::compile(src);
     let t = gw.token("h", "/token", ("id", "s3cret"));
     assert_eq!(
         (claims(&t)["iss"].as_str(), claims(&t)["exp"].as_u64()),
@@ -456,26 +435,14 @@ fn custom_header_names_and_settings() {
 #[test]
 fn global_auth_unset_authenticates_everything_only_without_rules() {
     let consumers = "consumer c { client_id id; client_secret s }\n";
-    let host = FixedHost::at(NOW);
-    let gw = Gateway {
-        policy: Policy::compile(consumers, &host).unwrap(),
-        host,
-    };
+    let gw = Harness::compile(consumers);
     assert_eq!(status(&gw.get("h", "/", None)), 401);
     let with_rule = format!("{consumers}rule {{ match domain [x.com]; allow [c] }}\n");
-    let host = FixedHost::at(NOW);
-    let gw = Gateway {
-        policy: Policy::compile(&with_rule, &host).unwrap(),
-        host,
-    };
+    let gw = Harness::compile(&with_rule);
     assert_eq!(consumer(&gw.get("h", "/", None)), None);
     assert_eq!(status(&gw.get("x.com", "/", None)), 401);
     let off = format!("global_auth false\n{consumers}");
-    let host = FixedHost::at(NOW);
-    let gw = Gateway {
-        policy: Policy::compile(&off, &host).unwrap(),
-        host,
-    };
+    let gw = Harness::compile(&off);
     assert_eq!(consumer(&gw.get("h", "/", None)), None);
     assert_eq!(
         gw.token("h", "/oauth2/token", ("id", "s"))
@@ -495,7 +462,7 @@ fn disabled_rules_and_host_supplied_routes_and_services() {
         rule { match route_prefix [internal-]; allow [c] }
         rule { match route [orders]; match service [orders.svc]; disable }
     "#;
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     let policy = Policy::compile(src, &host).unwrap();
     let headers = Vec::new();
     let decide = |route: Option<&str>, service: Option<&str>| {
@@ -523,7 +490,7 @@ fn disabled_rules_and_host_supplied_routes_and_services() {
 
 #[test]
 fn explain_and_dot_describe_the_decision() {
-    let gw = Gateway::load("demo.policy");
+    let gw = Harness::load("demo.policy");
     let headers = Vec::new();
     let req = Request {
         method: "GET",
@@ -532,13 +499,13 @@ fn explain_and_dot_describe_the_decision() {
         headers: &headers,
         ..Default::default()
     };
-    let text = gw.policy.explain(&req, &gw.host);
+    let text = gw.0.policy.explain(&req, &gw.0.services);
     assert!(
         text.contains("first matching rule: rule `domains`"),
         "{text}"
     );
     assert!(text.contains("reply 401 (no bearer token)"), "{text}");
-    let dot = gw.policy.graph().to_dot();
+    let dot = gw.0.policy.graph().to_dot();
     assert!(
         dot.starts_with("digraph warden {") && dot.contains("authorize"),
         "{dot}"
@@ -547,9 +514,9 @@ fn explain_and_dot_describe_the_decision() {
 
 #[test]
 fn rule_verdicts_at_scale() {
-    use warden_engine::graph::Verdict;
+    use warden_engine::internal::graph::Verdict;
     let n = 10_000;
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     let policy = Policy::compile(&warden_engine::synth::policy(n), &host).unwrap();
     let g = policy.graph();
     let headers = Vec::new();
@@ -588,11 +555,7 @@ fn rule_verdicts_at_scale() {
 #[test]
 fn ipv6_hosts_match_bracketed_patterns() {
     let src = "consumer c { client_id id; client_secret s }\nrule { match domain [\"[::1]\"]; allow [c] }\n";
-    let host = FixedHost::at(NOW);
-    let gw = Gateway {
-        policy: Policy::compile(src, &host).unwrap(),
-        host,
-    };
+    let gw = Harness::compile(src);
     assert_eq!(status(&gw.get("[::1]:8080", "/", None)), 401);
     assert_eq!(consumer(&gw.get("127.0.0.1:8080", "/", None)), None);
 }

@@ -4,12 +4,13 @@
 //! property test runs random sequences of requests — good, tampered, expired,
 //! foreign and route-bound tokens, the clock moving — through a tiny memo
 //! (constant eviction) and through none, and requires the same decisions.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use proptest::prelude::*;
 use warden_engine::fixtures::{
     CONSUMER1 as C1, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
 };
-use warden_engine::{Decision, FixedHost, Policy, VerifiedTokens, fixtures};
+use warden_engine::{Decision, FixedServices, Policy, VerifiedTokens, fixtures};
 
 const NOW: u64 = 1_700_000_000;
 /// Demo and route-scoped policies: token lifetime 7,200 s, clock skew 60 s.
@@ -21,7 +22,7 @@ fn source(name: &str) -> String {
 }
 
 fn compile(src: &str) -> Policy {
-    Policy::compile(src, &FixedHost::at(NOW)).unwrap()
+    Policy::compile(src, &FixedServices::at(NOW)).unwrap()
 }
 
 /// GET `target` with an optional bearer token, at `now`, through `memo` when given.
@@ -37,7 +38,7 @@ fn get(
         .unwrap_or_default();
     let headers = pairs(&headers);
     let req = fixtures::get("localhost", target, &headers);
-    let host = FixedHost::at(now);
+    let host = FixedServices::at(now);
     match memo {
         Some(memo) => policy.decide_with(&req, &host, memo),
         None => policy.decide(&req, &host),

@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden_engine::{FixedHost, Policy};
+use warden_engine::{FixedServices, Policy};
 
 fuzz_target!(|data: &[u8]| {
     let source = String::from_utf8_lossy(data);
-    let mut host = FixedHost::at(1_700_000_000);
+    let mut host = FixedServices::at(1_700_000_000);
     // A couple of resolvable secret references, so `env:`/`file:` paths that
     // succeed get exercised as well as the ones that fail.
     host.secrets.push(("env:A_SECRET".into(), b"s3cr3t".to_vec()));

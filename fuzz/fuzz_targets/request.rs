@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use warden_engine::{FixedHost, Policy, Request, pack_headers, unpack_headers};
+use warden_engine::{FixedServices, Policy, Request, pack_headers, unpack_headers};
 
 const DEMO: &str = include_str!("../../policies/demo.policy");
 const GATEWAY_WIDE: &str = include_str!("../../policies/gateway-wide.policy");
@@ -34,7 +34,7 @@ struct Input {
 fn policies() -> &'static [Policy; 2] {
     static P: OnceLock<[Policy; 2]> = OnceLock::new();
     P.get_or_init(|| {
-        let host = FixedHost::at(NOW);
+        let host = FixedServices::at(NOW);
         [
             Policy::compile(DEMO, &host).expect("demo.policy compiles"),
             Policy::compile(GATEWAY_WIDE, &host).expect("gateway-wide.policy compiles"),
@@ -63,9 +63,12 @@ fuzz_target!(|input: Input| {
         service: input.service.as_deref(),
         peer: input.peer.as_deref(),
     };
-    let host = FixedHost::at(NOW.saturating_add_signed(input.now_offset as i64));
+    let host = FixedServices::at(NOW.saturating_add_signed(input.now_offset as i64));
+    // Decided on the head alone too, as the gateway first does.
+    let head = Request { body: None, ..req };
     for policy in policies() {
         let _ = policy.decide(&req, &host);
+        let _ = policy.decide(&head, &host);
         let _ = policy.explain(&req, &host);
     }
 });

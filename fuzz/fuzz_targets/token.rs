@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use warden_engine::fixtures::{CONSUMER1, HIGRESS_SAMPLE_IAT};
-use warden_engine::model::Secret;
-use warden_engine::token::{self, Expect};
-use warden_engine::{FixedHost, Policy, Request};
+use warden_engine::internal::model::Secret;
+use warden_engine::internal::token::{self, Expect};
+use warden_engine::{FixedServices, Policy, Request};
 
 const DEMO: &str = include_str!("../../policies/demo.policy");
 /// Inside the Higress sample token's validity: `verify` accepts it fully.
@@ -19,7 +19,7 @@ const NOW: u64 = 1_700_000_060;
 
 fn demo() -> &'static Policy {
     static P: OnceLock<Policy> = OnceLock::new();
-    P.get_or_init(|| Policy::compile(DEMO, &FixedHost::at(NOW)).expect("demo.policy compiles"))
+    P.get_or_init(|| Policy::compile(DEMO, &FixedServices::at(NOW)).expect("demo.policy compiles"))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -46,6 +46,6 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         ..Default::default()
     };
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     let _ = demo().decide(&req, &host);
 });

@@ -7,7 +7,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use warden_engine::{FixedHost, Policy, Request, oauth};
+use warden_engine::internal::oauth;
+use warden_engine::{FixedServices, Policy, Request};
 
 const DEMO: &str = include_str!("../../policies/demo.policy");
 const NOW: u64 = 1_700_000_000;
@@ -15,7 +16,7 @@ const METHODS: [&str; 6] = ["GET", "POST", "PUT", "HEAD", "post", "OPTIONS"];
 
 fn demo() -> &'static Policy {
     static P: OnceLock<Policy> = OnceLock::new();
-    P.get_or_init(|| Policy::compile(DEMO, &FixedHost::at(NOW)).expect("demo.policy compiles"))
+    P.get_or_init(|| Policy::compile(DEMO, &FixedServices::at(NOW)).expect("demo.policy compiles"))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -44,6 +45,6 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     let _ = oauth::parse_request(&req);
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     let _ = demo().decide(&req, &host);
 });

@@ -1,39 +1,41 @@
 //! Warden's WASI component: thin glue between the WIT contract (`wit/warden.wit`)
 //! and the pure engine (`warden-engine`).
 //!
-//! It exports the `engine` interface's `policy` resource over
-//! [`warden_engine::Policy`] and implements [`warden_engine::Host`] over the
-//! imported `host` interface. Nothing else lives here: every conversion is a
+//! It exports the `decisions` interface's `policy` resource over
+//! [`warden_engine::Policy`] and implements [`warden_engine::Services`] over the
+//! imported `services` interface. Nothing else lives here: every conversion is a
 //! field-for-field copy between WIT records and engine types, and the request
 //! the engine sees borrows from the WIT record without copying.
 //!
-//! `#![forbid(unsafe_code)]` is not possible here because `wit_bindgen::generate!`
-//! and `export!` expand to `unsafe` ABI glue; this file itself writes none.
+//! The workspace's `unsafe_code` lint is allowed here, and only here, because
+//! `wit_bindgen::generate!` and `export!` expand to `unsafe` ABI glue; this
+//! file itself writes none.
+#![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 wit_bindgen::generate!({
-    world: "gateway",
+    world: "guest",
     path: "../wit",
 });
 
 use std::cell::RefCell;
 
-use exports::warden::policy::engine::{Guest, GuestPolicy, Policy as PolicyHandle};
-use warden::policy::host;
+use exports::warden::policy::decisions::{Guest, GuestPolicy, Policy as PolicyHandle};
+use warden::policy::services;
 use warden::policy::types as wit;
 use warden_engine::{Decision, VerifiedTokens, unpack_headers};
 
 /// The engine's window on the world, over the host's imports.
-struct WitHost;
+struct WitServices;
 
-impl warden_engine::Host for WitHost {
+impl warden_engine::Services for WitServices {
     fn now(&self) -> u64 {
-        host::now()
+        services::now()
     }
 
     fn random_bytes(&self, buf: &mut [u8]) {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let bytes = host::random_bytes(len);
+        let bytes = services::random_bytes(len);
         // A well-behaved host returns exactly `len` bytes. If it returns fewer,
         // fail closed rather than leave predictable bytes in a token id.
         assert!(
@@ -46,15 +48,15 @@ impl warden_engine::Host for WitHost {
     }
 
     fn secret(&self, reference: &str) -> Option<Vec<u8>> {
-        host::secret(reference)
+        services::secret(reference)
     }
 
     fn verify_secret_hash(&self, phc: &str, presented: &[u8]) -> bool {
-        host::verify_secret_hash(phc, presented)
+        services::verify_secret_hash(phc, presented)
     }
 }
 
-/// Report panics through the `host` interface instead of WASI stderr (see
+/// Report panics through the `services` interface instead of WASI stderr (see
 /// `guest-panicked` in the WIT), once per instance, before any code of ours
 /// runs in an export.
 fn report_panics_to_host() {
@@ -62,12 +64,12 @@ fn report_panics_to_host() {
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             let message = info.to_string().replace('\n', " ");
-            host::guest_panicked(&message);
+            services::guest_panicked(&message);
         }));
     });
 }
 
-/// The component: exports the `engine` interface.
+/// The component: exports the `decisions` interface.
 struct Component;
 
 impl Guest for Component {
@@ -85,7 +87,7 @@ struct CompiledPolicy {
 impl GuestPolicy for CompiledPolicy {
     fn compile(_name: String, source: String) -> Result<PolicyHandle, Vec<wit::Diagnostic>> {
         report_panics_to_host();
-        match warden_engine::Policy::compile(&source, &WitHost) {
+        match warden_engine::Policy::compile(&source, &WitServices) {
             Ok(policy) => Ok(PolicyHandle::new(CompiledPolicy {
                 policy,
                 verified: RefCell::new(VerifiedTokens::new(VerifiedTokens::DEFAULT_CAPACITY)),
@@ -102,7 +104,7 @@ impl GuestPolicy for CompiledPolicy {
             Ok(headers) => {
                 let mut verified = self.verified.borrow_mut();
                 let req = request_from_wit(&req, &headers);
-                self.policy.decide_with(&req, &WitHost, &mut verified)
+                self.policy.decide_with(&req, &WitServices, &mut verified)
             }
             Err(e) => Decision::bad_request(format!("malformed header block: {e}")),
         };
@@ -114,7 +116,7 @@ impl GuestPolicy for CompiledPolicy {
         match unpack_headers(&req.headers) {
             Ok(headers) => self
                 .policy
-                .explain(&request_from_wit(&req, &headers), &WitHost),
+                .explain(&request_from_wit(&req, &headers), &WitServices),
             Err(e) => format!("1. the request cannot be read: malformed header block: {e}\n"),
         }
     }

@@ -4,14 +4,18 @@
 //! the engine and by `jsonwebtoken` alone, in one run.
 //!
 //! Run: `cargo bench -p warden-host --bench guest`
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
+
+#[path = "../tests/support/native.rs"]
+mod native;
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use warden_engine::fixtures::{CONSUMER1 as C1, access_token, realistic_headers};
-use warden_engine::token::Claims;
-use warden_engine::{FixedHost, Policy, VerifiedTokens};
+use warden_engine::internal::token::Claims;
+use warden_engine::{FixedServices, Policy, VerifiedTokens};
 use warden_host::{Clock, GuestComponent, OwnedRequest, PolicyRuntime, RuntimeOptions};
 
 const NOW: u64 = 1_700_000_000;
@@ -57,7 +61,7 @@ fn guest(c: &mut Criterion) {
         Some("consumer1")
     );
 
-    let host = FixedHost::at(NOW);
+    let host = FixedServices::at(NOW);
     let native = Policy::compile(DEMO, &host).unwrap();
     let key = DecodingKey::from_secret(C1.1.as_bytes());
     let mut validation = Validation::new(Algorithm::HS256);
@@ -71,12 +75,12 @@ fn guest(c: &mut Criterion) {
     let fresh: Vec<OwnedRequest> = (0..4 * VerifiedTokens::DEFAULT_CAPACITY)
         .map(|_| {
             let t = token_request();
-            let d = native.decide(&t.as_engine(&t.header_pairs()), &host);
+            let d = native.decide(&native::engine_request(&t, &t.header_pairs()), &host);
             api_request(&access_token(&d).unwrap())
         })
         .collect();
     let req_pairs = req.header_pairs();
-    let native_req = req.as_engine(&req_pairs);
+    let native_req = native::engine_request(&req, &req_pairs);
     let mut group = c.benchmark_group("full_decision");
     let mut k = 0;
     group.bench_function("warden_guest", |b| {
@@ -117,7 +121,7 @@ fn guest(c: &mut Criterion) {
     });
     group.bench_function("warden_native", |b| {
         let pairs = token_req.header_pairs();
-        let native_req = token_req.as_engine(&pairs);
+        let native_req = native::engine_request(&token_req, &pairs);
         b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     group.bench_function("jsonwebtoken_encode", |b| {
@@ -140,7 +144,7 @@ fn guest(c: &mut Criterion) {
     });
     group.bench_function("native_unruled_request_12_headers", |b| {
         let pairs = open.header_pairs();
-        let native_req = open.as_engine(&pairs);
+        let native_req = native::engine_request(&open, &pairs);
         b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     let component = GuestComponent::shared().unwrap();

@@ -6,14 +6,16 @@
 //! so that native and guest evaluation look the same; this module is the only
 //! place that knows the generated WIT types.
 
-use warden_engine::{Decision, Diagnostic, Forward, HttpUpstream, Reply, RouteInfo, Severity, Upstream};
+use warden_engine::{
+    Decision, Diagnostic, Forward, HttpUpstream, Reply, RouteInfo, Severity, Upstream,
+};
 
 wasmtime::component::bindgen!({
-    world: "gateway",
+    world: "guest",
     path: "../wit",
     imports: {
         // Refusing an oversized request or an OS randomness failure traps.
-        "warden:policy/host.random-bytes": trappable,
+        "warden:policy/services.random-bytes": trappable,
     },
     ownership: Borrowing { duplicate_if_necessary: true },
 });
@@ -69,7 +71,7 @@ pub(crate) fn diagnostic_from_wit(d: wit::Diagnostic, source: &str) -> Diagnosti
     let end = source
         .floor_char_boundary((d.end as usize).max(start))
         .max(start);
-    let (line, column) = warden_engine::diagnostic::line_col(source, start);
+    let (line, column) = warden_engine::line_col(source, start);
     let severity = match d.severity {
         wit::Severity::Error => Severity::Error,
         wit::Severity::Warning => Severity::Warning,

@@ -16,7 +16,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::error::HostError;
@@ -47,7 +46,7 @@ pub fn default_dir() -> PathBuf {
 }
 
 /// The cache file for `wasm` compiled by `engine`, inside `dir`.
-pub fn artifact_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
+pub fn artifact_path(engine: &wasmtime::Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     let mut hasher = ShaHasher(Sha256::new());
     hasher.0.update(b"warden-guest\0wasmtime ");
     hasher.0.update(WASMTIME_VERSION.as_bytes());
@@ -55,13 +54,17 @@ pub fn artifact_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     hasher.0.update(wasm);
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let digest = hasher.0.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(digest);
     dir.join(format!("guest-{hex}.cwasm"))
 }
 
 /// Load the compiled component from the cache in `dir`, or compile `wasm`,
 /// store the result there, and load that.
-pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: &Path) -> Result<Component, HostError> {
+pub fn load_or_compile(
+    engine: &wasmtime::Engine,
+    wasm: &[u8],
+    dir: &Path,
+) -> Result<Component, HostError> {
     let path = artifact_path(engine, wasm, dir);
     if path.is_file() {
         match trusted_location(dir, &path)
@@ -93,8 +96,10 @@ enum Artifact<'a> {
     Bytes(&'a [u8]),
 }
 
-/// The one place that turns precompiled machine code into a component.
-fn deserialize(engine: &Engine, artifact: Artifact<'_>) -> wasmtime::Result<Component> {
+/// The one place that turns precompiled machine code into a component (the
+/// host's only `unsafe`, allowed here alone).
+#[allow(unsafe_code)]
+fn deserialize(engine: &wasmtime::Engine, artifact: Artifact<'_>) -> wasmtime::Result<Component> {
     // SAFETY: wasmtime requires that precompiled bytes come from
     // `Engine::precompile_component` of a compatible engine and are not
     // tampered with, because it maps them as executable code. `Bytes` were

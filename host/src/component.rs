@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-use crate::bindings::{Gateway, GatewayPre};
+use crate::bindings::{Guest, GuestPre};
 use crate::cache;
 use crate::error::HostError;
 use crate::services::{Clock, GuestState, SecretSnapshot};
@@ -59,8 +59,8 @@ impl Default for ComponentConfig {
 
 /// A loaded, pre-linked guest component, shared by every runtime using it.
 pub struct GuestComponent {
-    engine: Engine,
-    pre: GatewayPre<GuestState>,
+    engine: wasmtime::Engine,
+    pre: GuestPre<GuestState>,
     epoch_tick: Duration,
     pooling: bool,
     ticker_stop: Arc<AtomicBool>,
@@ -109,11 +109,11 @@ impl GuestComponent {
         let mut linker = Linker::<GuestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Component(e.into()))?;
-        Gateway::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+        Guest::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| HostError::Component(e.into()))?;
         let pre = linker
             .instantiate_pre(&component)
-            .and_then(GatewayPre::new)
+            .and_then(GuestPre::new)
             .map_err(|e| HostError::Component(e.into()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -158,7 +158,7 @@ impl GuestComponent {
         memory_limit: usize,
         secrets: SecretSnapshot,
         deadline: Duration,
-    ) -> Result<(Store<GuestState>, Gateway), HostError> {
+    ) -> Result<(Store<GuestState>, Guest), HostError> {
         let mut store = Store::new(&self.engine, GuestState::new(clock, memory_limit, secrets));
         store.limiter(|state| &mut state.limits);
         // Every call's budget is checked at each epoch tick (see
@@ -185,7 +185,7 @@ impl Drop for GuestComponent {
     }
 }
 
-fn new_engine(config: &ComponentConfig) -> Result<(Engine, bool), HostError> {
+fn new_engine(config: &ComponentConfig) -> Result<(wasmtime::Engine, bool), HostError> {
     let mut base = Config::new();
     base.epoch_interruption(true);
     if config.pooling {
@@ -201,21 +201,25 @@ fn new_engine(config: &ComponentConfig) -> Result<(Engine, bool), HostError> {
             .max_memory_size(config.max_memory);
         let mut pooled = base.clone();
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        match Engine::new(&pooled) {
+        match wasmtime::Engine::new(&pooled) {
             Ok(engine) => return Ok((engine, true)),
             Err(e) => {
                 tracing::warn!("pooling allocator unavailable, using on-demand allocation: {e:#}")
             }
         }
     }
-    Engine::new(&base)
+    wasmtime::Engine::new(&base)
         .map(|e| (e, false))
         .map_err(|e| HostError::Component(e.into()))
 }
 
 /// Advance the engine's epoch every `tick` until `stop` is set or the engine
 /// is gone. The thread holds only a weak reference to the engine.
-fn spawn_ticker(engine: &Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result<(), HostError> {
+fn spawn_ticker(
+    engine: &wasmtime::Engine,
+    tick: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<(), HostError> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("warden-epoch".into())

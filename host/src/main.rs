@@ -443,8 +443,7 @@ fn hash_secret() -> CliResult {
     }
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| HostError::Config(format!("no OS randomness: {e}")))?;
-    let phc =
-        warden_engine::secret_hash::hash_argon2id(&secret, &salt).map_err(HostError::Config)?;
+    let phc = warden_engine::hash_argon2id(&secret, &salt).map_err(HostError::Config)?;
     println!("{phc}");
     Ok(())
 }

@@ -155,26 +155,6 @@ impl OwnedRequest {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
-
-    /// The engine's borrowed view (for evaluating natively, e.g. to
-    /// compare), with `headers` from [`Self::header_pairs`].
-    pub fn as_engine<'a>(
-        &'a self,
-        headers: &'a [(&'a str, &'a str)],
-    ) -> warden_engine::Request<'a> {
-        warden_engine::Request {
-            method: &self.method,
-            scheme: &self.scheme,
-            authority: &self.authority,
-            path: &self.path,
-            query: &self.query,
-            headers,
-            body: self.body.as_deref(),
-            route: self.route.as_deref(),
-            service: self.service.as_deref(),
-            peer: self.peer.as_deref(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -187,13 +167,21 @@ mod tests {
             .header("host", "api.example.com:8080")
             .header("x-two", "1")
             .header("x-two", "2")
-            .header("x-bytes", hyper::header::HeaderValue::from_bytes(b"caf\xe9").unwrap())
+            .header(
+                "x-bytes",
+                hyper::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+            )
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
         let ctx = OwnedRequest::from_head(&parts, Some("127.0.0.1:5".parse().unwrap()));
         assert_eq!(
-            (ctx.method.as_str(), ctx.authority.as_str(), ctx.path.as_str(), ctx.query.as_str()),
+            (
+                ctx.method.as_str(),
+                ctx.authority.as_str(),
+                ctx.path.as_str(),
+                ctx.query.as_str()
+            ),
             ("GET", "api.example.com:8080", "/a/b", "x=1")
         );
         assert_eq!(ctx.body, None);

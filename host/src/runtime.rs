@@ -22,7 +22,7 @@ use wasmtime::{Store, Trap};
 use warden_engine::{Decision, Diagnostic, RouteInfo};
 
 use crate::bindings::warden::policy::types as wit;
-use crate::bindings::{self, Gateway};
+use crate::bindings::{self, Guest};
 use crate::component::GuestComponent;
 use crate::error::{HostError, LoadError};
 use crate::request::OwnedRequest;
@@ -88,7 +88,7 @@ pub struct RuntimeStats {
 /// One guest instance with the policy compiled in it.
 struct Instance {
     store: Store<GuestState>,
-    bindings: Gateway,
+    bindings: Guest,
     policy: ResourceAny,
 }
 
@@ -172,13 +172,13 @@ impl PolicyRuntime {
         // These calls are part of loading, so they get the compile deadline.
         let budget = runtime.options.compile_deadline;
         let ms = deadline_ms(&budget);
-        let engine = first.bindings.warden_policy_engine().policy();
+        let decisions = first.bindings.warden_policy_decisions().policy();
         begin_call(&mut first.store, budget);
-        let warnings = engine
+        let warnings = decisions
             .call_warnings(&mut first.store, first.policy)
             .map_err(|e| classify("warnings", ms, e, None).explained(&runtime.options))?;
         begin_call(&mut first.store, budget);
-        let routes = engine
+        let routes = decisions
             .call_routes(&mut first.store, first.policy)
             .map_err(|e| classify("routes", ms, e, None).explained(&runtime.options))?;
         runtime.warnings = warnings
@@ -186,7 +186,7 @@ impl PolicyRuntime {
             .map(|d| bindings::diagnostic_from_wit(d, source))
             .collect();
         begin_call(&mut first.store, budget);
-        runtime.token_paths = engine
+        runtime.token_paths = decisions
             .call_token_paths(&mut first.store, first.policy)
             .map_err(|e| classify("token-paths", ms, e, None).explained(&runtime.options))?;
         runtime.routes = routes.into_iter().map(bindings::route_from_wit).collect();
@@ -233,8 +233,8 @@ impl PolicyRuntime {
     /// no instance available): fail closed.
     pub fn decide(&self, req: &OwnedRequest) -> Result<Decision, HostError> {
         self.call("decide", |inst| {
-            let engine = inst.bindings.warden_policy_engine().policy();
-            engine.call_decide(&mut inst.store, inst.policy, wit_request(req))
+            let decisions = inst.bindings.warden_policy_decisions().policy();
+            decisions.call_decide(&mut inst.store, inst.policy, wit_request(req))
         })
         .map(bindings::decision_from_wit)
     }
@@ -242,8 +242,8 @@ impl PolicyRuntime {
     /// Describe, step by step, how the policy decides `req`.
     pub fn explain(&self, req: &OwnedRequest) -> Result<String, HostError> {
         self.call("explain", |inst| {
-            let engine = inst.bindings.warden_policy_engine().policy();
-            engine.call_explain(&mut inst.store, inst.policy, wit_request(req))
+            let decisions = inst.bindings.warden_policy_decisions().policy();
+            decisions.call_explain(&mut inst.store, inst.policy, wit_request(req))
         })
     }
 
@@ -328,7 +328,7 @@ impl PolicyRuntime {
         self.created.fetch_add(1, Ordering::Relaxed);
         begin_call(&mut store, compile_deadline);
         let compiled = bindings
-            .warden_policy_engine()
+            .warden_policy_decisions()
             .policy()
             .call_compile(&mut store, &self.name, &self.source)
             .map_err(|e| {

@@ -2,17 +2,21 @@
 //! (`PolicyRuntime`, no HTTP): the demo policy's decisions, diagnostics,
 //! the injected clock, secrets, deadlines, memory limits and traps, and the
 //! instance pool under concurrent use.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
+
+#[path = "support/native.rs"]
+mod native;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use warden_engine::fixtures::{
     CONSUMER1 as C1, CONSUMER2 as C2, HIGRESS_SAMPLE_TOKEN as HIGRESS_SAMPLE, access_token,
-    token_target,
+    consumer, status, token_target,
 };
 use warden_host::{
-    Clock, Decision, GuestComponent, HostError, LoadError, ManualClock, OwnedRequest, Upstream,
-    PolicyRuntime, RuntimeOptions, Severity,
+    Clock, GuestComponent, HostError, LoadError, ManualClock, OwnedRequest, PolicyRuntime,
+    RuntimeOptions, Severity, Upstream,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -60,17 +64,6 @@ fn token(rt: &PolicyRuntime, authority: &str, path: &str, client: (&str, &str)) 
             .unwrap(),
     )
     .unwrap()
-}
-
-fn consumer(d: &Decision) -> Option<&str> {
-    d.forward()
-        .unwrap_or_else(|| panic!("expected forward, got {d:?}"))
-        .consumer
-        .as_deref()
-}
-
-fn status(d: &Decision) -> u16 {
-    d.reply().map_or(0, |r| r.status)
 }
 
 #[test]
@@ -184,7 +177,7 @@ fn guest_and_native_engine_agree() {
     // clock: the guest must decide exactly as the engine does natively.
     let source = demo_source();
     let rt = demo_at(Clock::Fixed(NOW));
-    let host = warden_engine::FixedHost::at(NOW);
+    let host = warden_engine::FixedServices::at(NOW);
     let native = warden_engine::Policy::compile(&source, &host).unwrap();
     let t1 = token(&rt, "localhost", "/a/oauth2/token", C1);
     let requests = [
@@ -199,7 +192,7 @@ fn guest_and_native_engine_agree() {
     for req in &requests {
         assert_eq!(
             rt.decide(req).unwrap(),
-            native.decide(&req.as_engine(&req.header_pairs()), &host),
+            native.decide(&native::engine_request(req, &req.header_pairs()), &host),
             "{req:?}"
         );
     }
@@ -486,12 +479,12 @@ fn the_compiled_component_is_cached_on_disk_and_recovers_from_corruption() {
 #[test]
 fn hashed_secrets_are_verified_by_the_host_off_the_call_budget() {
     const KEY: &str = "0123456789abcdef0123456789abcdef-signing";
-    let phc = warden_engine::secret_hash::hash_argon2id(b"guest-secret", &[1; 16]).unwrap();
+    let phc = warden_engine::hash_argon2id(b"guest-secret", &[1; 16]).unwrap();
     // argon2id at OWASP cost takes milliseconds natively: well over this
     // budget, which the guest itself needs only microseconds of.
     let budget = Duration::from_millis(1);
     let started = Instant::now();
-    assert!(warden_engine::secret_hash::verify(&phc, b"guest-secret"));
+    assert!(warden_engine::verify_secret_hash(&phc, b"guest-secret"));
     assert!(
         started.elapsed() > budget,
         "the hash is slower than the budget"

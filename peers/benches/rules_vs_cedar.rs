@@ -59,6 +59,7 @@
 //!
 //! Run: `cargo bench -p warden-peers --bench rules_vs_cedar`
 //! (on a busy machine: `… -- --warm-up-time 1 --measurement-time 3`).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
@@ -70,9 +71,9 @@ use cedar_policy::{
 };
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use warden_engine::fixtures::pairs;
-use warden_engine::graph::Verdict;
+use warden_engine::internal::graph::Verdict;
 use warden_engine::synth::LastRule;
-use warden_engine::{FixedHost, Policy};
+use warden_engine::{FixedServices, Policy};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -296,7 +297,7 @@ impl CedarHost {
 fn rules_vs_cedar(c: &mut Criterion) {
     let mut group = c.benchmark_group("rules_vs_cedar");
     for n in [10usize, 1_000, 100_000] {
-        let host = FixedHost::at(NOW);
+        let host = FixedServices::at(NOW);
         let policy = Policy::compile(&warden_engine::synth::policy(n), &host)
             .expect("synthetic policy compiles");
         let g = policy.graph();

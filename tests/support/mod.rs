@@ -2,6 +2,7 @@
 //! on a free loopback port, its logs captured to a file, and a real HTTP
 //! client (reqwest) to talk to it.
 #![allow(dead_code)] // each suite uses part of it
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

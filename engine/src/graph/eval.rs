@@ -8,12 +8,13 @@
 //! same walk identifying the client by a known consumer instead of a token.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use super::{CompiledScope, DecisionGraph, Node, NodeId, VerifiedTokens, index::MatchKeys};
 use crate::model::{ConsumerId, ScopeId};
 use crate::oauth;
 use crate::token::{self, Claims, Expect, TokenError};
-use crate::{Decision, Forward, Host, Reply, Request, Upstream};
+use crate::{Decision, Forward, Reply, Request, Services, Upstream};
 
 /// Headers a client could send to impersonate a consumer; always removed
 /// (besides the policy's own consumer header), whatever their case.
@@ -101,16 +102,16 @@ impl Trace for Vec<String> {
 /// What is known about a request while walking the graph.
 pub(crate) struct Ctx<'r> {
     pub(crate) req: &'r Request<'r>,
-    host: Cow<'r, str>,
+    hostname: Cow<'r, str>,
     route: Option<&'r str>,
     upstream: Option<&'r Upstream>,
     consumer: Option<(ConsumerId, ScopeId)>,
 }
 
 impl Ctx<'_> {
-    /// The audience of route-scoped tokens: the route name, else the host.
+    /// The audience of route-scoped tokens: the route name, else the hostname.
     pub(crate) fn scope_key(&self) -> &str {
-        self.route.unwrap_or(&self.host)
+        self.route.unwrap_or(&self.hostname)
     }
 }
 
@@ -119,7 +120,7 @@ enum Identify<'a> {
     /// From the request's bearer token, verified (or found in the memo):
     /// how requests are served. The token endpoint answers on its path.
     Token {
-        host: &'a dyn Host,
+        services: &'a dyn Services,
         memo: Option<&'a mut VerifiedTokens>,
     },
     /// Already known (or known to be nobody): the rule layer alone. No
@@ -140,28 +141,24 @@ enum Outcome {
 }
 
 impl DecisionGraph {
-    /// Decide one request.
-    pub fn decide(&self, req: &Request<'_>, host: &dyn Host) -> Decision {
-        self.evaluate(req, host, None, &mut NoTrace)
-    }
-
-    /// Decide one request, remembering verified tokens in `memo` (and
-    /// trusting what it remembers: see [`VerifiedTokens`]). The decision is
-    /// always the one [`Self::decide`] makes.
-    pub fn decide_with(
+    /// The walk that serves requests (see [`crate::Policy::decide`]), with
+    /// `memo` when the caller keeps one, traced when `explain` asks.
+    pub(crate) fn decision(
         &self,
         req: &Request<'_>,
-        host: &dyn Host,
-        memo: &mut VerifiedTokens,
+        services: &dyn Services,
+        mut memo: Option<&mut VerifiedTokens>,
     ) -> Decision {
-        memo.bind(self.id);
-        self.evaluate(req, host, Some(memo), &mut NoTrace)
+        if let Some(m) = memo.as_deref_mut() {
+            m.bind(self.id);
+        }
+        self.evaluate(req, services, memo, &mut NoTrace)
     }
 
-    /// Decide one request and describe each step.
-    pub fn explain(&self, req: &Request<'_>, host: &dyn Host) -> String {
+    /// The walk's steps for humans, ending with its decision.
+    pub(crate) fn explanation(&self, req: &Request<'_>, services: &dyn Services) -> String {
         let mut steps = Vec::new();
-        let decision = self.evaluate(req, host, None, &mut steps);
+        let decision = self.evaluate(req, services, None, &mut steps);
         let outcome = match &decision {
             Decision::Forward(f) => format!(
                 "forward to {} (consumer: {}; set {:?}; remove {:?})",
@@ -178,11 +175,11 @@ impl DecisionGraph {
             }
         };
         steps.push(format!("decision: {outcome}"));
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{}. {s}\n", i + 1))
-            .collect()
+        let mut text = String::new();
+        for (i, step) in steps.iter().enumerate() {
+            let _ = writeln!(text, "{}. {step}", i + 1);
+        }
+        text
     }
 
     /// The rule layer alone: what the policy says about `req` for a consumer
@@ -204,7 +201,7 @@ impl DecisionGraph {
     fn evaluate(
         &self,
         req: &Request<'_>,
-        host: &dyn Host,
+        services: &dyn Services,
         memo: Option<&mut VerifiedTokens>,
         trace: &mut impl Trace,
     ) -> Decision {
@@ -216,8 +213,8 @@ impl DecisionGraph {
             );
         }
         let (mut ctx, entry) = self.dispatch(req, trace);
-        match self.walk(&mut ctx, entry, Identify::Token { host, memo }, trace) {
-            Outcome::TokenEndpoint(scope) => oauth::token_endpoint(self, &ctx, scope, host),
+        match self.walk(&mut ctx, entry, Identify::Token { services, memo }, trace) {
+            Outcome::TokenEndpoint(scope) => oauth::token_endpoint(self, &ctx, scope, services),
             Outcome::Unauthenticated { presented, why } => {
                 Decision::Reply(unauthorized(req, presented, why))
             }
@@ -230,7 +227,7 @@ impl DecisionGraph {
     fn dispatch<'r>(&'r self, req: &'r Request<'r>, trace: &mut impl Trace) -> (Ctx<'r>, NodeId) {
         let mut ctx = Ctx {
             req,
-            host: normalize_host(req.authority),
+            hostname: normalize_host(req.authority),
             route: req.route,
             upstream: None,
             consumer: None,
@@ -247,8 +244,8 @@ impl DecisionGraph {
         }
         trace.step(|| {
             format!(
-                "host `{}`, route {}",
-                ctx.host,
+                "hostname `{}`, route {}",
+                ctx.hostname,
                 ctx.route.map_or("none".into(), |r| format!("`{r}`"))
             )
         });
@@ -256,7 +253,7 @@ impl DecisionGraph {
         let keys = MatchKeys {
             route: ctx.route,
             service,
-            host: &ctx.host,
+            hostname: &ctx.hostname,
         };
         let node = match self.index.first_match(&keys) {
             Some(pos) => {
@@ -293,8 +290,8 @@ impl DecisionGraph {
                 }
                 Node::Authenticate { scope, next } => {
                     let found = match &mut identify {
-                        Identify::Token { host, memo } => {
-                            self.authenticate(ctx, scope, *host, memo.as_deref_mut())
+                        Identify::Token { services, memo } => {
+                            self.authenticate(ctx, scope, *services, memo.as_deref_mut())
                         }
                         Identify::Known(Some(c))
                             if self.consumer_scope.get(*c as usize) == Some(&scope) =>
@@ -342,7 +339,7 @@ impl DecisionGraph {
         &self,
         ctx: &Ctx<'_>,
         scope: ScopeId,
-        host: &dyn Host,
+        services: &dyn Services,
         memo: Option<&mut VerifiedTokens>,
     ) -> Result<ConsumerId, (bool, TokenError)> {
         let s = &self.scopes[scope as usize];
@@ -366,7 +363,7 @@ impl DecisionGraph {
             } else {
                 ctx.scope_key()
             }),
-            now: host.now(),
+            now: services.now(),
             skew: s.settings.clock_skew_seconds,
         };
         if let Some(memo) = memo {

@@ -128,7 +128,7 @@ pub struct MatchKeys<'a> {
     pub route: Option<&'a str>,
     pub service: Option<&'a str>,
     /// Lower case, port stripped.
-    pub host: &'a str,
+    pub hostname: &'a str,
 }
 
 /// All rule indexes of a policy.
@@ -200,12 +200,12 @@ impl RuleIndex {
         if let Some(service) = keys.service {
             take(self.service.get(service).copied());
         }
-        take(self.domain_exact.get(keys.host).copied());
+        take(self.domain_exact.get(keys.hostname).copied());
         if !self.domain_suffix.is_empty() {
-            take(self.domain_suffix.first(keys.host));
+            take(self.domain_suffix.first(keys.hostname));
         }
         if !self.domain_prefix.is_empty() {
-            take(self.domain_prefix.first(keys.host));
+            take(self.domain_prefix.first(keys.hostname));
         }
         best
     }
@@ -291,7 +291,7 @@ mod tests {
         let keys = |route, service, host| MatchKeys {
             route,
             service,
-            host,
+            hostname: host,
         };
         assert_eq!(
             i.first_match(&keys(Some("route-a"), None, "test.com")),

@@ -13,7 +13,7 @@
 //! - disabled rule: `TokenEndpoint(instance) → Forward`
 //! - no rule matched: by `global_auth` (see [`DecisionGraph::compile`]).
 
-mod consumer_set;
+mod allow_set;
 mod eval;
 pub mod index;
 mod verified;
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
-pub use consumer_set::ConsumerSet;
+pub use allow_set::AllowSet;
 pub(crate) use eval::Ctx;
 pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
@@ -96,7 +96,7 @@ pub struct DecisionGraph {
     consumer_names: Vec<Box<str>>,
     /// The scope each consumer belongs to.
     consumer_scope: Vec<ScopeId>,
-    sets: Vec<ConsumerSet>,
+    sets: Vec<AllowSet>,
     router: PathRouter,
     routes: Vec<CompiledRoute>,
     route_by_name: FxHashMap<Box<str>, u32>,
@@ -157,7 +157,7 @@ impl DecisionGraph {
                 Action::Authenticate(scope) => arena.authn(*scope, forward),
                 Action::Allow(ids) => {
                     let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
-                        sets.push(ConsumerSet::new(ids, universe));
+                        sets.push(AllowSet::new(ids, universe));
                         (sets.len() - 1) as u32
                     });
                     let authz = arena.add(Node::Authorize { set, next: forward });

@@ -15,8 +15,8 @@ pub use values::{DurationError, parse_duration};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::syntax::{File, Item, Span};
-use crate::{Diagnostic, Host};
+use crate::syntax::{File, Item, Span, Value};
+use crate::{Diagnostic, Services};
 use values::Reader;
 
 /// Settings every authentication scope (instance or rule) may set.
@@ -42,14 +42,14 @@ const MATCH_KINDS: &[&str] = &["route", "route_prefix", "service", "domain"];
 pub fn check(
     source: &str,
     file: &File,
-    host: &dyn Host,
+    services: &dyn Services,
 ) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker {
         r: Reader {
             src: source,
             lines: crate::diagnostic::LineIndex::new(source),
         },
-        host,
+        services,
         errors: Vec::new(),
         warnings: Vec::new(),
         consumers: Vec::new(),
@@ -67,7 +67,7 @@ pub fn check(
 
 struct Checker<'s> {
     r: Reader<'s>,
-    host: &'s dyn Host,
+    services: &'s dyn Services,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     consumers: Vec<Consumer>,
@@ -86,6 +86,21 @@ impl<'s> Checker<'s> {
     }
 
     /// Error unless this is the first `key` in its block.
+    /// The one value of an instance-only setting, read by `read` (set once,
+    /// else an error is reported and `None` returned).
+    fn instance_value<'i, T>(
+        &mut self,
+        seen: &mut Seen<'i>,
+        item: &'i Item,
+        read: impl FnOnce(&Reader<'s>, &str, &Value) -> Result<T, Diagnostic>,
+    ) -> Option<T> {
+        if !self.once(seen, item) {
+            return None;
+        }
+        let value = self.r.one(item).and_then(|v| read(&self.r, &item.key, v));
+        value.map_err(|d| self.errors.push(d)).ok()
+    }
+
     fn once<'i>(&mut self, seen: &mut Seen<'i>, item: &'i Item) -> bool {
         if let Some((_, first)) = seen.0.iter().find(|(k, _)| *k == item.key) {
             let line = self.r.lines.line(first.start);
@@ -140,7 +155,7 @@ impl<'s> Checker<'s> {
         let mut seen = Seen::default();
         let mut global_auth = None;
         let mut consumer_header = "x-mse-consumer".to_string();
-        let mut instance = ConsumerSet::default();
+        let mut instance = ScopeRoster::default();
         let mut routes = RouteTable::default();
         let mut rule_items = Vec::new();
 
@@ -158,27 +173,13 @@ impl<'s> Checker<'s> {
                 }
                 "rule" => rule_items.push(item),
                 "global_auth" => {
-                    if self.once(&mut seen, item) {
-                        let r = self
-                            .r
-                            .one(item)
-                            .and_then(|v| self.r.boolean("global_auth", v));
-                        match r {
-                            Ok(b) => global_auth = Some(b),
-                            Err(d) => self.errors.push(d),
-                        }
+                    if let Some(b) = self.instance_value(&mut seen, item, Reader::boolean) {
+                        global_auth = Some(b);
                     }
                 }
                 "consumer_header" => {
-                    if self.once(&mut seen, item) {
-                        let r = self
-                            .r
-                            .one(item)
-                            .and_then(|v| self.r.header_name("consumer_header", v));
-                        match r {
-                            Ok(h) => consumer_header = h,
-                            Err(d) => self.errors.push(d),
-                        }
+                    if let Some(h) = self.instance_value(&mut seen, item, Reader::header_name) {
+                        consumer_header = h;
                     }
                 }
                 key if SCOPE_SETTINGS.contains(&key) => {
@@ -326,7 +327,7 @@ impl<'s> Checker<'s> {
     }
 
     /// `consumer NAME { client_id …; client_secret … }` (or `credential { … }` blocks).
-    fn consumer(&mut self, item: &Item, scope: &mut ConsumerSet) -> Option<ConsumerId> {
+    fn consumer(&mut self, item: &Item, scope: &mut ScopeRoster) -> Option<ConsumerId> {
         let name = match item.args.as_slice() {
             [v] => match self.r.nonempty("consumer", v) {
                 Ok(n) => (n.to_string(), v.span),
@@ -416,7 +417,7 @@ impl<'s> Checker<'s> {
         &mut self,
         items: &[&Item],
         span: Span,
-        scope: &mut ConsumerSet,
+        scope: &mut ScopeRoster,
     ) -> Option<Credential> {
         let mut seen = Seen::default();
         let (mut id, mut secret, mut secret_span) = (None, None, Span::default());
@@ -492,7 +493,7 @@ impl<'s> Checker<'s> {
                 let source = kind.text().unwrap_or_default();
                 let name = self.r.nonempty(key, v)?;
                 let reference = format!("{source}:{name}");
-                self.host.secret(&reference).ok_or_else(|| {
+                self.services.secret(&reference).ok_or_else(|| {
                     self.r
                         .err(
                             kind.span.to(v.span),
@@ -632,7 +633,7 @@ impl RouteTable {
 
 /// Names and client_ids of one scope, with where they were declared.
 #[derive(Default)]
-struct ConsumerSet {
+struct ScopeRoster {
     ids: Vec<ConsumerId>,
     names: HashMap<String, (Span, ConsumerId)>,
     client_ids: HashMap<String, Span>,

@@ -13,7 +13,7 @@ impl Checker<'_> {
         &mut self,
         item: &Item,
         instance_settings: &Settings,
-        instance: &ConsumerSet,
+        instance: &ScopeRoster,
         routes: &RouteTable,
         scopes: &mut Vec<Scope>,
     ) -> Option<Rule> {
@@ -39,7 +39,7 @@ impl Checker<'_> {
         // Cloned only by a rule that changes a setting.
         let mut settings: Option<Settings> = None;
         let mut first_setting: Option<Span> = None;
-        let mut own = ConsumerSet::default();
+        let mut own = ScopeRoster::default();
         let mut first_consumer: Option<Span> = None;
         let mut allow: Option<(Vec<ConsumerId>, Span)> = None;
         let mut disable: Option<Span> = None;
@@ -263,7 +263,7 @@ impl Checker<'_> {
     }
 
     /// `allow [consumer, …]`: names of instance consumers.
-    fn allow(&mut self, item: &Item, instance: &ConsumerSet) -> Option<Vec<ConsumerId>> {
+    fn allow(&mut self, item: &Item, instance: &ScopeRoster) -> Option<Vec<ConsumerId>> {
         let v = match self.r.one(item) {
             Ok(v) => v,
             Err(d) => return self.fail(d),

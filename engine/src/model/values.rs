@@ -13,7 +13,7 @@ pub(crate) struct Reader<'s> {
 }
 
 impl<'s> Reader<'s> {
-    pub fn err(&self, span: Span, msg: impl Into<String>) -> Diagnostic {
+    pub(crate) fn err(&self, span: Span, msg: impl Into<String>) -> Diagnostic {
         Diagnostic::indexed(
             crate::Severity::Error,
             self.src,
@@ -24,7 +24,7 @@ impl<'s> Reader<'s> {
     }
 
     /// The single value of `item` (and no block).
-    pub fn one<'i>(&self, item: &'i Item) -> Result<&'i Value, Diagnostic> {
+    pub(crate) fn one<'i>(&self, item: &'i Item) -> Result<&'i Value, Diagnostic> {
         if let Some(b) = &item.block {
             return Err(self.err(b.span, format!("`{}` takes a value, not a block", item.key)));
         }
@@ -41,7 +41,7 @@ impl<'s> Reader<'s> {
     }
 
     /// A string or bare word.
-    pub fn text<'v>(&self, key: &str, v: &'v Value) -> Result<&'v str, Diagnostic> {
+    pub(crate) fn text<'v>(&self, key: &str, v: &'v Value) -> Result<&'v str, Diagnostic> {
         v.text().ok_or_else(|| {
             self.err(
                 v.span,
@@ -51,7 +51,7 @@ impl<'s> Reader<'s> {
     }
 
     /// A non-empty string or bare word.
-    pub fn nonempty<'v>(&self, key: &str, v: &'v Value) -> Result<&'v str, Diagnostic> {
+    pub(crate) fn nonempty<'v>(&self, key: &str, v: &'v Value) -> Result<&'v str, Diagnostic> {
         let t = self.text(key, v)?;
         if t.is_empty() {
             return Err(self.err(v.span, format!("`{key}` must not be empty")));
@@ -59,7 +59,7 @@ impl<'s> Reader<'s> {
         Ok(t)
     }
 
-    pub fn boolean(&self, key: &str, v: &Value) -> Result<bool, Diagnostic> {
+    pub(crate) fn boolean(&self, key: &str, v: &Value) -> Result<bool, Diagnostic> {
         match &v.kind {
             ValueKind::Word(w) if w == "true" => Ok(true),
             ValueKind::Word(w) if w == "false" => Ok(false),
@@ -73,7 +73,7 @@ impl<'s> Reader<'s> {
     }
 
     /// Seconds: `7200`, `90s`, `30m`, `2h`, `1d`, or combinations like `1h30m`.
-    pub fn duration(&self, key: &str, v: &Value) -> Result<u64, Diagnostic> {
+    pub(crate) fn duration(&self, key: &str, v: &Value) -> Result<u64, Diagnostic> {
         let bad = || {
             self.err(
                 v.span,
@@ -95,7 +95,11 @@ impl<'s> Reader<'s> {
     }
 
     /// A list of texts (a single text counts as a list of one).
-    pub fn texts<'v>(&self, key: &str, v: &'v Value) -> Result<Vec<(&'v str, Span)>, Diagnostic> {
+    pub(crate) fn texts<'v>(
+        &self,
+        key: &str,
+        v: &'v Value,
+    ) -> Result<Vec<(&'v str, Span)>, Diagnostic> {
         let items: &[Value] = match &v.kind {
             ValueKind::List(items) => items,
             _ => std::slice::from_ref(v),
@@ -111,7 +115,7 @@ impl<'s> Reader<'s> {
     }
 
     /// An HTTP header name (RFC 9110 token), returned in lower case.
-    pub fn header_name(&self, key: &str, v: &Value) -> Result<String, Diagnostic> {
+    pub(crate) fn header_name(&self, key: &str, v: &Value) -> Result<String, Diagnostic> {
         let t = self.nonempty(key, v)?;
         if !t.bytes().all(is_tchar) {
             return Err(self.err(
@@ -123,7 +127,7 @@ impl<'s> Reader<'s> {
     }
 
     /// `test.com`, `*.example.com`, `example*`.
-    pub fn domain(&self, text: &str, span: Span) -> Result<DomainPattern, Diagnostic> {
+    pub(crate) fn domain(&self, text: &str, span: Span) -> Result<DomainPattern, Diagnostic> {
         let mut lower = text.to_ascii_lowercase();
         // `[::1]`: hosts are compared without brackets (and without port).
         if let Some(inner) = lower.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {

@@ -30,7 +30,9 @@ where
     let too_large = || {
         plain(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body too large: this request is decided on its body, of at most {max} bytes\n"),
+            format!(
+                "request body too large: this request is decided on its body, of at most {max} bytes\n"
+            ),
         )
     };
     let declared = headers

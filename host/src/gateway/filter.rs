@@ -12,12 +12,15 @@ use hyper::http::request::Parts;
 
 use super::reply::{Response, plain};
 
-/// Filter the head in place; `Err` is the answer for a head refused here.
-pub(super) fn request_filter(parts: &mut Parts) -> Result<(), Response> {
+/// Filter the head in place; the answer for a head refused here, if it is.
+pub(super) fn request_filter(parts: &mut Parts) -> Option<Response> {
     // Two Host headers would let the policy and the upstream disagree on
     // the host (RFC 9112 §3.2: a server must answer 400).
     if parts.headers.get_all(header::HOST).iter().count() > 1 {
-        return Err(plain(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+        return Some(plain(
+            StatusCode::BAD_REQUEST,
+            "more than one Host header\n",
+        ));
     }
     // Hop-by-hop headers end here, before the policy decides and edits.
     strip_hop_by_hop(&mut parts.headers);
@@ -29,7 +32,7 @@ pub(super) fn request_filter(parts: &mut Parts) -> Result<(), Response> {
     {
         parts.headers.insert(header::HOST, value);
     }
-    Ok(())
+    None
 }
 
 /// Remove hop-by-hop headers (RFC 9110 §7.6.1), including any the

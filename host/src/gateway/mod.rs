@@ -37,9 +37,9 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use hyper::Request;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -196,7 +196,7 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = req.into_parts();
-        if let Err(refused) = filter::request_filter(&mut parts) {
+        if let Some(refused) = filter::request_filter(&mut parts) {
             return refused;
         }
         // This request finishes on the policy it starts with.

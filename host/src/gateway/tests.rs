@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
 
 use super::Gateway;
-use warden_engine::Upstream;
 use crate::{Clock, GuestComponent, PolicyRuntime, RuntimeOptions};
+use warden_engine::Upstream;
 
 const NOW: u64 = 1_700_000_000;
 const C1: (&str, &str) = (
@@ -159,7 +159,9 @@ async fn bodies_stream_past_the_decision_unless_it_reads_them() {
     let (status, _, body) = send(&gw, token_post(Bytes::from(vec![b'a'; 20_000]))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
-        std::str::from_utf8(&body).unwrap().contains("at most 16384 bytes"),
+        std::str::from_utf8(&body)
+            .unwrap()
+            .contains("at most 16384 bytes"),
         "{body:?}"
     );
 }

@@ -21,10 +21,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use warden_engine::{Forward, HttpUpstream, Upstream};
 
+use super::Body;
 use super::body::READ_TIMEOUT;
 use super::filter::strip_hop_by_hop;
 use super::reply::{Response, full, plain};
-use super::Body;
 
 /// How long an upstream may take to answer (headers) before a 504.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);

@@ -127,7 +127,6 @@ pub(super) fn thread_cpu_time() -> Option<Duration> {
     None
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

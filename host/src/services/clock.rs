@@ -96,7 +96,6 @@ impl HostWallClock for WasiWallClock {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

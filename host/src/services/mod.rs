@@ -21,12 +21,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::warden::policy::{host, types};
+use crate::bindings::warden::policy::{services, types};
 pub(crate) use budget::CallBudget;
-pub use budget::{MAX_HOST_WORK, WALL_CLOCK_BACKSTOP};
 use budget::thread_cpu_time;
-pub use clock::{Clock, ManualClock};
+pub use budget::{MAX_HOST_WORK, WALL_CLOCK_BACKSTOP};
 use clock::WasiWallClock;
+pub use clock::{Clock, ManualClock};
 pub use output::GuestOutput;
 pub use secrets::{SecretSnapshot, resolve_secret};
 
@@ -138,7 +138,7 @@ impl WasiView for GuestState {
 
 impl types::Host for GuestState {}
 
-impl host::Host for GuestState {
+impl services::Host for GuestState {
     fn now(&mut self) -> u64 {
         self.clock.now()
     }
@@ -158,7 +158,7 @@ impl host::Host for GuestState {
         // Natively, and off the guest's budget: the hash is slow on purpose.
         let before = thread_cpu_time();
         let started = Instant::now();
-        let genuine = warden_engine::secret_hash::verify(&phc, &presented);
+        let genuine = warden_engine::verify_secret_hash(&phc, &presented);
         let wall = started.elapsed();
         let cpu = match (before, thread_cpu_time()) {
             (Some(a), Some(b)) => b.saturating_sub(a),
@@ -183,4 +183,3 @@ impl host::Host for GuestState {
         value
     }
 }
-

@@ -98,7 +98,6 @@ impl tokio::io::AsyncWrite for GuestOutput {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,6 @@ fn os_bytes(value: std::ffi::OsString) -> Vec<u8> {
     value.to_string_lossy().into_owned().into_bytes()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

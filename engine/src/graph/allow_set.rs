@@ -5,12 +5,12 @@
 use crate::model::ConsumerId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsumerSet {
+pub enum AllowSet {
     Bits(Box<[u64]>),
     Sorted(Box<[ConsumerId]>),
 }
 
-impl ConsumerSet {
+impl AllowSet {
     /// `ids` sorted and deduplicated, each `< universe`.
     pub fn new(ids: &[ConsumerId], universe: usize) -> Self {
         let words = universe.div_ceil(64);
@@ -19,18 +19,18 @@ impl ConsumerSet {
             for &id in ids {
                 bits[id as usize / 64] |= 1 << (id % 64);
             }
-            ConsumerSet::Bits(bits.into())
+            AllowSet::Bits(bits.into())
         } else {
-            ConsumerSet::Sorted(ids.into())
+            AllowSet::Sorted(ids.into())
         }
     }
 
     pub fn contains(&self, id: ConsumerId) -> bool {
         match self {
-            ConsumerSet::Bits(bits) => bits
+            AllowSet::Bits(bits) => bits
                 .get(id as usize / 64)
                 .is_some_and(|w| w & (1 << (id % 64)) != 0),
-            ConsumerSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
+            AllowSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
         }
     }
 }
@@ -46,19 +46,16 @@ mod tests {
                 .filter(|i| i % 7 == 3)
                 .take(20)
                 .collect();
-            let set = ConsumerSet::new(&ids, universe);
+            let set = AllowSet::new(&ids, universe);
             for id in 0..universe as u32 {
                 assert_eq!(set.contains(id), ids.contains(&id), "{universe} {id}");
             }
             assert!(!set.contains(universe as u32 + 64));
         }
         assert!(matches!(
-            ConsumerSet::new(&[1, 2], 100_000),
-            ConsumerSet::Sorted(_)
+            AllowSet::new(&[1, 2], 100_000),
+            AllowSet::Sorted(_)
         ));
-        assert!(matches!(
-            ConsumerSet::new(&[1, 2], 100),
-            ConsumerSet::Bits(_)
-        ));
+        assert!(matches!(AllowSet::new(&[1, 2], 100), AllowSet::Bits(_)));
     }
 }

@@ -1,12 +1,12 @@
-//! The engine's only window on the world.
+//! The engine's only window on the world: the [`Services`] its host supplies.
 //!
 //! Everything with a side effect — the clock, randomness, secrets kept outside
-//! the policy text — comes through [`Host`]. The guest implements it over the
-//! WIT `host` imports; native tests and benchmarks implement it directly. That
-//! keeps the engine pure and deterministic given its host.
+//! the policy text — comes through [`Services`]. The guest implements it over
+//! the WIT `services` imports; native tests and benchmarks implement it
+//! directly. That keeps the engine pure and deterministic given its host.
 
 /// Services the engine asks of whoever embeds it.
-pub trait Host {
+pub trait Services {
     /// Wall-clock time in whole seconds since the Unix epoch.
     fn now(&self) -> u64;
     /// Fill `buf` with cryptographically secure random bytes.
@@ -26,23 +26,23 @@ pub trait Host {
 /// A deterministic host for tests, benchmarks and tools: a fixed clock,
 /// a counter for randomness and a fixed table of secrets.
 #[derive(Debug, Default)]
-pub struct FixedHost {
+pub struct FixedServices {
     pub now: u64,
     pub secrets: Vec<(String, Vec<u8>)>,
     counter: std::sync::atomic::AtomicU64,
 }
 
-impl FixedHost {
+impl FixedServices {
     /// A host whose clock reads `now`.
     pub fn at(now: u64) -> Self {
-        FixedHost {
+        FixedServices {
             now,
             ..Default::default()
         }
     }
 }
 
-impl Host for FixedHost {
+impl Services for FixedServices {
     fn now(&self) -> u64 {
         self.now
     }
