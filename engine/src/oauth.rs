@@ -25,13 +25,13 @@ pub const MAX_PARAMS_LEN: usize = 16 * 1024;
 /// A token request's parameters, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
-    pub grant_type: String,
-    pub client_id: String,
+    grant_type: String,
+    client_id: String,
     /// `None` when missing (reported as `invalid_client` after the lookup, like Higress).
-    pub client_secret: Option<String>,
-    pub scope: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
     /// The client authenticated with HTTP Basic.
-    pub basic: bool,
+    basic: bool,
 }
 
 /// An RFC 6749 §5.2 error.

@@ -61,12 +61,12 @@ pub struct File {
 /// `key value* { block }?`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
-    pub key: String,
-    pub key_span: Span,
-    pub args: Vec<Value>,
-    pub block: Option<Block>,
+    pub(crate) key: String,
+    pub(crate) key_span: Span,
+    pub(crate) args: Vec<Value>,
+    pub(crate) block: Option<Block>,
     /// From the key to the end of the last value or block.
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// `{ item* }`

@@ -642,7 +642,13 @@ fn gen_credential() -> impl Strategy<Value = GenCredential> {
         1 => Just(GenCredential::None),
         1 => prop_oneof![Just("Bearer not.a.jwt"), Just("Basic aWQ6cw=="), Just("Bearer")]
             .prop_map(GenCredential::Junk),
-        8 => (0..16usize, kind, 0..AUDIENCES.len())
+        // Audience: `default` (the shared kind), the scope key this very
+        // request has (the route-scoped kind, issued here), or another.
+        8 => (0..16usize, kind, prop_oneof![
+                2 => Just(0usize),
+                2 => Just(AUDIENCES.len()),
+                1 => 0..AUDIENCES.len(),
+            ])
             .prop_map(|(c, k, a)| GenCredential::Token(c, k, a)),
     ]
 }
@@ -702,8 +708,9 @@ fn gen_request() -> impl Strategy<Value = GenRequest> {
         )
 }
 
-/// The credential `g` stands for, in `policy`.
-fn credential(policy: &GenPolicy, g: &GenCredential) -> Credential {
+/// The credential `g` stands for, in `policy`, on a request whose scope
+/// key (route, else hostname) is `scope_key`.
+fn credential(policy: &GenPolicy, g: &GenCredential, scope_key: &str) -> Credential {
     let (c, kind, aud) = match g {
         GenCredential::None => return Credential::None,
         GenCredential::Junk(v) => return Credential::Junk(v),
@@ -726,7 +733,7 @@ fn credential(policy: &GenPolicy, g: &GenCredential) -> Credential {
         key: secret,
         sub: name,
         iss: issuer.to_string(),
-        aud: AUDIENCES[*aud].to_string(),
+        aud: AUDIENCES.get(*aud).map_or(scope_key, |a| a).to_string(),
         iat: NOW - 100,
         exp: NOW + 7100,
     };
@@ -759,7 +766,13 @@ proptest! {
         // requests meet tokens that earlier ones verified.
         let mut memo = VerifiedTokens::new(8);
         for r in &requests {
-            let credential = credential(&policy, &r.credential);
+            let head = Request {
+                method: "GET", scheme: "http", authority: r.authority, path: r.path,
+                route: r.route, service: r.service, ..Default::default()
+            };
+            let resolved = resolve(&m, &head);
+            let scope_key = resolved.route.clone().unwrap_or(resolved.host.clone());
+            let credential = credential(&policy, &r.credential, &scope_key);
             // On a token path the credential is the client's id and secret
             // (a made-up client when there is no token to take them from).
             let (header, query) = match (&credential, r.path.ends_with("/oauth2/token")) {

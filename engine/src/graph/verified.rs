@@ -25,6 +25,7 @@
 //! revocation state of its own.
 
 use std::hash::Hasher as _;
+use subtle::ConstantTimeEq;
 
 use rustc_hash::FxHasher;
 
@@ -176,6 +177,8 @@ impl VerifiedTokens {
 
 /// Whether `a` and `b` are the same text, in time that depends only on their
 /// lengths (which are not secret: every token of a policy has about the same).
+/// `subtle` compares, a 64-bit word at a time (its byte-slice comparison
+/// costs a barrier per byte: a third of a microsecond per token).
 fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
@@ -183,14 +186,11 @@ fn same_text(a: &str, b: &str) -> bool {
     }
     let (a_words, a_tail) = a.as_chunks::<8>();
     let (b_words, b_tail) = b.as_chunks::<8>();
-    let mut diff = 0u64;
+    let mut same = a_tail.ct_eq(b_tail);
     for (x, y) in a_words.iter().zip(b_words) {
-        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
+        same &= u64::from_ne_bytes(*x).ct_eq(&u64::from_ne_bytes(*y));
     }
-    for (x, y) in a_tail.iter().zip(b_tail) {
-        diff |= u64::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
+    same.into()
 }
 
 #[cfg(test)]
