@@ -20,6 +20,7 @@ pub mod reload;
 pub mod request;
 pub mod runtime;
 pub mod services;
+pub mod tls;
 
 pub use component::{ComponentConfig, GUEST_WASM, GuestComponent};
 pub use error::{HostError, LoadError};

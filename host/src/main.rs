@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use warden_host::Upstream;
 use warden_host::gateway::Gateway;
 use warden_host::reload::{Reload, Reloader};
+use warden_host::tls::{self, TrustedNet, TrustedProxies};
 use warden_host::{
     ComponentConfig, GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime,
     RuntimeOptions,
@@ -62,9 +63,11 @@ enum Command {
         /// exporting warden:policy@0.2.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
-        /// Address to listen on.
+        /// Address to listen on (plain HTTP/1.1).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Where to forward requests whose route names no upstream: `echo` or `http://host:port[/base]`.
         #[arg(long, value_name = "URL", default_value = "echo")]
         upstream: Upstream,
@@ -109,6 +112,24 @@ enum Command {
     },
 }
 
+/// HTTPS beside the plain listener, and whose `X-Forwarded-Proto` counts.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Also serve HTTPS here (HTTP/1.1 and h2 by ALPN); needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<SocketAddr>,
+    /// The certificate chain for --tls-listen (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_cert: Option<PathBuf>,
+    /// The private key for --tls-listen (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_key: Option<PathBuf>,
+    /// A proxy (CIDR or address; repeatable) whose `X-Forwarded-Proto` says
+    /// the scheme on the plain listener; from anyone else it is ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<TrustedNet>,
+}
+
 #[derive(clap::Args)]
 struct Limits {
     /// Most CPU time a single policy decision may use in the guest, in milliseconds
@@ -131,6 +152,7 @@ fn main() -> ExitCode {
             watch_ms,
             guest,
             listen,
+            tls,
             upstream,
             workers,
             limits,
@@ -141,7 +163,7 @@ fn main() -> ExitCode {
                 every: Duration::from_millis(watch_ms),
             },
             guest,
-            listen,
+            (listen, &tls),
             upstream,
             workers,
             &limits,
@@ -230,11 +252,21 @@ fn serve(
     policy: Option<PathBuf>,
     watch: Watch,
     guest: Option<PathBuf>,
-    listen: SocketAddr,
+    (listen, tls): (SocketAddr, &TlsArgs),
     upstream: Upstream,
     workers: Option<u16>,
     limits: &Limits,
 ) -> CliResult {
+    // Certificate and key are read before anything else: a bad file is
+    // reported at once, not after the policy has compiled.
+    let tls_config = match (&tls.tls_listen, &tls.tls_cert, &tls.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => Some((*addr, tls::server_config(cert, key)?)),
+        _ => None,
+    };
+    let mut trusted = TrustedProxies::default();
+    for net in &tls.trusted_proxies {
+        trusted.push(net.0);
+    }
     let workers = workers.map_or_else(
         || warden_host::gateway::default_workers().min(120),
         usize::from,
@@ -299,12 +331,42 @@ fn serve(
             .await
             .map_err(|e| HostError::Config(format!("could not listen on {listen}: {e}")))?;
         let addr = listener.local_addr()?;
+        let tls_listener = match &tls_config {
+            Some((tls_addr, config)) => {
+                let bound = tokio::net::TcpListener::bind(tls_addr).await.map_err(|e| {
+                    HostError::Config(format!("could not listen on {tls_addr}: {e}"))
+                })?;
+                Some((bound, Arc::clone(config)))
+            }
+            None => None,
+        };
         println!("warden listening on http://{addr}");
+        if let Some((bound, _)) = &tls_listener {
+            println!("warden listening on https://{}", bound.local_addr()?);
+        }
         std::io::stdout().flush()?;
         tracing::info!(policy = %name, %upstream, "serving");
-        let gateway = Arc::new(Gateway::new(runtime, upstream));
+        let gateway = Arc::new(Gateway::new(runtime, upstream).with_trusted_proxies(trusted));
         tokio::spawn(reload_policy(reloader, hangup, watch, Arc::clone(&gateway)));
-        gateway.serve(listener, shutdown_signal()).await?;
+        // One shutdown signal for both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|&stop| stop).await;
+        };
+        let plain = Arc::clone(&gateway).serve(listener, until_stopped(stopped.clone()));
+        match tls_listener {
+            Some((bound, config)) => {
+                let secure = gateway.serve_tls(bound, config, until_stopped(stopped));
+                let (a, b) = tokio::join!(plain, secure);
+                a?;
+                b?;
+            }
+            None => plain.await?,
+        }
         tracing::info!("stopped");
         Ok(())
     })

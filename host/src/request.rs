@@ -70,11 +70,15 @@ impl OwnedRequest {
         }
     }
 
-    /// The context of a request the gateway received: its head only. Header
-    /// values that are not UTF-8 are converted lossily (the policy compares
-    /// text); the `Host` header, else the target's authority, is the
-    /// authority.
-    pub fn from_head(parts: &hyper::http::request::Parts, peer: Option<SocketAddr>) -> Self {
+    /// The context of a request the gateway received over `scheme` (`http`
+    /// or `https`): its head only. Header values that are not UTF-8 are
+    /// converted lossily (the policy compares text); the `Host` header, else
+    /// the target's authority (h2's `:authority`), is the authority.
+    pub fn from_head(
+        parts: &hyper::http::request::Parts,
+        peer: Option<SocketAddr>,
+        scheme: &str,
+    ) -> Self {
         let authority = match parts.headers.get(header::HOST) {
             Some(host) => String::from_utf8_lossy(host.as_bytes()).into_owned(),
             None => parts
@@ -95,7 +99,7 @@ impl OwnedRequest {
         }
         OwnedRequest {
             method: parts.method.as_str().to_owned(),
-            scheme: "http".to_owned(),
+            scheme: scheme.to_owned(),
             authority,
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or("").to_owned(),
@@ -174,7 +178,7 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        let ctx = OwnedRequest::from_head(&parts, Some("127.0.0.1:5".parse().unwrap()));
+        let ctx = OwnedRequest::from_head(&parts, Some("127.0.0.1:5".parse().unwrap()), "https");
         assert_eq!(
             (
                 ctx.method.as_str(),
@@ -184,6 +188,7 @@ mod tests {
             ),
             ("GET", "api.example.com:8080", "/a/b", "x=1")
         );
+        assert_eq!(ctx.scheme, "https");
         assert_eq!(ctx.body, None);
         assert_eq!(
             ctx.header_pairs(),

@@ -31,6 +31,8 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// `https://127.0.0.1:PORT`, when started with `--tls-listen`.
+    pub https: Option<String>,
     pub client: Client,
     /// The server's stderr (its logs).
     pub log: PathBuf,
@@ -65,15 +67,20 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("warden starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("warden prints its address");
-        let base = line
-            .trim()
-            .strip_prefix("warden listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut address = || {
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .expect("warden prints its address");
+            line.trim()
+                .strip_prefix("warden listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .to_string()
+        };
+        let base = address();
+        let tls = args.iter().any(|a| a.as_ref() == "--tls-listen");
+        let https = tls.then(address);
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -81,6 +88,7 @@ impl Server {
         Server {
             child,
             base,
+            https,
             client,
             log,
         }

@@ -1,5 +1,8 @@
 //! The HTTP gateway of `warden serve`, in phases (as pingora's `ProxyHttp`):
 //!
+//! 0. **connection**: HTTP/1.1 on the plain listener; on the TLS one
+//!    ([`Gateway::serve_tls`]), HTTP/1.1 or h2 as ALPN agrees. The scheme is
+//!    `https` there, else what a trusted proxy's `X-Forwarded-Proto` says;
 //! 1. **request filter** ([`filter`]): on the head alone — two `Host`
 //!    headers refused, hop-by-hop headers removed, an absolute-form target
 //!    made to agree with `Host`;
@@ -40,13 +43,15 @@ use http_body_util::combinators::UnsyncBoxBody;
 use hyper::Request;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::error::HostError;
 use crate::request::OwnedRequest;
 use crate::runtime::PolicyRuntime;
+use crate::tls::TrustedProxies;
 pub use reply::Response;
 pub use upstream::Upstreams;
 use warden_engine::{Decision, Upstream};
@@ -68,6 +73,8 @@ pub struct Gateway {
     upstreams: Upstreams,
     /// Token requests decided off the workers at once (see `decide`).
     token_slots: Semaphore,
+    /// Peers whose `X-Forwarded-Proto` counts.
+    trusted_proxies: TrustedProxies,
 }
 
 /// Worker threads of `warden serve` by default: one per CPU the process may
@@ -85,7 +92,14 @@ impl Gateway {
             default_upstream,
             upstreams: Upstreams::default(),
             token_slots: Semaphore::new(2 * default_workers()),
+            trusted_proxies: TrustedProxies::default(),
         }
+    }
+
+    /// Believe `X-Forwarded-Proto` from these peers (`--trusted-proxy`).
+    pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
+        self
     }
 
     /// The policy requests are decided with now.
@@ -107,6 +121,27 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.accept(listener, None, shutdown).await
+    }
+
+    /// Serve HTTPS on `listener` (TLS with `tls`; HTTP/1.1 or h2 as ALPN
+    /// agrees) until `shutdown` completes, as [`Self::serve`].
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        self.accept(listener, Some(acceptor), shutdown).await
+    }
+
+    async fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -124,20 +159,53 @@ impl Gateway {
             };
             let _ = stream.set_nodelay(true);
             let gateway = Arc::clone(&self);
+            let secure = tls.is_some();
             let service = service_fn(move |req| {
                 let gateway = Arc::clone(&gateway);
-                async move { Ok::<_, Infallible>(gateway.handle(req, Some(peer)).await) }
+                async move { Ok::<_, Infallible>(gateway.handle(req, Some(peer), secure).await) }
             });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, "connection ended: {e}");
+            match &tls {
+                None => {
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, "connection ended: {e}");
+                        }
+                    });
                 }
-            });
+                Some(acceptor) => {
+                    let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
+                    tokio::spawn(async move {
+                        let stream = match tokio::time::timeout(
+                            HEADER_READ_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                return tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            }
+                            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                        };
+                        let mut builder = auto::Builder::new(TokioExecutor::new());
+                        builder
+                            .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT);
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .into_owned();
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!(%peer, "connection ended: {e}");
+                        }
+                    });
+                }
+            }
         }
         drop(listener);
         tokio::select! {
@@ -145,6 +213,30 @@ impl Gateway {
             () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open at shutdown"),
         }
         Ok(())
+    }
+
+    /// The scheme the client used: `https` on a TLS connection; on a plain
+    /// one, what a trusted proxy's `X-Forwarded-Proto` says (`http` or
+    /// `https`), else `http`.
+    fn scheme(
+        &self,
+        headers: &hyper::HeaderMap,
+        peer: Option<SocketAddr>,
+        tls: bool,
+    ) -> &'static str {
+        if tls {
+            return "https";
+        }
+        let trusted = peer.is_some_and(|p| self.trusted_proxies.contains(p.ip()));
+        let forwarded = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim);
+        match forwarded {
+            Some(proto) if trusted && proto.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        }
     }
 
     /// Ask `policy`: on this worker thread, or off it for a token request.
@@ -189,8 +281,9 @@ impl Gateway {
         }
     }
 
-    /// Handle one request, phase by phase (see the module documentation).
-    pub async fn handle<B>(&self, req: Request<B>, peer: Option<SocketAddr>) -> Response
+    /// Handle one request that came from `peer`, over TLS or not, phase by
+    /// phase (see the module documentation).
+    pub async fn handle<B>(&self, req: Request<B>, peer: Option<SocketAddr>, tls: bool) -> Response
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -199,10 +292,11 @@ impl Gateway {
         if let Some(refused) = filter::request_filter(&mut parts) {
             return refused;
         }
+        let scheme = self.scheme(&parts.headers, peer, tls);
         // This request finishes on the policy it starts with.
         let policy = self.policy.load_full();
         let (context, decision) = self
-            .decide(&policy, OwnedRequest::from_head(&parts, peer))
+            .decide(&policy, OwnedRequest::from_head(&parts, peer, scheme))
             .await;
         let (context, decision, body) = match decision {
             Ok(Decision::NeedBody { max_bytes }) => {
@@ -230,7 +324,7 @@ impl Gateway {
                     route = %forward.route.as_deref().unwrap_or("-"),
                     %upstream, "forward"
                 );
-                match upstream::upstream_request(parts, body, &forward, peer) {
+                match upstream::upstream_request(parts, body, &forward, peer, scheme) {
                     Some(req) => self.upstreams.send(upstream, req).await,
                     None => reply::unavailable(),
                 }

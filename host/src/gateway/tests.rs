@@ -39,7 +39,7 @@ fn fixed() -> RuntimeOptions {
 
 async fn send(gw: &Gateway, req: Request<Full<Bytes>>) -> (StatusCode, hyper::HeaderMap, Bytes) {
     let response = gw
-        .handle(req, Some("127.0.0.1:5555".parse().unwrap()))
+        .handle(req, Some("127.0.0.1:5555".parse().unwrap()), false)
         .await;
     let (parts, body) = response.into_parts();
     (

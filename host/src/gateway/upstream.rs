@@ -30,7 +30,8 @@ use super::reply::{Response, full, plain};
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The request to send upstream: the client's, with the decision's edits
-/// applied (removals first, then sets) and `X-Forwarded-For` extended.
+/// applied (removals first, then sets), `X-Forwarded-For` extended and
+/// `X-Forwarded-Proto` set to the scheme the gateway decided on.
 /// `None` if an edit is not a valid header: failing closed beats forwarding
 /// without a header the policy set.
 pub(super) fn upstream_request(
@@ -38,6 +39,7 @@ pub(super) fn upstream_request(
     body: Body,
     forward: &Forward,
     peer: Option<SocketAddr>,
+    scheme: &'static str,
 ) -> Option<Request<Body>> {
     for name in &forward.remove_headers {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
@@ -72,6 +74,9 @@ pub(super) fn upstream_request(
             parts.headers.insert("x-forwarded-for", value);
         }
     }
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     Some(Request::from_parts(parts, body))
 }
 
