@@ -142,6 +142,18 @@ fn x_forwarded_proto_counts_only_from_trusted_proxies() {
     let trusting = Server::launch(&["--trusted-proxy", "127.0.0.0/8"], &[]);
     assert_eq!(realm(&trusting), "Bearer realm=\"https://api.local/a\"");
     assert_eq!(echoed_proto(&trusting), "https");
+    // A proxy that appends: its own value, the last, counts.
+    let resp = trusting
+        .client
+        .get(format!("{}/a", trusting.base))
+        .header("host", "api.local")
+        .header("x-forwarded-proto", "https, http")
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"http://api.local/a\""
+    );
     let other = Server::launch(&["--trusted-proxy", "10.0.0.0/8"], &[]);
     assert_eq!(realm(&other), "Bearer realm=\"http://api.local/a\"");
     assert_eq!(

@@ -371,7 +371,14 @@ fn mint(t: &Minted) -> String {
 
 const ROUTE_NAMES: &[&str] = &["r0", "r1", "r2", "int-a", "int-b"];
 const PREFIXES: &[&str] = &["/", "/a", "/a/b", "/b", "/ab", "/c/d/"];
-const SERVICES: &[&str] = &["svc1", "svc2", "http://127.0.0.1:9000"];
+/// The last one, written unlike the route upstream it names, matches it in
+/// canonical form.
+const SERVICES: &[&str] = &[
+    "svc1",
+    "svc2",
+    "http://127.0.0.1:9000",
+    "HTTP://127.0.0.1:9000/",
+];
 const DOMAINS: &[&str] = &[
     "a.com", "*.a.com", "*.com", "api*", "b.a.com", "*a.com", "[::1]", "x.org",
 ];
@@ -541,7 +548,7 @@ fn render(p: &GenPolicy) -> String {
             prefixes.push(px);
             s.push_str(&format!(" path_prefix \"{}\";", PREFIXES[px]));
         }
-        if let Some(u) = upstream.filter(|&u| SERVICES[u].starts_with("http")) {
+        if let Some(u) = upstream.filter(|&u| SERVICES[u].starts_with("http:")) {
             s.push_str(&format!(" upstream \"{}\";", SERVICES[u]));
         }
         s.push_str(" }\n");

@@ -559,3 +559,17 @@ fn ipv6_hosts_match_bracketed_patterns() {
     assert_eq!(status(&gw.get("[::1]:8080", "/", None)), 401);
     assert_eq!(consumer(&gw.get("127.0.0.1:8080", "/", None)), None);
 }
+
+/// `match service` with an upstream URL matches the route's upstream in
+/// canonical form, however either is written.
+#[test]
+fn service_rules_match_upstreams_in_canonical_form() {
+    let gw = Harness::compile(&format!(
+        "consumer c {{ client_id {}; client_secret {} }}\n\
+         route r {{ path_prefix /r; upstream \"http://Backend:8080/\" }}\n\
+         rule {{ match service [\"HTTP://backend:8080\"]; allow [c] }}\n",
+        C1.0, C1.1
+    ));
+    assert_eq!(status(&gw.get("x", "/r/items", None)), 401);
+    assert_eq!(status(&gw.get("x", "/elsewhere", None)), 0);
+}

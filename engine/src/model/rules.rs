@@ -206,6 +206,19 @@ impl Checker<'_> {
             }
         }
         by_kind.sort_by_key(|(k, _)| MATCH_KINDS.iter().position(|m| m == k));
+        // A service written as an upstream URL matches a route's upstream as
+        // the compiler parsed it: both in canonical form (host lower case,
+        // no trailing `/`), so `http://Backend:8080/` matches the route
+        // whose upstream is `http://backend:8080`.
+        for (kind, names) in &mut by_kind {
+            if *kind == "service" {
+                for (n, _) in names.iter_mut() {
+                    if let Ok(upstream) = n.parse::<crate::Upstream>() {
+                        *n = upstream.to_string();
+                    }
+                }
+            }
+        }
         for (kind, names) in &by_kind {
             if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {

@@ -24,6 +24,11 @@ pub(super) fn request_filter(parts: &mut Parts) -> Option<Response> {
     }
     // Hop-by-hop headers end here, before the policy decides and edits.
     strip_hop_by_hop(&mut parts.headers);
+    // h2 may split `cookie` into several fields; an HTTP/1.1 upstream must
+    // get one (RFC 9113 §8.2.3).
+    if parts.version == hyper::Version::HTTP_2 {
+        join_cookies(&mut parts.headers);
+    }
     // An absolute-form target (`GET http://host/path`) overrides `Host`
     // (RFC 9112 §3.2.2). Make them agree, so that the policy decides on
     // the same host the upstream will see.
@@ -33,6 +38,21 @@ pub(super) fn request_filter(parts: &mut Parts) -> Option<Response> {
         parts.headers.insert(header::HOST, value);
     }
     None
+}
+
+/// Join several `cookie` fields into one, with `"; "`.
+fn join_cookies(headers: &mut HeaderMap) {
+    let cookies: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if cookies.len() < 2 {
+        return;
+    }
+    if let Ok(joined) = HeaderValue::from_bytes(&cookies.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, joined);
+    }
 }
 
 /// Remove hop-by-hop headers (RFC 9110 §7.6.1), including any the
@@ -68,6 +88,16 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn h2_cookie_fields_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
+    }
 
     #[test]
     fn strips_hop_by_hop() {

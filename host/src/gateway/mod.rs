@@ -41,10 +41,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::Request;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -62,8 +61,24 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// upstream, an upstream's response streaming back, or one of Warden's own.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
-/// How long a client may take to send its headers.
+/// How long a client may take to send its headers (or finish a TLS handshake).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// h2: how often an idle connection is pinged, and how long a ping may go
+/// unanswered before the connection is closed.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// h2: streams one connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+/// The most body a decision may ask to read, whatever the guest says.
+const MAX_DECISION_BODY: u32 = 1 << 20;
+
+/// The HTTP/1.1 connection settings of both listeners.
+fn http1_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+}
 
 /// The gateway: a policy, a default upstream and the HTTP client.
 #[derive(Debug)]
@@ -165,11 +180,9 @@ impl Gateway {
                 async move { Ok::<_, Infallible>(gateway.handle(req, Some(peer), secure).await) }
             });
             match &tls {
+                // Plain: HTTP/1.1 (h2c is not offered yet).
                 None => {
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service);
+                    let conn = http1_builder().serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -177,30 +190,36 @@ impl Gateway {
                         }
                     });
                 }
+                // TLS: h2 or HTTP/1.1, as ALPN agreed (nothing is sniffed, so
+                // a silent client meets the header timeout on HTTP/1.1).
                 Some(acceptor) => {
                     let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
                     tokio::spawn(async move {
-                        let stream = match tokio::time::timeout(
-                            HEADER_READ_TIMEOUT,
-                            acceptor.accept(stream),
-                        )
-                        .await
-                        {
+                        let handshake =
+                            tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                        let stream = match handshake.await {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(e)) => {
                                 return tracing::debug!(%peer, "TLS handshake failed: {e}");
                             }
                             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                         };
-                        let mut builder = auto::Builder::new(TokioExecutor::new());
-                        builder
-                            .http1()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEADER_READ_TIMEOUT);
-                        let conn = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .into_owned();
-                        if let Err(e) = watcher.watch(conn).await {
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let io = TokioIo::new(stream);
+                        let served = if h2 {
+                            let conn = http2::Builder::new(TokioExecutor::new())
+                                .timer(TokioTimer::new())
+                                .keep_alive_interval(H2_KEEP_ALIVE)
+                                .keep_alive_timeout(H2_KEEP_ALIVE)
+                                .max_concurrent_streams(H2_MAX_STREAMS)
+                                .serve_connection(io, service);
+                            watcher.watch(conn).await
+                        } else {
+                            watcher
+                                .watch(http1_builder().serve_connection(io, service))
+                                .await
+                        };
+                        if let Err(e) = served {
                             tracing::debug!(%peer, "connection ended: {e}");
                         }
                     });
@@ -228,10 +247,14 @@ impl Gateway {
             return "https";
         }
         let trusted = peer.is_some_and(|p| self.trusted_proxies.contains(p.ip()));
+        // The last value: the one the nearest (trusted) proxy added, when it
+        // appends rather than replaces.
         let forwarded = headers
-            .get("x-forwarded-proto")
+            .get_all("x-forwarded-proto")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim);
         match forwarded {
             Some(proto) if trusted && proto.eq_ignore_ascii_case("https") => "https",
@@ -300,6 +323,7 @@ impl Gateway {
             .await;
         let (context, decision, body) = match decision {
             Ok(Decision::NeedBody { max_bytes }) => {
+                let max_bytes = max_bytes.min(MAX_DECISION_BODY);
                 let read = match body::read_bounded(&parts.headers, body, max_bytes).await {
                     Ok(read) => read,
                     Err(refused) => return refused,

@@ -115,8 +115,13 @@ impl Upstreams {
             upstream.authority, upstream.base_path
         );
         // The policy compiler checked the authority and base path; a guest
-        // that sent anything else gets no request through.
-        let Ok(uri) = target.parse::<Uri>() else {
+        // that sent anything else (an authority the URI does not keep as it
+        // is, `x@evil`) gets no request through.
+        let uri = target
+            .parse::<Uri>()
+            .ok()
+            .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority.as_str()));
+        let Some(uri) = uri else {
             tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
             return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
         };
