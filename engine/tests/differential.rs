@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use sha2::Sha256;
 use warden_engine::internal::graph::{Verdict, VerifiedTokens};
 use warden_engine::internal::model::{
-    self, Action, ClientSecret, ConsumerId, DomainPattern, INSTANCE, Matcher, Model,
+    self, Action, ConsumerId, DomainPattern, INSTANCE, Matcher, Model,
 };
 use warden_engine::internal::syntax;
 use warden_engine::{Decision, FixedServices, Policy, Request};
@@ -174,7 +174,22 @@ enum Credential {
 /// of the scope, signed with that client's secret, naming that consumer,
 /// issued by the scope's issuer, for the audience this request has, and
 /// within its lifetime (60 s of skew).
-fn reference_token(m: &Model, scope: u32, r: &Resolved<'_>, minted: &Minted) -> Option<ConsumerId> {
+/// The secret the generated policy gave `client_id` (the test's own record,
+/// not the engine's `Secret`).
+fn secret_of<'p>(secrets: &'p [(String, String, String)], client_id: &str) -> Option<&'p str> {
+    secrets
+        .iter()
+        .find(|(id, _, _)| id == client_id)
+        .map(|(_, secret, _)| secret.as_str())
+}
+
+fn reference_token(
+    m: &Model,
+    secrets: &[(String, String, String)],
+    scope: u32,
+    r: &Resolved<'_>,
+    minted: &Minted,
+) -> Option<ConsumerId> {
     let s = &m.scopes[scope as usize];
     let &id = s.consumers.iter().find(|&&c| {
         m.consumers[c as usize]
@@ -187,8 +202,7 @@ fn reference_token(m: &Model, scope: u32, r: &Resolved<'_>, minted: &Minted) -> 
         .credentials
         .iter()
         .find(|cr| cr.client_id == minted.client_id)?;
-    let signed_right =
-        matches!(&credential.secret, ClientSecret::Plain(k) if k.matches(minted.key.as_bytes()));
+    let signed_right = secret_of(secrets, &credential.client_id) == Some(minted.key.as_str());
     let audience = if s.settings.global_credentials {
         "default".to_string()
     } else {
@@ -227,7 +241,12 @@ enum Expected {
     InvalidClient,
 }
 
-fn reference_decision(m: &Model, req: &Request<'_>, credential: &Credential) -> Expected {
+fn reference_decision(
+    m: &Model,
+    secrets: &[(String, String, String)],
+    req: &Request<'_>,
+    credential: &Credential,
+) -> Expected {
     let r = resolve(m, req);
     let required = requirement(m, &r);
     if req.path.ends_with("/oauth2/token") {
@@ -249,7 +268,9 @@ fn reference_decision(m: &Model, req: &Request<'_>, credential: &Credential) -> 
                 .map(|cr| (consumer, cr))
         });
         return match client {
-            Some((consumer, cr)) if matches!(&cr.secret, ClientSecret::Plain(k) if k.matches(minted.key.as_bytes())) => {
+            Some((consumer, cr))
+                if secret_of(secrets, &cr.client_id) == Some(minted.key.as_str()) =>
+            {
                 Expected::Issued {
                     sub: consumer.name.clone(),
                     aud: if s.settings.global_credentials {
@@ -275,7 +296,7 @@ fn reference_decision(m: &Model, req: &Request<'_>, credential: &Credential) -> 
     let consumer = match credential {
         Credential::None => return Expected::Unauthorized { presented: false },
         Credential::Junk(_) => None,
-        Credential::Token(minted) => reference_token(m, scope, &r, minted),
+        Credential::Token(minted) => reference_token(m, secrets, scope, &r, minted),
     };
     match (consumer, allow) {
         (None, _) => Expected::Unauthorized { presented: true },
@@ -350,6 +371,19 @@ fn observed(d: &Decision) -> Result<Expected, String> {
         }
         Decision::NeedBody { .. } => Err("asked for a body".into()),
     }
+}
+
+/// Whether `token`'s HS256 signature is by `key` (checked with `hmac`).
+fn signed_by(token: &str, key: &str) -> bool {
+    let Some((input, sig)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(input.as_bytes());
+    mac.verify_slice(&sig).is_ok()
 }
 
 /// An HS256 access token with these claims, signed with `key`, made here
@@ -772,6 +806,7 @@ proptest! {
         // One memo for the whole case, as a guest instance keeps one: later
         // requests meet tokens that earlier ones verified.
         let mut memo = VerifiedTokens::new(8);
+        let secrets = policy.credentials();
         for r in &requests {
             let head = Request {
                 method: "GET", scheme: "http", authority: r.authority, path: r.path,
@@ -796,9 +831,25 @@ proptest! {
                 method: "GET", scheme: "http", authority: r.authority, path: r.path, query: &query,
                 headers: &headers, route: r.route, service: r.service, ..Default::default()
             };
-            let want = reference_decision(&m, &req, &credential);
-            let got = observed(&compiled.decide_with(&req, &host, &mut memo));
+            let want = reference_decision(&m, &secrets, &req, &credential);
+            let decision = compiled.decide_with(&req, &host, &mut memo);
+            let got = observed(&decision);
             prop_assert_eq!(got.as_ref(), Ok(&want), "{:?}\n{:?}\n{}", r, credential, text);
+            if let (Expected::Issued { .. }, Credential::Token(t)) = (&want, &credential) {
+                // Signed with the client's secret (this policy has no
+                // signing_key), for this client, issued now for 7200 s.
+                let reply = decision.reply().map(|r| r.body.clone()).unwrap_or_default();
+                let body: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
+                let token = body["access_token"].as_str().unwrap_or_default();
+                prop_assert!(signed_by(token, &t.key), "{token}");
+                let claims: serde_json::Value = serde_json::from_slice(
+                    &URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap_or_default()).unwrap_or_default(),
+                )
+                .unwrap_or_default();
+                prop_assert_eq!(&claims["client_id"], t.client_id.as_str());
+                prop_assert_eq!((claims["iat"].as_u64(), claims["exp"].as_u64()), (Some(NOW), Some(NOW + 7200)));
+                prop_assert_eq!(body["expires_in"].as_u64(), Some(7200));
+            }
             if !r.path.ends_with("/oauth2/token") {
                 // Without the memo, the same decision.
                 let unmemoised = observed(&compiled.decide(&req, &host));
