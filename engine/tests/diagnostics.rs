@@ -153,6 +153,16 @@ fn bad_values() {
             "\"a.*.com\""
         )
     );
+    let (msg, _, caret, ..) = error("consumer_header Transfer-Encoding\n");
+    assert_eq!(
+        (msg.as_str(), caret.as_str()),
+        (
+            "`consumer_header` cannot be `Transfer-Encoding`",
+            "Transfer-Encoding"
+        )
+    );
+    let (msg, ..) = error("auth_header_name connection\n");
+    assert_eq!(msg, "`auth_header_name` cannot be `connection`");
     let (msg, _, caret, ..) = error("route r { upstream ftp://x }\n");
     assert_eq!(
         (msg.as_str(), caret.as_str()),

@@ -114,8 +114,23 @@ impl<'s> Reader<'s> {
             .collect()
     }
 
-    /// An HTTP header name (RFC 9110 token), returned in lower case.
+    /// An HTTP header name (RFC 9110 token), returned in lower case. Not a
+    /// hop-by-hop or framing header: a gateway removes or rewrites those, so
+    /// a credential or consumer header of that name would never arrive.
     pub(crate) fn header_name(&self, key: &str, v: &Value) -> Result<String, Diagnostic> {
+        const RESERVED: &[&str] = &[
+            "connection",
+            "keep-alive",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "host",
+            "content-length",
+        ];
         let t = self.nonempty(key, v)?;
         if !t.bytes().all(is_tchar) {
             return Err(self.err(
@@ -123,7 +138,13 @@ impl<'s> Reader<'s> {
                 format!("`{key}` must be a valid header name, found `{t}`"),
             ));
         }
-        Ok(t.to_ascii_lowercase())
+        let name = t.to_ascii_lowercase();
+        if RESERVED.contains(&name.as_str()) {
+            return Err(self
+                .err(v.span, format!("`{key}` cannot be `{t}`"))
+                .with_help("hop-by-hop and framing headers are removed or rewritten on the way; pick another name"));
+        }
+        Ok(name)
     }
 
     /// `test.com`, `*.example.com`, `example*`.
