@@ -225,8 +225,7 @@ mod tests {
 
     #[test]
     fn prune_keeps_the_newest_artifacts_only() {
-        let dir = std::env::temp_dir().join(format!("warden-cache-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch_dir("cache-test");
         for i in 0..5 {
             let file = dir.join(format!("guest-{i}.cwasm"));
             std::fs::write(&file, b"x").unwrap();

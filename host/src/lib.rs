@@ -28,3 +28,12 @@ pub use request::OwnedRequest;
 pub use runtime::{PolicyRuntime, RuntimeOptions, RuntimeStats};
 pub use services::{Clock, ManualClock};
 pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity, Upstream};
+
+/// A fresh directory under the system temp dir for one unit test, named
+/// after it and this process (removed by the test when it is done).
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("warden-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

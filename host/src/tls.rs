@@ -111,8 +111,7 @@ mod tests {
 
     #[test]
     fn unusable_files_say_which_and_why() {
-        let dir = std::env::temp_dir().join(format!("warden-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch_dir("tls");
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not pem\n").unwrap();
         let err = server_config(&empty, &empty).unwrap_err().to_string();

@@ -72,8 +72,7 @@ mod tests {
 
     #[test]
     fn secrets_from_env_and_file() {
-        let dir = std::env::temp_dir().join(format!("warden-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch_dir("secret");
         let file = dir.join("s");
         std::fs::write(&file, "hunter2\r\n").unwrap();
         assert_eq!(
