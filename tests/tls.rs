@@ -10,52 +10,12 @@ mod support;
 use std::path::PathBuf;
 
 use reqwest::blocking::Client;
-use support::{Server, warden};
+use support::{Server, certificate, tls_client, tls_server, warden};
 use warden_engine::fixtures::CONSUMER1 as C1;
-
-/// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM
-/// files: (certificate, key, the certificate's PEM for clients).
-fn certificate(name: &str) -> (PathBuf, PathBuf, String) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let made =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let (cert, key) = (
-        dir.join(format!("{name}-{}.crt", std::process::id())),
-        dir.join(format!("{name}-{}.key", std::process::id())),
-    );
-    let pem = made.cert.pem();
-    std::fs::write(&cert, &pem).unwrap();
-    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-    (cert, key, pem)
-}
-
-fn tls_server(extra: &[&str]) -> (Server, String) {
-    let (cert, key, pem) = certificate("tls");
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--tls-listen".into(),
-        "127.0.0.1:0".into(),
-        "--tls-cert".into(),
-        cert.into(),
-        "--tls-key".into(),
-        key.into(),
-    ];
-    args.extend(extra.iter().map(Into::into));
-    (Server::launch(&args, &[]), pem)
-}
-
-/// A TLS client trusting only `pem`; `h1`: HTTP/1.1 only (else h2 by ALPN).
-fn tls_client(pem: &str, h1: bool) -> Client {
-    let builder = Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
-    let builder = if h1 { builder.http1_only() } else { builder };
-    builder.build().unwrap()
-}
 
 #[test]
 fn https_with_h2_and_http1_by_alpn_and_the_policy_sees_https() {
-    let (s, pem) = tls_server(&[]);
+    let (s, pem) = tls_server(&[], &[]);
     let https = s.https.clone().expect("an https address");
     let port = https.rsplit(':').next().unwrap().to_string();
     let base = format!("https://localhost:{port}");

@@ -13,6 +13,8 @@
 //! - `graph`: compiles the model into a decision graph (indexes built, names
 //!   resolved) and walks it for each request;
 //! - `oauth`: the token endpoint (RFC 6749 client_credentials);
+//! - `kong`: Kong's endpoints and access rules (`dialect kong`), with the
+//!   host's store for codes, refresh tokens and revocations;
 //! - `token`: JWT access tokens (RFC 9068, Higress-compatible HS256).
 //!
 //! The public surface is [`Policy`] and the types it speaks (listed below);
@@ -26,11 +28,13 @@ mod diagnostic;
 pub mod fixtures;
 mod graph;
 mod hmac_crypto;
+mod kong;
 mod model;
 mod oauth;
 mod request;
 mod secret_hash;
 mod services;
+mod store;
 mod syntax;
 #[cfg(feature = "test-util")]
 pub mod synth;
@@ -47,6 +51,7 @@ pub use request::{
 pub use secret_hash::hash_argon2id;
 pub use secret_hash::verify as verify_secret_hash;
 pub use services::{FixedServices, Services};
+pub use store::{MEMORY_STORE_CAPACITY, MemoryStore, StoreError};
 pub use upstream::{HttpUpstream, Upstream, UpstreamError};
 
 /// The stages' own types, for Warden's fuzz targets, benchmarks and
@@ -56,6 +61,7 @@ pub use upstream::{HttpUpstream, Upstream, UpstreamError};
 pub mod internal {
     pub mod diagnostic { pub use crate::diagnostic::*; } // rendering, masking, capping
     pub mod graph { pub use crate::graph::*; } // the decision graph, its indexes, the memo
+    pub mod kong { pub use crate::kong::*; } // Kong's endpoints and access
     pub mod model { pub use crate::model::*; } // the checked model
     pub mod oauth { pub use crate::oauth::*; } // the token endpoint
     pub mod syntax { pub use crate::syntax::*; } // the policy parser

@@ -164,6 +164,8 @@ fn issue(
     let genuine = match &keys.check {
         ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
         ClientSecret::Hashed(hash) => services.verify_secret_hash(hash.phc(), presented.as_bytes()),
+        // Only the Kong dialect has public clients.
+        ClientSecret::Public => false,
     };
     if !genuine {
         return Err(invalid);
@@ -188,6 +190,7 @@ fn issue(
         // (RFC 6749 §3.3), never signed into the token.
         scope: None,
         sub: name.to_string(),
+        authenticated_userid: None,
     };
     let token =
         token::issue(&claims, &keys.signing).map_err(|e| OAuthError::ServerError(e.to_string()))?;
@@ -329,7 +332,7 @@ fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAut
 /// (RFC 6749 §2.3.1 encodes the Basic id and secret with it): `+` is a
 /// space and `%XX` a byte; nothing else is special, `&` and `=` included.
 /// `None` when the bytes are not UTF-8.
-fn form_decode(s: &str) -> Option<String> {
+pub(crate) fn form_decode(s: &str) -> Option<String> {
     let spaced = s.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()

@@ -11,6 +11,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// `http` or `https`.
     pub scheme: &'a str,
+    /// `scheme` is `https` only because a proxy the host trusts said so.
+    pub proxy_terminated: bool,
     /// Host header / :authority, possibly with a port.
     pub authority: &'a str,
     /// Path without the query string.
@@ -138,6 +140,10 @@ pub struct Forward {
     pub route: Option<String>,
     /// Where that route sends traffic (`None`: the host's default).
     pub upstream: Option<crate::Upstream>,
+    /// A query string (without `?`) to forward instead of the client's.
+    pub query: Option<String>,
+    /// A body to forward instead of the client's (which the decision read).
+    pub body: Option<Vec<u8>>,
 }
 
 /// A response produced by Warden itself.

@@ -1,9 +1,12 @@
 //! The engine's only window on the world: the [`Services`] its host supplies.
 //!
 //! Everything with a side effect — the clock, randomness, secrets kept outside
-//! the policy text — comes through [`Services`]. The guest implements it over
+//! the policy text, the store of codes, refresh tokens and revocations —
+//! comes through [`Services`]. The guest implements it over
 //! the WIT `services` imports; native tests and benchmarks implement it
 //! directly. That keeps the engine pure and deterministic given its host.
+
+use crate::store::{MemoryStore, StoreError};
 
 /// Services the engine asks of whoever embeds it.
 pub trait Services {
@@ -21,15 +24,31 @@ pub trait Services {
     fn verify_secret_hash(&self, phc: &str, presented: &[u8]) -> bool {
         crate::secret_hash::verify(phc, presented)
     }
+
+    /// Store `value` under `key` for `ttl` seconds (0: no expiry).
+    fn store_put(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError>;
+    /// The value under `key`, if any and not expired.
+    fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Remove and return the value under `key`, atomically (one caller wins).
+    fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Remove `key`.
+    fn store_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Revoke the access token `token_id` (its `jti`) until `until`.
+    fn revoke(&self, token_id: &str, until: u64) -> Result<(), StoreError>;
+    /// Whether `token_id` is revoked: answered from memory, never blocking
+    /// (it is asked on the request path).
+    fn is_revoked(&self, token_id: &str) -> bool;
 }
 
 /// A deterministic host for tests, benchmarks and tools: a fixed clock,
-/// a counter for randomness and a fixed table of secrets.
+/// a counter for randomness, a fixed table of secrets and an in-process
+/// store.
 #[derive(Debug, Default)]
 pub struct FixedServices {
     pub now: u64,
     pub secrets: Vec<(String, Vec<u8>)>,
     counter: std::sync::atomic::AtomicU64,
+    pub store: MemoryStore,
 }
 
 impl FixedServices {
@@ -60,5 +79,30 @@ impl Services for FixedServices {
             .iter()
             .find(|(r, _)| r == reference)
             .map(|(_, v)| v.clone())
+    }
+
+    fn store_put(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
+        self.store.put(key, value, ttl, self.now)
+    }
+
+    fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.store.get(key, self.now))
+    }
+
+    fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.store.take(key, self.now))
+    }
+
+    fn store_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.store.delete(key);
+        Ok(())
+    }
+
+    fn revoke(&self, token_id: &str, until: u64) -> Result<(), StoreError> {
+        self.store.revoke(token_id, until, self.now)
+    }
+
+    fn is_revoked(&self, token_id: &str) -> bool {
+        self.store.is_revoked(token_id, self.now)
     }
 }

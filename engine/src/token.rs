@@ -1,9 +1,11 @@
 //! JWT access tokens: issue and verify (RFC 9068 profile, Higress-compatible).
 //!
-//! Tokens are HS256 JWTs signed with the consumer's client secret, header
-//! `typ` `application/at+jwt`, claims `aud`, `client_id`, `exp`, `iat`, `iss`,
-//! `jti`, optional `scope`, and `sub` (the consumer name) — exactly what a
-//! Higress gateway issues, so tokens cross between the two unchanged.
+//! Tokens are HS256 JWTs signed with the consumer's client secret (or the
+//! scope's `signing_key`), header `typ` `application/at+jwt`, claims `aud`,
+//! `client_id`, `exp`, `iat`, `iss`, `jti`, optional `scope`, and `sub` (the
+//! consumer name) — exactly what a Higress gateway issues, so tokens cross
+//! between the two unchanged; Kong-dialect tokens may add
+//! `authenticated_userid`.
 //!
 //! Verification is split so the caller can pick the key between the steps:
 //! [`parse`] checks the structure, header and claim types without trusting
@@ -66,6 +68,8 @@ pub enum TokenError {
     Audience,
     #[error("token client_id is not a known client here")]
     UnknownClient,
+    #[error("token was revoked (refreshed)")]
+    Revoked,
     #[error("token could not be signed: {0}")]
     Sign(String),
 }
@@ -84,6 +88,10 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub sub: String,
+    /// Kong's `authenticated_userid`: the resource owner an
+    /// authorization-code, implicit or password grant was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated_userid: Option<String>,
 }
 
 /// Sign `claims` with `secret` (HS256, `typ` `application/at+jwt`).
@@ -358,6 +366,7 @@ mod tests {
             nbf: None,
             scope: None,
             sub: "consumer1".into(),
+            authenticated_userid: None,
         };
         let token = issue(&claims, &secret()).unwrap();
         let header = URL_SAFE_NO_PAD

@@ -3,7 +3,7 @@
 //!
 //! It exports the `decisions` interface's `policy` resource over
 //! [`warden_engine::Policy`] and implements [`warden_engine::Services`] over the
-//! imported `services` interface. Nothing else lives here: every conversion is a
+//! imported `services` and `store` interfaces. Nothing else lives here: every conversion is a
 //! field-for-field copy between WIT records and engine types, and the request
 //! the engine sees borrows from the WIT record without copying.
 //!
@@ -22,8 +22,9 @@ use std::cell::RefCell;
 
 use exports::warden::policy::decisions::{Guest, GuestPolicy, Policy as PolicyHandle};
 use warden::policy::services;
+use warden::policy::store;
 use warden::policy::types as wit;
-use warden_engine::{Decision, VerifiedTokens, unpack_headers};
+use warden_engine::{Decision, StoreError, VerifiedTokens, unpack_headers};
 
 /// The engine's window on the world, over the host's imports.
 struct WitServices;
@@ -53,6 +54,36 @@ impl warden_engine::Services for WitServices {
 
     fn verify_secret_hash(&self, phc: &str, presented: &[u8]) -> bool {
         services::verify_secret_hash(phc, presented)
+    }
+
+    fn store_put(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
+        store::put(key, value, ttl).map_err(store_error)
+    }
+
+    fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        store::get(key).map_err(store_error)
+    }
+
+    fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        store::take(key).map_err(store_error)
+    }
+
+    fn store_delete(&self, key: &str) -> Result<(), StoreError> {
+        store::delete(key).map_err(store_error)
+    }
+
+    fn revoke(&self, token_id: &str, until: u64) -> Result<(), StoreError> {
+        store::revoke(token_id, until).map_err(store_error)
+    }
+
+    fn is_revoked(&self, token_id: &str) -> bool {
+        store::is_revoked(token_id)
+    }
+}
+
+fn store_error(e: store::StoreError) -> StoreError {
+    match e {
+        store::StoreError::Unavailable(why) => StoreError(why),
     }
 }
 
@@ -155,6 +186,7 @@ fn request_from_wit<'r>(
     warden_engine::Request {
         method: &req.method,
         scheme: &req.scheme,
+        proxy_terminated: req.proxy_terminated,
         authority: &req.authority,
         path: &req.path,
         query: &req.query,
@@ -174,6 +206,8 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
             consumer: f.consumer,
             route: f.route,
             upstream: f.upstream.map(upstream_to_wit),
+            query: f.query,
+            body: f.body,
         }),
         Decision::Reply(r) => wit::Decision::Reply(wit::Reply {
             status: r.status,

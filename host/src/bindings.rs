@@ -30,6 +30,8 @@ pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
             consumer: f.consumer,
             route: f.route,
             upstream: f.upstream.map(upstream_from_wit),
+            query: f.query,
+            body: f.body,
         }),
         wit::Decision::Reply(r) => Decision::Reply(Reply {
             status: r.status,

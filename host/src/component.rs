@@ -21,7 +21,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 use crate::bindings::{Guest, GuestPre};
 use crate::cache;
 use crate::error::HostError;
-use crate::services::{Clock, GuestState, SecretSnapshot};
+use crate::services::{Clock, GuestState, SecretSnapshot, StateStore};
 
 /// The guest component, built by `build.rs` and embedded in the binary.
 pub const GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/warden_guest.wasm"));
@@ -146,6 +146,7 @@ impl GuestComponent {
             Clock::System,
             memory_limit,
             SecretSnapshot::default(),
+            StateStore::default(),
             Duration::from_secs(1),
         )
         .map(drop)
@@ -157,9 +158,13 @@ impl GuestComponent {
         clock: Clock,
         memory_limit: usize,
         secrets: SecretSnapshot,
+        state: StateStore,
         deadline: Duration,
     ) -> Result<(Store<GuestState>, Guest), HostError> {
-        let mut store = Store::new(&self.engine, GuestState::new(clock, memory_limit, secrets));
+        let mut store = Store::new(
+            &self.engine,
+            GuestState::new(clock, memory_limit, secrets, state),
+        );
         store.limiter(|state| &mut state.limits);
         // Every call's budget is checked at each epoch tick (see
         // `CallBudget`). Instantiation runs no guest code of ours,

@@ -19,6 +19,8 @@ pub struct OwnedRequest {
     pub method: String,
     /// `http` or `https`.
     pub scheme: String,
+    /// `https` only because a trusted proxy said so (`X-Forwarded-Proto`).
+    pub proxy_terminated: bool,
     /// Host header / :authority, possibly with a port.
     pub authority: String,
     /// Path without the query string.
@@ -100,6 +102,7 @@ impl OwnedRequest {
         OwnedRequest {
             method: parts.method.as_str().to_owned(),
             scheme: scheme.to_owned(),
+            proxy_terminated: false,
             authority,
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or("").to_owned(),

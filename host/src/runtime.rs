@@ -26,7 +26,7 @@ use crate::bindings::{self, Guest};
 use crate::component::GuestComponent;
 use crate::error::{HostError, LoadError};
 use crate::request::OwnedRequest;
-use crate::services::{Clock, GuestState, SecretSnapshot, begin_call};
+use crate::services::{Clock, GuestState, SecretSnapshot, StateStore, begin_call};
 
 /// Instantiation only runs the guest's initialisers: microseconds. The bound
 /// is there for safety, apart from the configurable call deadlines.
@@ -47,6 +47,9 @@ pub struct RuntimeOptions {
     pub clock: Clock,
     /// How many idle instances the pool keeps; more are dropped on return.
     pub max_idle: usize,
+    /// Codes, refresh tokens and revocations (shared by the runtimes a
+    /// reload makes from these options).
+    pub store: StateStore,
 }
 
 impl Default for RuntimeOptions {
@@ -57,6 +60,7 @@ impl Default for RuntimeOptions {
             memory_limit: 64 << 20,
             clock: Clock::System,
             max_idle: 64,
+            store: StateStore::default(),
         }
     }
 }
@@ -323,6 +327,7 @@ impl PolicyRuntime {
             self.options.clock.clone(),
             self.options.memory_limit,
             self.secrets.clone(),
+            self.options.store.clone(),
             INSTANTIATE_DEADLINE,
         )?;
         self.created.fetch_add(1, Ordering::Relaxed);
@@ -423,6 +428,7 @@ fn wit_request(req: &OwnedRequest) -> wit::Request<'_> {
     wit::Request {
         method: &req.method,
         scheme: &req.scheme,
+        proxy_terminated: req.proxy_terminated,
         authority: &req.authority,
         path: &req.path,
         query: &req.query,

@@ -161,3 +161,48 @@ impl Drop for StopOnDrop<'_> {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM
+/// files: (certificate, key, the certificate's PEM for clients).
+pub fn certificate(name: &str) -> (PathBuf, PathBuf, String) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    // One pair per call: tests of one binary run in parallel.
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (cert, key) = (
+        dir.join(format!("{name}-{}-{n}.crt", std::process::id())),
+        dir.join(format!("{name}-{}-{n}.key", std::process::id())),
+    );
+    let pem = made.cert.pem();
+    std::fs::write(&cert, &pem).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    (cert, key, pem)
+}
+
+/// `warden serve` with an HTTPS listener too (a certificate made here),
+/// `extra` arguments and `env`; the certificate's PEM for clients.
+pub fn tls_server(extra: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+    let (cert, key, pem) = certificate("tls");
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--tls-listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        cert.into(),
+        "--tls-key".into(),
+        key.into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    (Server::launch(&args, env), pem)
+}
+
+/// A TLS client trusting only `pem`; `h1`: HTTP/1.1 only (else h2 by ALPN).
+pub fn tls_client(pem: &str, h1: bool) -> Client {
+    let builder = Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    let builder = if h1 { builder.http1_only() } else { builder };
+    builder.build().unwrap()
+}

@@ -10,8 +10,11 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use super::{CompiledScope, DecisionGraph, Node, NodeId, VerifiedTokens, index::MatchKeys};
-use crate::model::{ConsumerId, ScopeId};
+use super::{
+    CompiledScope, DecisionGraph, Granted, Node, NodeId, VerifiedTokens, index::MatchKeys,
+};
+use crate::kong::{self, Endpoint};
+use crate::model::{ConsumerId, Dialect, ScopeId};
 use crate::oauth;
 use crate::token::{self, Claims, Expect, TokenError};
 use crate::{Decision, Forward, Reply, Request, Services, Upstream};
@@ -106,6 +109,28 @@ pub(crate) struct Ctx<'r> {
     route: Option<&'r str>,
     upstream: Option<&'r Upstream>,
     consumer: Option<(ConsumerId, ScopeId)>,
+    /// Kong dialect: what the consumer's token granted (`None` with
+    /// `consumer` set: the anonymous consumer).
+    granted: Option<Granted>,
+    /// Kong's `hide_credentials`: where the credential was, to remove.
+    pub(crate) edits: Edits,
+}
+
+/// Edits of the forwarded request beyond its headers.
+#[derive(Debug, Default)]
+pub(crate) struct Edits {
+    pub(crate) remove_header: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) body: Option<Vec<u8>>,
+}
+
+/// A token verified for a scope: its consumer, whether its audience is
+/// `default` (global) or this request's scope key, and (Kong dialect) its grant.
+pub(crate) struct Verified {
+    pub(crate) consumer: ConsumerId,
+    pub(crate) global: bool,
+    pub(crate) here: bool,
+    pub(crate) granted: Option<Granted>,
 }
 
 impl Ctx<'_> {
@@ -132,6 +157,10 @@ enum Identify<'a> {
 enum Outcome {
     /// The path is the scope's token endpoint.
     TokenEndpoint(ScopeId),
+    /// The path is one of Kong's endpoints of a Kong-dialect scope.
+    KongEndpoint(ScopeId, Endpoint),
+    /// A Kong-dialect scope decided already (its 401, or a need for the body).
+    Decided(Decision),
     /// The scope's token is required and was not shown (401).
     Unauthenticated { presented: bool, why: TokenError },
     /// The consumer is not in the rule's `allow` set (403).
@@ -190,8 +219,10 @@ impl DecisionGraph {
         let (mut ctx, entry) = self.dispatch(req, &mut NoTrace);
         match self.walk(&mut ctx, entry, Identify::Known(consumer), &mut NoTrace) {
             Outcome::Forward if ctx.consumer.is_some() => Verdict::Allowed,
-            Outcome::Forward | Outcome::TokenEndpoint(_) => Verdict::Pass,
-            Outcome::Unauthenticated { .. } => Verdict::Unauthenticated,
+            Outcome::Forward | Outcome::TokenEndpoint(_) | Outcome::KongEndpoint(..) => {
+                Verdict::Pass
+            }
+            Outcome::Unauthenticated { .. } | Outcome::Decided(_) => Verdict::Unauthenticated,
             Outcome::Denied => Verdict::Denied,
         }
     }
@@ -215,11 +246,18 @@ impl DecisionGraph {
         let (mut ctx, entry) = self.dispatch(req, trace);
         match self.walk(&mut ctx, entry, Identify::Token { services, memo }, trace) {
             Outcome::TokenEndpoint(scope) => oauth::token_endpoint(self, &ctx, scope, services),
+            Outcome::KongEndpoint(scope, which) => {
+                kong::endpoint(self, &ctx, scope, which, services)
+            }
+            Outcome::Decided(decision) => decision,
             Outcome::Unauthenticated { presented, why } => {
                 Decision::Reply(unauthorized(req, presented, why))
             }
+            Outcome::Denied if self.dialect == Dialect::Kong => {
+                Decision::Reply(kong::access::forbidden())
+            }
             Outcome::Denied => Decision::Reply(forbidden(req)),
-            Outcome::Forward => Decision::Forward(self.forward(&ctx)),
+            Outcome::Forward => Decision::Forward(self.forward(ctx)),
         }
     }
 
@@ -231,6 +269,8 @@ impl DecisionGraph {
             route: req.route,
             upstream: None,
             consumer: None,
+            granted: None,
+            edits: Edits::default(),
         };
         let declared = match req.route {
             Some(name) => self.route_by_name.get(name).copied(),
@@ -279,12 +319,57 @@ impl DecisionGraph {
         loop {
             match self.nodes[node as usize] {
                 Node::TokenEndpoint { scope, next } => {
-                    let path = &self.scopes[scope as usize].settings.auth_path;
-                    if matches!(identify, Identify::Token { .. })
-                        && ctx.req.path.ends_with(path.as_str())
-                    {
+                    let settings = &self.scopes[scope as usize].settings;
+                    let path = &settings.auth_path;
+                    let serving = matches!(identify, Identify::Token { .. });
+                    if serving && settings.dialect == Dialect::Kong {
+                        if let Some(which) = Endpoint::of(ctx.req.path) {
+                            trace.step(|| format!("Kong's {which:?} endpoint"));
+                            return Outcome::KongEndpoint(scope, which);
+                        }
+                    } else if serving && ctx.req.path.ends_with(path.as_str()) {
                         trace.step(|| format!("path ends with `{path}`: token endpoint"));
                         return Outcome::TokenEndpoint(scope);
+                    }
+                    node = next;
+                }
+                Node::Authenticate { scope, next }
+                    if self.scopes[scope as usize].settings.dialect == Dialect::Kong
+                        && matches!(identify, Identify::Token { .. }) =>
+                {
+                    let Identify::Token { services, memo } = &mut identify else {
+                        unreachable!("matched above");
+                    };
+                    match kong::access::authenticate(
+                        self,
+                        ctx,
+                        scope,
+                        *services,
+                        memo.as_deref_mut(),
+                    ) {
+                        Ok(kong::access::Access::Token(consumer, granted)) => {
+                            trace.step(|| {
+                                format!(
+                                    "authenticated as `{}`",
+                                    self.consumer_names[consumer as usize]
+                                )
+                            });
+                            ctx.consumer = Some((consumer, scope));
+                            ctx.granted = Some(granted);
+                        }
+                        Ok(kong::access::Access::Anonymous(consumer)) => {
+                            trace.step(|| {
+                                format!(
+                                    "authentication failed: anonymous consumer `{}`",
+                                    self.consumer_names[consumer as usize]
+                                )
+                            });
+                            ctx.consumer = Some((consumer, scope));
+                        }
+                        Err(stop) => {
+                            trace.step(|| "authentication failed".into());
+                            return Outcome::Decided(stop.into());
+                        }
                     }
                     node = next;
                 }
@@ -293,11 +378,7 @@ impl DecisionGraph {
                         Identify::Token { services, memo } => {
                             self.authenticate(ctx, scope, *services, memo.as_deref_mut())
                         }
-                        Identify::Known(Some(c))
-                            if self.consumer_scope.get(*c as usize) == Some(&scope) =>
-                        {
-                            Ok(*c)
-                        }
+                        Identify::Known(Some(c)) if self.in_scope(*c, scope) => Ok(*c),
                         Identify::Known(c) => Err((c.is_some(), TokenError::UnknownClient)),
                     };
                     match found {
@@ -355,31 +436,76 @@ impl DecisionGraph {
             return Err((true, TokenError::Ambiguous));
         }
         let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
+        let audience = if s.settings.global_credentials {
+            "default"
+        } else {
+            ctx.scope_key()
+        };
+        self.verify_in(ctx, scope, token, services, memo, Some(audience))
+            .map(|v| v.consumer)
+    }
+
+    /// Whether consumer `c` authenticates in `scope`.
+    fn in_scope(&self, c: ConsumerId, scope: ScopeId) -> bool {
+        self.consumer_scope.get(c as usize) == Some(&scope)
+            || self.scopes[scope as usize]
+                .clients
+                .values()
+                .any(|(id, _)| *id == c)
+    }
+
+    /// Verify `token` in `scope` (or find it in `memo`): signature, issuer,
+    /// subject and times, and the audience when `audience` says which; a
+    /// Kong-dialect token's grant comes with it.
+    pub(crate) fn verify_in(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: ScopeId,
+        token: &str,
+        services: &dyn Services,
+        memo: Option<&mut VerifiedTokens>,
+        audience: Option<&str>,
+    ) -> Result<Verified, (bool, TokenError)> {
+        let s = &self.scopes[scope as usize];
         let expect = |consumer: ConsumerId| Expect {
             issuer: &s.settings.issuer,
             consumer: &self.consumer_names[consumer as usize],
-            audience: Some(if s.settings.global_credentials {
-                "default"
-            } else {
-                ctx.scope_key()
-            }),
+            audience,
             now: services.now(),
             skew: s.settings.clock_skew_seconds,
         };
+        let kong = s.settings.dialect == Dialect::Kong;
+        let verified = |consumer, aud: &str, granted| Verified {
+            consumer,
+            global: aud == "default",
+            here: aud == ctx.scope_key(),
+            granted,
+        };
         if let Some(memo) = memo {
-            if let Some((consumer, aud, validity)) = memo.lookup(scope, token) {
+            if let Some((consumer, aud, validity, granted)) = memo.lookup(scope, token) {
                 // Signature, issuer and subject were proved when it was
                 // remembered; audience and times depend on this request.
                 validity
                     .check(aud, &expect(consumer))
                     .map_err(|e| (true, e))?;
-                return Ok(consumer);
+                let granted = granted.cloned();
+                return Ok(verified(consumer, aud, granted));
             }
             let (consumer, claims) = self.verify(s, token, &expect)?;
-            memo.insert(scope, token, consumer, &claims.aud, claims.validity());
-            return Ok(consumer);
+            let granted = kong.then(|| Granted::of(&claims));
+            memo.insert(
+                scope,
+                token,
+                consumer,
+                &claims.aud,
+                claims.validity(),
+                granted.clone(),
+            );
+            return Ok(verified(consumer, &claims.aud, granted));
         }
-        self.verify(s, token, &expect).map(|(consumer, _)| consumer)
+        let (consumer, claims) = self.verify(s, token, &expect)?;
+        let granted = kong.then(|| Granted::of(&claims));
+        Ok(verified(consumer, &claims.aud, granted))
     }
 
     /// Parse and verify `token` in scope `s`: its consumer and claims.
@@ -400,10 +526,14 @@ impl DecisionGraph {
         Ok((*consumer, claims))
     }
 
-    fn forward(&self, ctx: &Ctx<'_>) -> Forward {
+    fn forward(&self, ctx: Ctx<'_>) -> Forward {
         // `String::from`, not `to_string`: on a `Box<str>` the latter goes
         // through the formatting machinery (measurable in the guest).
-        let mut remove: Vec<String> = vec![String::from(&*self.consumer_header)];
+        let mut remove: Vec<String> = self
+            .consumer_header
+            .iter()
+            .map(|h| String::from(&**h))
+            .collect();
         for (name, _) in ctx.req.headers {
             if spoofable(name) && !remove.iter().any(|r| r.eq_ignore_ascii_case(name)) {
                 remove.push(name.to_ascii_lowercase());
@@ -413,12 +543,19 @@ impl DecisionGraph {
         let mut consumer = None;
         if let Some((id, scope)) = ctx.consumer {
             let name = String::from(&*self.consumer_names[id as usize]);
-            set.push((String::from(&*self.consumer_header), name.clone()));
+            if let Some(h) = &self.consumer_header {
+                set.push((String::from(&**h), name.clone()));
+            }
             consumer = Some(name);
             let settings = &self.scopes[scope as usize].settings;
-            if !settings.keep_token {
+            if settings.dialect == Dialect::Kong {
+                kong::access::consumer_headers(self, id, ctx.granted.as_ref(), &mut set);
+            } else if !settings.keep_token {
                 remove.push(settings.auth_header_name.clone());
             }
+        }
+        if let Some(h) = ctx.edits.remove_header {
+            remove.push(h);
         }
         Forward {
             set_headers: set,
@@ -426,6 +563,8 @@ impl DecisionGraph {
             consumer,
             route: ctx.route.map(str::to_string),
             upstream: ctx.upstream.cloned(),
+            query: ctx.edits.query,
+            body: ctx.edits.body,
         }
     }
 }

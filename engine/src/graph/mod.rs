@@ -27,11 +27,11 @@ pub use allow_set::AllowSet;
 pub(crate) use eval::Ctx;
 pub use eval::Verdict;
 use index::{PathRouter, RuleIndex, RulePos};
-pub use verified::{MemoStats, VerifiedTokens};
+pub use verified::{Granted, MemoStats, VerifiedTokens};
 
 use crate::model::{
-    Action, ClientSecret, ConsumerId, DomainPattern, INSTANCE, Matcher, Model, ScopeId, Secret,
-    Settings,
+    Action, ClientSecret, ConsumerId, Dialect, DomainPattern, INSTANCE, KongConsumer, Matcher,
+    Model, ScopeId, Secret, Settings,
 };
 use crate::{Diagnostic, RouteInfo, Upstream};
 
@@ -57,6 +57,8 @@ pub enum Node {
 pub struct CompiledScope {
     pub settings: Settings,
     pub clients: FxHashMap<Box<str>, (ConsumerId, ClientKeys)>,
+    /// `instance` or the rule's label: which plugin issued a Kong code.
+    pub label: Box<str>,
 }
 
 /// A client's keys: what the token endpoint checks its secret against, and
@@ -66,6 +68,8 @@ pub struct CompiledScope {
 pub struct ClientKeys {
     pub check: ClientSecret,
     pub signing: Secret,
+    /// Kong: the registered redirect URIs (the first is the default).
+    pub redirect_uris: Vec<String>,
 }
 
 /// A declared route, compiled.
@@ -100,7 +104,11 @@ pub struct DecisionGraph {
     router: PathRouter,
     routes: Vec<CompiledRoute>,
     route_by_name: FxHashMap<Box<str>, u32>,
-    consumer_header: Box<str>,
+    consumer_header: Option<Box<str>>,
+    /// Whose answers the policy gives.
+    dialect: Dialect,
+    /// Kong's identity of each consumer.
+    kong_consumers: Vec<KongConsumer>,
     /// (rule, earlier rule) pairs where every key of the rule was taken.
     shadowed: Vec<(RulePos, RulePos)>,
 }
@@ -146,10 +154,21 @@ impl DecisionGraph {
 
         // SPEC §3: the token path is answered by Warden wherever it is, never
         // forwarded; where no rule's scope applies, the instance scope answers.
-        let instance_tokens = arena.add(Node::TokenEndpoint {
-            scope: INSTANCE,
-            next: forward,
-        });
+        // A Kong-dialect instance without a grant is no plugin: nothing to answer.
+        let kong_instance = &model.scopes[INSTANCE as usize].settings.kong;
+        let instance_is_plugin = model.dialect == Dialect::Higress
+            || kong_instance.enable_authorization_code
+            || kong_instance.enable_client_credentials
+            || kong_instance.enable_implicit_grant
+            || kong_instance.enable_password_grant;
+        let instance_tokens = if instance_is_plugin {
+            arena.add(Node::TokenEndpoint {
+                scope: INSTANCE,
+                next: forward,
+            })
+        } else {
+            forward
+        };
         for (pos, rule) in model.rules.iter().enumerate() {
             let pos = pos as RulePos;
             let entry = match &rule.action {
@@ -176,10 +195,22 @@ impl DecisionGraph {
             _ => instance_tokens,
         };
 
+        let scope_label = |i: usize| -> Box<str> {
+            if i == 0 {
+                return "instance".into();
+            }
+            let owner = model
+                .rules
+                .iter()
+                .find(|r| r.action == Action::Authenticate(i as ScopeId));
+            owner.map_or_else(|| format!("scope {i}").into(), |r| r.label().into())
+        };
         let scopes = model
             .scopes
             .iter()
-            .map(|s| CompiledScope {
+            .enumerate()
+            .map(|(i, s)| CompiledScope {
+                label: scope_label(i),
                 settings: s.settings.clone(),
                 clients: s
                     .consumers
@@ -194,11 +225,14 @@ impl DecisionGraph {
                                 let signing = match (&s.settings.signing_key, &c.secret) {
                                     (Some(key), _) => key.clone(),
                                     (None, ClientSecret::Plain(secret)) => secret.clone(),
-                                    (None, ClientSecret::Hashed(_)) => return None,
+                                    (None, ClientSecret::Hashed(_) | ClientSecret::Public) => {
+                                        return None;
+                                    }
                                 };
                                 let keys = ClientKeys {
                                     check: c.secret.clone(),
                                     signing,
+                                    redirect_uris: c.redirect_uris.clone(),
                                 };
                                 Some((c.client_id.as_str().into(), (id, keys)))
                             })
@@ -252,7 +286,9 @@ impl DecisionGraph {
                 .collect(),
             consumer_scope: {
                 let mut of = vec![INSTANCE; model.consumers.len()];
-                for (i, s) in model.scopes.iter().enumerate() {
+                // In reverse, so that a consumer several scopes share (Kong's
+                // global consumers) belongs to the first: the instance.
+                for (i, s) in model.scopes.iter().enumerate().rev() {
                     s.consumers
                         .iter()
                         .for_each(|&c| of[c as usize] = i as ScopeId);
@@ -263,12 +299,18 @@ impl DecisionGraph {
             router,
             routes,
             route_by_name,
-            consumer_header: model.consumer_header.as_str().into(),
+            consumer_header: model.consumer_header.as_deref().map(Into::into),
+            dialect: model.dialect,
+            kong_consumers: model.consumers.iter().map(|c| c.kong.clone()).collect(),
         }
     }
 
-    /// The token endpoint's paths (each scope's `auth_path`, distinct).
+    /// The token endpoint's paths (each scope's `auth_path`, distinct; Kong's
+    /// token and authorization endpoints in the Kong dialect).
     pub fn token_paths(&self) -> Vec<String> {
+        if self.dialect == Dialect::Kong {
+            return crate::kong::PATHS.iter().map(|p| p.to_string()).collect();
+        }
         let mut paths: Vec<String> = Vec::new();
         for s in &self.scopes {
             if !paths.contains(&s.settings.auth_path) {
@@ -276,6 +318,11 @@ impl DecisionGraph {
             }
         }
         paths
+    }
+
+    /// Kong's identity of consumer `id`.
+    pub(crate) fn kong_consumer(&self, id: ConsumerId) -> &KongConsumer {
+        &self.kong_consumers[id as usize]
     }
 
     /// The routes the policy declares, in order.

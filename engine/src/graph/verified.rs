@@ -20,9 +20,10 @@
 //! (consumer and scope ids mean nothing across policies), so a reloaded
 //! policy — a rotated key, a removed consumer — starts from empty.
 //!
-//! Revocation: Warden has no revocation store yet. When it gains one, a hit
-//! must be checked against it before it is trusted; the memo holds no
-//! revocation state of its own.
+//! Revocation: the memo holds no revocation state of its own. A Kong-dialect
+//! entry keeps its token's [`Granted`] (the `jti` among it), and every hit
+//! is checked against the host's revocations before it is trusted, exactly
+//! as a fresh verification is.
 
 use std::hash::Hasher as _;
 use subtle::ConstantTimeEq;
@@ -43,7 +44,33 @@ struct Entry {
     consumer: ConsumerId,
     aud: Box<str>,
     validity: Validity,
+    granted: Option<Box<Granted>>,
 }
+
+/// What a Kong-dialect token says beyond its consumer: its id (for
+/// revocation), its client, and the scope and user it was granted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    pub jti: Box<str>,
+    pub client_id: Box<str>,
+    pub scope: Option<Box<str>>,
+    pub user: Option<Box<str>>,
+}
+
+impl Granted {
+    pub fn of(claims: &crate::token::Claims) -> Granted {
+        Granted {
+            jti: claims.jti.as_str().into(),
+            client_id: claims.client_id.as_str().into(),
+            scope: claims.scope.as_deref().map(Into::into),
+            user: claims.authenticated_userid.as_deref().map(Into::into),
+        }
+    }
+}
+
+/// A remembered verification: the consumer, what must be re-checked
+/// (audience claim, times), and a Kong-dialect token's grant.
+pub(crate) type Hit<'m> = (ConsumerId, &'m str, Validity, Option<&'m Granted>);
 
 #[derive(Debug, Default)]
 struct Set {
@@ -127,11 +154,7 @@ impl VerifiedTokens {
 
     /// The consumer `token` was verified for in `scope`, with what must be
     /// re-checked (audience claim, times).
-    pub(crate) fn lookup(
-        &mut self,
-        scope: ScopeId,
-        token: &str,
-    ) -> Option<(ConsumerId, &str, Validity)> {
+    pub(crate) fn lookup(&mut self, scope: ScopeId, token: &str) -> Option<Hit<'_>> {
         let i = self.set_of(scope, token);
         let set = &mut self.sets[i];
         let way = set.ways.iter().position(|w| {
@@ -145,7 +168,7 @@ impl VerifiedTokens {
         self.hits += 1;
         set.recent = way;
         let e = set.ways[way].as_ref()?;
-        Some((e.consumer, &e.aud, e.validity))
+        Some((e.consumer, &e.aud, e.validity, e.granted.as_deref()))
     }
 
     /// Remember that `token` verified in `scope` for `consumer`.
@@ -156,6 +179,7 @@ impl VerifiedTokens {
         consumer: ConsumerId,
         aud: &str,
         validity: Validity,
+        granted: Option<Granted>,
     ) {
         let i = self.set_of(scope, token);
         let set = &mut self.sets[i];
@@ -170,6 +194,7 @@ impl VerifiedTokens {
             consumer,
             aud: aud.into(),
             validity,
+            granted: granted.map(Box::new),
         });
         set.recent = way;
     }
@@ -207,7 +232,7 @@ mod tests {
     fn remembers_by_scope_and_whole_token() {
         let mut m = VerifiedTokens::new(8);
         m.bind(1);
-        m.insert(0, "aaa.bbb.ccc", 7, "default", V);
+        m.insert(0, "aaa.bbb.ccc", 7, "default", V, None);
         assert_eq!(m.lookup(0, "aaa.bbb.ccc").map(|h| h.0), Some(7));
         assert!(m.lookup(1, "aaa.bbb.ccc").is_none(), "another scope");
         assert!(m.lookup(0, "aaa.bbb.ccd").is_none(), "one byte differs");
@@ -229,10 +254,10 @@ mod tests {
     fn stays_within_capacity_and_keeps_the_recently_used() {
         let mut m = VerifiedTokens::new(2); // one set, two ways
         m.bind(1);
-        m.insert(0, "t1", 1, "a", V);
-        m.insert(0, "t2", 2, "a", V);
+        m.insert(0, "t1", 1, "a", V, None);
+        m.insert(0, "t2", 2, "a", V, None);
         assert!(m.lookup(0, "t1").is_some()); // t1 now the recent one
-        m.insert(0, "t3", 3, "a", V); // replaces t2
+        m.insert(0, "t3", 3, "a", V, None); // replaces t2
         assert!(m.lookup(0, "t1").is_some());
         assert!(m.lookup(0, "t2").is_none());
         assert!(m.lookup(0, "t3").is_some());
@@ -241,7 +266,7 @@ mod tests {
         let mut big = VerifiedTokens::new(64);
         big.bind(1);
         for k in 0..10_000u32 {
-            big.insert(0, &format!("token-{k}"), k, "a", V);
+            big.insert(0, &format!("token-{k}"), k, "a", V, None);
         }
         assert_eq!(big.stats().capacity, 64);
         assert!(big.stats().entries <= 64);

@@ -7,6 +7,7 @@
 //! durations, header names and domain patterns. The checker keeps going after
 //! an error so that one run reports every problem in the file.
 
+mod kong;
 mod types;
 mod values;
 
@@ -30,7 +31,7 @@ const SCOPE_SETTINGS: &[&str] = &[
     "keep_token",
     "signing_key",
 ];
-const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rule"];
+const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rule", "dialect"];
 const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
 const CONSUMER_KEYS: &[&str] = &["client_id", "client_secret", "credential"];
 const CREDENTIAL_KEYS: &[&str] = &["client_id", "client_secret"];
@@ -53,6 +54,7 @@ pub fn check(
         errors: Vec::new(),
         warnings: Vec::new(),
         consumers: Vec::new(),
+        dialect: Dialect::Higress,
     };
     let model = c.file(file);
     if c.errors.is_empty() {
@@ -71,6 +73,7 @@ struct Checker<'s> {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     consumers: Vec<Consumer>,
+    dialect: Dialect,
 }
 
 /// Tracks which keys a block has set, to report the second of a pair (a
@@ -115,13 +118,23 @@ impl<'s> Checker<'s> {
         true
     }
 
+    /// The scope settings of the policy's dialect.
+    fn scope_settings(&self) -> &'static [&'static str] {
+        match self.dialect {
+            Dialect::Higress => SCOPE_SETTINGS,
+            Dialect::Kong => kong::KONG_SETTINGS,
+        }
+    }
+
     fn unknown_key(&mut self, item: &Item, context: &str, valid: &[&[&str]]) {
         let mut d = self.r.err(
             item.key_span,
             format!("unknown setting `{}` {context}", item.key),
         );
         let candidates = valid.iter().flat_map(|v| v.iter().copied());
-        if let Some(best) = closest(&item.key, candidates) {
+        if let Some(help) = kong::other_dialect(&item.key, self.dialect) {
+            d = d.with_help(help);
+        } else if let Some(best) = closest(&item.key, candidates) {
             d = d.with_help(format!("did you mean `{best}`?"));
         } else if RULE_ONLY.contains(&item.key.as_str()) {
             d = d.with_help(format!(
@@ -150,22 +163,61 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// `dialect kong|higress`, wherever it is in the file (it decides how
+    /// everything else reads).
+    fn dialect(&mut self, file: &File) -> Option<Span> {
+        let mut found: Option<Span> = None;
+        for item in file.items.iter().filter(|i| i.key == "dialect") {
+            if let Some(first) = found {
+                let line = self.r.lines.line(first.start);
+                let d = self
+                    .r
+                    .err(item.key_span, "`dialect` is set twice")
+                    .with_help(format!("the first is on line {line}; remove one"));
+                self.errors.push(d);
+                continue;
+            }
+            found = Some(item.span);
+            match self
+                .r
+                .one(item)
+                .and_then(|v| Ok((self.r.text("dialect", v)?, v.span)))
+            {
+                Ok(("kong", _)) => self.dialect = Dialect::Kong,
+                Ok(("higress", _)) => self.dialect = Dialect::Higress,
+                Ok((other, span)) => {
+                    let d = self
+                        .r
+                        .err(span, format!("unknown dialect `{other}`"))
+                        .with_help("`dialect kong` (Kong's oauth2 plugin) or `dialect higress` (the default: Higress and MSE)");
+                    self.errors.push(d);
+                }
+                Err(d) => self.errors.push(d),
+            }
+        }
+        found
+    }
+
     fn file(&mut self, file: &File) -> Model {
-        let mut settings = Settings::default();
+        let dialect_at = self.dialect(file);
+        let mut settings = Settings::defaults(self.dialect);
         let mut seen = Seen::default();
         let mut global_auth = None;
-        let mut consumer_header = "x-mse-consumer".to_string();
+        let mut consumer_header =
+            (self.dialect == Dialect::Higress).then(|| "x-mse-consumer".to_string());
         let mut instance = ScopeRoster::default();
         let mut routes = RouteTable::default();
         let mut rule_items = Vec::new();
 
+        // Consumers first: settings may name one (Kong's `anonymous`).
+        for item in file.items.iter().filter(|i| i.key == "consumer") {
+            if let Some(id) = self.consumer(item, &mut instance) {
+                instance.ids.push(id);
+            }
+        }
         for item in &file.items {
             match item.key.as_str() {
-                "consumer" => {
-                    if let Some(id) = self.consumer(item, &mut instance) {
-                        instance.ids.push(id);
-                    }
-                }
+                "consumer" | "dialect" => {}
                 "route" => {
                     if let Some(route) = self.route(item, &routes) {
                         routes.add(route);
@@ -177,22 +229,25 @@ impl<'s> Checker<'s> {
                         global_auth = Some(b);
                     }
                 }
-                "consumer_header" => {
+                "consumer_header" if self.dialect == Dialect::Higress => {
                     if let Some(h) = self.instance_value(&mut seen, item, Reader::header_name) {
-                        consumer_header = h;
+                        consumer_header = Some(h);
                     }
                 }
-                key if SCOPE_SETTINGS.contains(&key) => {
+                key if self.scope_settings().contains(&key) => {
                     if self.once(&mut seen, item) {
                         let r = self.setting(&mut settings, item);
                         self.report(r);
                     }
                 }
-                _ => self.unknown_key(
-                    item,
-                    "at the top level",
-                    &[SCOPE_SETTINGS, INSTANCE_ONLY, &["consumer"]],
-                ),
+                _ => {
+                    let valid = self.scope_settings();
+                    self.unknown_key(
+                        item,
+                        "at the top level",
+                        &[valid, INSTANCE_ONLY, &["consumer"]],
+                    )
+                }
             }
         }
 
@@ -201,13 +256,28 @@ impl<'s> Checker<'s> {
             consumers: instance.ids.clone(),
             span: Span::default(),
         }];
-        let rules = rule_items
+        let rules: Vec<Rule> = rule_items
             .into_iter()
             .filter_map(|item| self.rule(item, &settings, &instance, &routes, &mut scopes))
             .collect();
         self.check_signing_keys(&scopes);
+        if self.dialect == Dialect::Kong {
+            // The instance is a plugin when it serves: everywhere
+            // (`global_auth true`), or for `allow` rules.
+            let instance_serves = global_auth == Some(true)
+                || rules.iter().any(|r| matches!(r.action, Action::Allow(_)))
+                || (global_auth.is_none() && rules.is_empty());
+            let at = dialect_at.unwrap_or_default();
+            if instance_serves {
+                self.check_kong_scope(&settings, at);
+            }
+            for scope in scopes.iter().skip(1) {
+                self.check_kong_scope(&scope.settings, scope.span);
+            }
+        }
 
         Model {
+            dialect: self.dialect,
             global_auth,
             consumer_header,
             consumers: std::mem::take(&mut self.consumers),
@@ -266,10 +336,22 @@ impl<'s> Checker<'s> {
     /// Apply one scope setting.
     fn setting(&self, s: &mut Settings, item: &Item) -> Result<(), Diagnostic> {
         let key = item.key.as_str();
+        if self.dialect == Dialect::Kong
+            && !matches!(
+                key,
+                "signing_key"
+                    | "issuer"
+                    | "global_credentials"
+                    | "auth_header_name"
+                    | "clock_skew_seconds"
+            )
+        {
+            return self.kong_setting(s, item);
+        }
         if key == "signing_key" {
             let key = match self.secret(item)? {
                 ClientSecret::Plain(key) => key,
-                ClientSecret::Hashed(_) => {
+                ClientSecret::Hashed(_) | ClientSecret::Public => {
                     return Err(self.r.err(
                         item.span,
                         "`signing_key` must be the key itself (a string, `env NAME` or `file PATH`), not a hash",
@@ -358,9 +440,19 @@ impl<'s> Checker<'s> {
         };
         let mut credentials = Vec::new();
         let mut direct = Vec::new();
+        let mut kong_ids = KongConsumer::default();
+        let mut seen = Seen::default();
+        let kong = self.dialect == Dialect::Kong;
         for inner in &block.items {
             match inner.key.as_str() {
                 "client_id" | "client_secret" => direct.push(inner),
+                k if kong && kong::KONG_CREDENTIAL_KEYS.contains(&k) => direct.push(inner),
+                k if kong && kong::KONG_CONSUMER_KEYS.contains(&k) => {
+                    if self.once(&mut seen, inner) {
+                        let r = self.kong_consumer_key(&mut kong_ids, inner);
+                        self.report(r);
+                    }
+                }
                 "credential" => {
                     let Some(b) = &inner.block else {
                         let d = self.r.err(
@@ -375,14 +467,26 @@ impl<'s> Checker<'s> {
                         credentials.push(c);
                     }
                 }
-                _ => self.unknown_key(inner, "in a consumer", &[CONSUMER_KEYS]),
+                _ => {
+                    let keys: &[&[&str]] = if kong {
+                        &[
+                            CONSUMER_KEYS,
+                            kong::KONG_CONSUMER_KEYS,
+                            kong::KONG_CREDENTIAL_KEYS,
+                        ]
+                    } else {
+                        &[CONSUMER_KEYS]
+                    };
+                    self.unknown_key(inner, "in a consumer", keys)
+                }
             }
         }
         if !direct.is_empty() {
             if let Some(c) = self.credential(&direct, item.span, scope) {
                 credentials.insert(0, c);
             }
-        } else if credentials.is_empty() {
+        } else if credentials.is_empty() && !kong {
+            // (A Kong consumer may have none: the `anonymous` one.)
             let d = self.r.err(
                 name.1,
                 format!(
@@ -405,10 +509,17 @@ impl<'s> Checker<'s> {
         }
         let id = self.consumers.len() as ConsumerId;
         scope.names.insert(name.0.clone(), (name.1, id));
+        if kong_ids.id.is_empty() {
+            kong_ids.id = kong::derived_id(&name.0);
+        }
+        if kong_ids.username.is_none() {
+            kong_ids.username = Some(name.0.clone());
+        }
         self.consumers.push(Consumer {
             name: name.0,
             credentials,
             span: item.span,
+            kong: kong_ids,
         });
         Some(id)
     }
@@ -421,13 +532,28 @@ impl<'s> Checker<'s> {
     ) -> Option<Credential> {
         let mut seen = Seen::default();
         let (mut id, mut secret, mut secret_span) = (None, None, Span::default());
+        let kong = self.dialect == Dialect::Kong;
+        let keys = if kong {
+            kong::KONG_CREDENTIAL_KEYS
+        } else {
+            CREDENTIAL_KEYS
+        };
+        let mut extra = kong::KongCredential::default();
         for item in items {
-            if !CREDENTIAL_KEYS.contains(&item.key.as_str()) {
-                self.unknown_key(item, "in a credential", &[CREDENTIAL_KEYS]);
+            if !keys.contains(&item.key.as_str()) {
+                self.unknown_key(item, "in a credential", &[keys]);
                 continue;
             }
             if !self.once(&mut seen, item) || !self.no_block(item) {
                 continue;
+            }
+            match item.key.as_str() {
+                "client_id" | "client_secret" => {}
+                _ => {
+                    let r = self.kong_credential_key(&mut extra, item);
+                    self.report(r);
+                    continue;
+                }
             }
             match item.key.as_str() {
                 "client_id" => match self
@@ -445,6 +571,27 @@ impl<'s> Checker<'s> {
                     }
                     Err(d) => self.errors.push(d),
                 },
+            }
+        }
+        if extra.public {
+            if secret.is_some() {
+                let d = self
+                    .r
+                    .err(secret_span, "a public client has no `client_secret`")
+                    .with_help("Kong refuses a secret from a public client (`client_secret is disallowed for public clients`): remove the line, or make the client `confidential`");
+                return self.fail(d);
+            }
+            secret = Some(ClientSecret::Public);
+        }
+        if let Some((on, at)) = extra.hash_secret {
+            let hashed = matches!(secret, Some(ClientSecret::Hashed(_)));
+            if on != hashed && secret.is_some() && !extra.public {
+                let d = self.r.err(at, if on {
+                    "`hash_secret true`: the `client_secret` must then be stored as a hash"
+                } else {
+                    "`hash_secret false` contradicts `client_secret hash …`"
+                }).with_help("write `client_secret hash \"$pbkdf2-sha512$…\"` (Kong's stored hash, or `warden hash-secret`'s); `hash_secret` may then be left out");
+                return self.fail(d);
             }
         }
         let missing = match (&id, &secret) {
@@ -471,9 +618,11 @@ impl<'s> Checker<'s> {
         }
         scope.client_ids.insert(client_id.clone(), id_span);
         Some(Credential {
+            name: extra.name.unwrap_or_else(|| client_id.clone()),
             client_id,
             secret,
             secret_span,
+            redirect_uris: extra.redirect_uris,
         })
     }
 

@@ -73,13 +73,20 @@ impl Checker<'_> {
                         }
                     }
                 }
+                "consumer" if self.dialect == Dialect::Kong => {
+                    let d = self
+                        .r
+                        .err(inner.key_span, "in the Kong dialect consumers are global")
+                        .with_help("declare the consumer at the top level: every plugin (rule) authenticates every consumer, as in Kong");
+                    self.errors.push(d);
+                }
                 "consumer" => {
                     first_consumer.get_or_insert(inner.key_span);
                     if let Some(id) = self.consumer(inner, &mut own) {
                         own.ids.push(id);
                     }
                 }
-                key if SCOPE_SETTINGS.contains(&key) => {
+                key if self.scope_settings().contains(&key) => {
                     first_setting.get_or_insert(inner.key_span);
                     if self.once(&mut seen, inner) {
                         let own = settings.get_or_insert_with(|| instance_settings.clone());
@@ -87,11 +94,10 @@ impl Checker<'_> {
                         self.report(r);
                     }
                 }
-                _ => self.unknown_key(
-                    inner,
-                    "in a rule",
-                    &[RULE_ONLY, SCOPE_SETTINGS, &["consumer"]],
-                ),
+                _ => {
+                    let valid = self.scope_settings();
+                    self.unknown_key(inner, "in a rule", &[RULE_ONLY, valid, &["consumer"]])
+                }
             }
         }
 
@@ -108,6 +114,15 @@ impl Checker<'_> {
                 return self.fail(self.r.err(at, "a disabled rule neither authenticates nor authorizes: remove `disable` or the rest"));
             }
             (Some((ids, _)), None, None) => Action::Allow(ids.clone()),
+            (None, Some(_), None) if self.dialect == Dialect::Kong => {
+                // A Kong plugin of its own: the global consumers, its settings.
+                scopes.push(Scope {
+                    settings: settings.unwrap_or_else(|| instance_settings.clone()),
+                    consumers: instance.ids.clone(),
+                    span: item.span,
+                });
+                Action::Authenticate((scopes.len() - 1) as ScopeId)
+            }
             (None, Some(at), None) => {
                 if own.ids.is_empty() {
                     if first_consumer.is_none() {

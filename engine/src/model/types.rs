@@ -21,10 +21,13 @@ pub const INSTANCE: ScopeId = 0;
 /// A whole checked policy.
 #[derive(Debug, Clone)]
 pub struct Model {
+    /// Whose answers, headers and defaults the policy speaks.
+    pub dialect: Dialect,
     /// `true`/`false`, or `None` when unset (legacy Higress behaviour).
     pub global_auth: Option<bool>,
-    /// Header naming the authenticated consumer upstream.
-    pub consumer_header: String,
+    /// Header naming the authenticated consumer upstream (`None` in the
+    /// Kong dialect, whose `X-Consumer-*` headers say it).
+    pub consumer_header: Option<String>,
     /// Every consumer of every scope.
     pub consumers: Vec<Consumer>,
     /// Authentication scopes: the instance (0), then one per authentication rule.
@@ -35,6 +38,72 @@ pub struct Model {
     pub routes: Vec<Route>,
 }
 
+/// Which product's OAuth2 plugin a policy answers like (`dialect kong`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Higress / Alibaba MSE: client_credentials, `X-Mse-Consumer`,
+    /// plain-text 401/403.
+    #[default]
+    Higress,
+    /// Kong's `oauth2` plugin: every grant, `X-Consumer-*` headers, JSON
+    /// errors with Kong's wording.
+    Kong,
+}
+
+/// How PKCE (RFC 7636) is required on the authorization code grant (Kong's `pkce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pkce {
+    /// Only when the client sent a challenge.
+    None,
+    /// Required of public clients.
+    #[default]
+    Lax,
+    /// Required of every client.
+    Strict,
+}
+
+/// Kong's plugin settings beyond Higress's, defaults applied (meaningful
+/// in the Kong dialect only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KongSettings {
+    pub enable_authorization_code: bool,
+    pub enable_client_credentials: bool,
+    pub enable_implicit_grant: bool,
+    pub enable_password_grant: bool,
+    /// `None`: scopes are not configured (a requested scope is ignored).
+    pub scopes: Option<Vec<String>>,
+    pub mandatory_scope: bool,
+    pub provision_key: Option<Secret>,
+    /// Seconds; 0: refresh tokens never expire.
+    pub refresh_token_ttl: u64,
+    pub reuse_refresh_token: bool,
+    pub pkce: Pkce,
+    pub accept_http_if_already_terminated: bool,
+    /// The consumer a failed authentication proceeds as.
+    pub anonymous: Option<ConsumerId>,
+    pub realm: Option<String>,
+}
+
+impl Default for KongSettings {
+    fn default() -> Self {
+        KongSettings {
+            enable_authorization_code: false,
+            enable_client_credentials: false,
+            enable_implicit_grant: false,
+            enable_password_grant: false,
+            scopes: None,
+            mandatory_scope: false,
+            provision_key: None,
+            refresh_token_ttl: 1_209_600,
+            reuse_refresh_token: false,
+            pkce: Pkce::Lax,
+            accept_http_if_already_terminated: false,
+            anonymous: None,
+            realm: None,
+        }
+    }
+}
+
 /// Settings of one authentication scope (instance or rule), defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -43,12 +112,31 @@ pub struct Settings {
     pub global_credentials: bool,
     /// Lower-case header name.
     pub auth_header_name: String,
+    /// Seconds; 0 (Kong's `token_expiration 0`): tokens never expire.
     pub token_ttl: u64,
     pub clock_skew_seconds: u64,
+    /// Forward the credential (Kong: `hide_credentials false`).
     pub keep_token: bool,
     /// Signs (and verifies) this scope's tokens instead of each client's
     /// secret. Required where a secret is stored hashed.
     pub signing_key: Option<Secret>,
+    pub dialect: Dialect,
+    pub kong: KongSettings,
+}
+
+impl Settings {
+    /// The defaults of a dialect's plugin.
+    pub fn defaults(dialect: Dialect) -> Settings {
+        match dialect {
+            Dialect::Higress => Settings::default(),
+            Dialect::Kong => Settings {
+                issuer: "Warden".into(),
+                global_credentials: false,
+                dialect,
+                ..Settings::default()
+            },
+        }
+    }
 }
 
 impl Default for Settings {
@@ -62,6 +150,8 @@ impl Default for Settings {
             clock_skew_seconds: 60,
             keep_token: true,
             signing_key: None,
+            dialect: Dialect::Higress,
+            kong: KongSettings::default(),
         }
     }
 }
@@ -81,6 +171,18 @@ pub struct Consumer {
     pub name: String,
     pub credentials: Vec<Credential>,
     pub span: Span,
+    /// Kong's identity of the consumer (`X-Consumer-*` headers).
+    pub kong: KongConsumer,
+}
+
+/// What Kong knows of a consumer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KongConsumer {
+    /// A UUID: given, or derived from the consumer's name (stable across reloads).
+    pub id: String,
+    /// Given, else the consumer's name.
+    pub username: Option<String>,
+    pub custom_id: Option<String>,
 }
 
 /// One client_id/secret pair of a consumer.
@@ -90,6 +192,10 @@ pub struct Credential {
     pub secret: ClientSecret,
     /// The `client_secret` line, for diagnostics.
     pub secret_span: Span,
+    /// Kong: the application's name.
+    pub name: String,
+    /// Kong: where the authorization endpoint may redirect; the first is the default.
+    pub redirect_uris: Vec<String>,
 }
 
 /// How a client secret is stored in the policy.
@@ -101,6 +207,9 @@ pub enum ClientSecret {
     /// A PHC hash (`client_secret hash "…"`): checked by the host; tokens
     /// need the scope's `signing_key`.
     Hashed(crate::secret_hash::SecretHash),
+    /// A Kong `client_type public` client: it has no secret (and must
+    /// present none).
+    Public,
 }
 
 /// A client secret: redacted in `Debug`, compared in constant time.

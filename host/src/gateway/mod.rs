@@ -236,15 +236,15 @@ impl Gateway {
 
     /// The scheme the client used: `https` on a TLS connection; on a plain
     /// one, what a trusted proxy's `X-Forwarded-Proto` says (`http` or
-    /// `https`), else `http`.
+    /// `https`), else `http`. The second value: TLS ended at that proxy.
     fn scheme(
         &self,
         headers: &hyper::HeaderMap,
         peer: Option<SocketAddr>,
         tls: bool,
-    ) -> &'static str {
+    ) -> (&'static str, bool) {
         if tls {
-            return "https";
+            return ("https", false);
         }
         let trusted = peer.is_some_and(|p| self.trusted_proxies.contains(p.ip()));
         // The last value: the one the nearest (trusted) proxy added, when it
@@ -257,8 +257,8 @@ impl Gateway {
             .and_then(|v| v.rsplit(',').next())
             .map(str::trim);
         match forwarded {
-            Some(proto) if trusted && proto.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
+            Some(proto) if trusted && proto.eq_ignore_ascii_case("https") => ("https", true),
+            _ => ("http", false),
         }
     }
 
@@ -315,12 +315,12 @@ impl Gateway {
         if let Some(refused) = filter::request_filter(&mut parts) {
             return refused;
         }
-        let scheme = self.scheme(&parts.headers, peer, tls);
+        let (scheme, proxy_terminated) = self.scheme(&parts.headers, peer, tls);
         // This request finishes on the policy it starts with.
         let policy = self.policy.load_full();
-        let (context, decision) = self
-            .decide(&policy, OwnedRequest::from_head(&parts, peer, scheme))
-            .await;
+        let mut context = OwnedRequest::from_head(&parts, peer, scheme);
+        context.proxy_terminated = proxy_terminated;
+        let (context, decision) = self.decide(&policy, context).await;
         let (context, decision, body) = match decision {
             Ok(Decision::NeedBody { max_bytes }) => {
                 let max_bytes = max_bytes.min(MAX_DECISION_BODY);
@@ -348,6 +348,10 @@ impl Gateway {
                     route = %forward.route.as_deref().unwrap_or("-"),
                     %upstream, "forward"
                 );
+                let body = match forward.body.clone() {
+                    Some(replaced) => reply::full(Bytes::from(replaced)),
+                    None => body,
+                };
                 match upstream::upstream_request(parts, body, &forward, peer, scheme) {
                     Some(req) => self.upstreams.send(upstream, req).await,
                     None => reply::unavailable(),

@@ -77,6 +77,30 @@ pub(super) fn upstream_request(
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    if let Some(query) = &forward.query {
+        let path = parts.uri.path();
+        let target = if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        match target.parse() {
+            Ok(pq) => uri.path_and_query = Some(pq),
+            Err(_) => {
+                tracing::error!("policy set an invalid query; not forwarding");
+                return None;
+            }
+        }
+        parts.uri = Uri::from_parts(uri).ok()?;
+    }
+    if let Some(replaced) = &forward.body {
+        // The gateway passes the replacement whole: its length is known.
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(replaced.len()));
+    }
     Some(Request::from_parts(parts, body))
 }
 

@@ -1,7 +1,8 @@
-//! The services the host gives the guest: the WIT `host` imports (clock,
-//! randomness, secrets, secret hashes, panic reports) and a WASI context that
-//! grants nothing. One module per concern: [`clock`], [`budget`] (the call's
-//! CPU-time budget), [`secrets`], [`output`] (what a failing guest said).
+//! The services the host gives the guest: the WIT `services` imports (clock,
+//! randomness, secrets, secret hashes, panic reports), the `store` import,
+//! and a WASI context that grants nothing. One module per concern: [`clock`],
+//! [`budget`] (the call's CPU-time budget), [`secrets`], [`output`] (what a
+//! failing guest said), [`store`].
 //!
 //! Each guest instance owns one [`GuestState`] inside its wasmtime `Store`.
 //! The guest sees no filesystem, no environment, no arguments and no network:
@@ -14,6 +15,7 @@ mod budget;
 mod clock;
 mod output;
 mod secrets;
+mod store;
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,7 @@ use clock::WasiWallClock;
 pub use clock::{Clock, ManualClock};
 pub use output::GuestOutput;
 pub use secrets::{SecretSnapshot, resolve_secret};
+pub use store::StateStore;
 
 /// The most random bytes one `random-bytes` call may ask for.
 const MAX_RANDOM_BYTES: u32 = 64 * 1024;
@@ -37,6 +40,7 @@ const MAX_RANDOM_BYTES: u32 = 64 * 1024;
 pub struct GuestState {
     clock: Clock,
     secrets: SecretSnapshot,
+    store: StateStore,
     pub(crate) call: CallBudget,
     pub(crate) stderr: GuestOutput,
     wasi: WasiCtx,
@@ -47,7 +51,12 @@ pub struct GuestState {
 impl GuestState {
     /// A state whose memory may grow to `memory_limit` bytes, resolving
     /// secrets through `secrets`.
-    pub fn new(clock: Clock, memory_limit: usize, secrets: SecretSnapshot) -> Self {
+    pub fn new(
+        clock: Clock,
+        memory_limit: usize,
+        secrets: SecretSnapshot,
+        store: StateStore,
+    ) -> Self {
         let stderr = GuestOutput::default();
         let mut wasi = WasiCtx::builder();
         // Grant nothing: no preopens, env or args are added, and sockets are
@@ -68,6 +77,7 @@ impl GuestState {
         GuestState {
             clock,
             secrets,
+            store,
             call: CallBudget::new(Duration::ZERO),
             stderr,
             wasi: wasi.build(),

@@ -12,6 +12,7 @@ pub fn engine_request<'a>(
     warden_engine::Request {
         method: &req.method,
         scheme: &req.scheme,
+        proxy_terminated: req.proxy_terminated,
         authority: &req.authority,
         path: &req.path,
         query: &req.query,

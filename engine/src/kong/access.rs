@@ -1,0 +1,251 @@
+//! Access to a route a Kong-dialect scope protects (Kong's
+//! `do_authentication`, `parse_access_token` and `set_consumer`): the token
+//! from `auth_header_name` (`Bearer`/`Token` and the token, or the raw
+//! token), else the `access_token` parameter of the query or body; Kong's
+//! 401 answers; `hide_credentials`; the `anonymous` fallback; and the
+//! `X-Consumer-*` / `X-Authenticated-*` headers upstream.
+
+use serde_json::json;
+
+use super::params::{Params, parameter_body};
+use super::{challenge, json};
+use crate::graph::{Ctx, DecisionGraph, Granted, VerifiedTokens};
+use crate::model::{ConsumerId, ScopeId};
+use crate::token::TokenError;
+use crate::{Decision, Reply, Services};
+
+/// Largest body read for an `access_token` parameter.
+pub(crate) const MAX_ACCESS_BODY: u32 = 1 << 20;
+
+const INVALID: &str = "The access token is invalid or has expired";
+
+/// Who a Kong-dialect request proceeds as.
+pub(crate) enum Access {
+    /// A valid token of this consumer, and what it granted.
+    Token(ConsumerId, Granted),
+    /// Authentication failed; the scope's `anonymous` consumer.
+    Anonymous(ConsumerId),
+}
+
+/// What stops a Kong-dialect request at authentication.
+pub(crate) enum Stop {
+    /// Kong's 401 (or another answer).
+    Reply(Reply),
+    /// The token may be in the body: read at most this many bytes.
+    NeedBody(u32),
+}
+
+impl From<Stop> for Decision {
+    fn from(s: Stop) -> Decision {
+        match s {
+            Stop::Reply(r) => Decision::Reply(r),
+            Stop::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
+        }
+    }
+}
+
+/// Authenticate `ctx`'s request in Kong scope `scope`: the consumer it
+/// proceeds as, or what stops it (a 401, or a request for the body the
+/// token may be in).
+pub(crate) fn authenticate(
+    graph: &DecisionGraph,
+    ctx: &mut Ctx<'_>,
+    scope: ScopeId,
+    services: &dyn Services,
+    memo: Option<&mut VerifiedTokens>,
+) -> Result<Access, Stop> {
+    let s = graph.scope(scope);
+    let k = &s.settings.kong;
+    let token = credential(ctx, &s.settings.auth_header_name, s.settings.keep_token)?;
+    let result = match token.as_deref() {
+        None | Some("") => Err(Refusal::Unauthorized(unauthorized(
+            k.realm.as_deref(),
+            None,
+            TokenError::Missing,
+        ))),
+        Some(t) => verify(graph, ctx, scope, t, services, memo),
+    };
+    match (result, k.anonymous) {
+        (Ok(access), _) => Ok(access),
+        (Err(Refusal::GlobalToken(reply)), _) => Err(Stop::Reply(reply)),
+        (Err(Refusal::Unauthorized(_)), Some(anonymous)) => Ok(Access::Anonymous(anonymous)),
+        (Err(Refusal::Unauthorized(reply)), None) => Err(Stop::Reply(reply)),
+    }
+}
+
+enum Refusal {
+    /// Kong's 401s; `anonymous` applies.
+    Unauthorized(Reply),
+    /// A global token on a plugin without `global_credentials`: Kong
+    /// answers it before `anonymous` is considered.
+    GlobalToken(Reply),
+}
+
+/// The token a request carries, as Kong's `parse_access_token` finds it;
+/// with `hide_credentials` (`!keep`) its place is recorded for removal.
+fn credential(ctx: &mut Ctx<'_>, header: &str, keep: bool) -> Result<Option<String>, Stop> {
+    let req = ctx.req;
+    if let Some(value) = req.header(header) {
+        let parts: Vec<&str> = value.split_ascii_whitespace().collect();
+        let token = match parts.as_slice() {
+            [scheme, token]
+                if scheme.eq_ignore_ascii_case("bearer")
+                    || scheme.eq_ignore_ascii_case("token") =>
+            {
+                (*token).to_string()
+            }
+            _ => value.to_string(),
+        };
+        if !keep {
+            // Kong clears the header only for `Bearer`/`Token` values; a raw
+            // token is removed as well (never forwarded).
+            ctx.edits.remove_header = Some(header.to_string());
+        }
+        return Ok(Some(token));
+    }
+    let mut params = Params::from_query(req.query);
+    let ct = req.header("content-type").unwrap_or("");
+    let body_may_hold_it = matches!(req.method, "POST" | "PUT" | "PATCH") && parameter_body(ct);
+    if body_may_hold_it && !params.has("access_token") {
+        let Some(body) = req.body else {
+            return Err(Stop::NeedBody(MAX_ACCESS_BODY));
+        };
+        params.merge_body(ct, body);
+    }
+    let token = params.str("access_token").map(str::to_string);
+    if !keep && params.has("access_token") {
+        let query: Vec<(String, String)> = form_urlencoded::parse(req.query.as_bytes())
+            .filter(|(k, _)| k != "access_token")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        ctx.edits.query = Some(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish(),
+        );
+        let form = ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        if req.method != "GET"
+            && form
+            && let Some(body) = req.body
+        {
+            let kept: Vec<(String, String)> = form_urlencoded::parse(body)
+                .filter(|(k, _)| k != "access_token")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            ctx.edits.body = Some(
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(kept)
+                    .finish()
+                    .into_bytes(),
+            );
+        }
+    }
+    Ok(token)
+}
+
+/// Verify `token` for Kong scope `scope` (or find it in `memo`): signature,
+/// issuer, subject, times, then Kong's audience rules and revocation.
+fn verify(
+    graph: &DecisionGraph,
+    ctx: &Ctx<'_>,
+    scope: ScopeId,
+    token: &str,
+    services: &dyn Services,
+    memo: Option<&mut VerifiedTokens>,
+) -> Result<Access, Refusal> {
+    let s = graph.scope(scope);
+    let realm = s.settings.kong.realm.as_deref();
+    let refuse = |why| Refusal::Unauthorized(unauthorized(realm, Some(INVALID), why));
+    let v = graph
+        .verify_in(ctx, scope, token, services, memo, None)
+        .map_err(|(_, why)| refuse(why))?;
+    // Kong binds a token to the service that issued it unless it is global:
+    // a global plugin takes global tokens and its own route's.
+    if v.global && !s.settings.global_credentials {
+        let description = "The access token is global, but the current plugin is configured without 'global_credentials'";
+        let mut reply = json(
+            401,
+            &json!({"error": "invalid_token", "error_description": description}),
+            "a global token on a plugin without global_credentials".into(),
+        );
+        reply.headers.push((
+            "www-authenticate".into(),
+            challenge(realm, Some("invalid_token"), Some(INVALID)),
+        ));
+        return Err(Refusal::GlobalToken(reply));
+    }
+    if !v.global && !v.here {
+        return Err(refuse(TokenError::Audience));
+    }
+    let consumer = v.consumer;
+    let Some(granted) = v.granted else {
+        return Err(refuse(TokenError::UnknownClient));
+    };
+    if services.is_revoked(&granted.jti) {
+        return Err(refuse(TokenError::Revoked));
+    }
+    Ok(Access::Token(consumer, granted))
+}
+
+/// Kong's 401: `invalid_request` "The access token is missing", or
+/// `invalid_token` with `description`.
+fn unauthorized(realm: Option<&str>, description: Option<&str>, why: TokenError) -> Reply {
+    let (body, header) = match description {
+        None => (
+            json!({"error": "invalid_request", "error_description": "The access token is missing"}),
+            challenge(realm, None, None),
+        ),
+        Some(d) => (
+            json!({"error": "invalid_token", "error_description": d}),
+            challenge(realm, Some("invalid_token"), Some(d)),
+        ),
+    };
+    let mut reply = json(401, &body, why.to_string());
+    reply.headers.retain(|(n, _)| n == "content-type");
+    reply.headers.push(("www-authenticate".into(), header));
+    reply
+}
+
+/// The headers Kong's `set_consumer` sets upstream for `consumer` (with a
+/// token's grant, or anonymous).
+pub(crate) fn consumer_headers(
+    graph: &DecisionGraph,
+    consumer: ConsumerId,
+    granted: Option<&Granted>,
+    set: &mut Vec<(String, String)>,
+) {
+    let who = graph.kong_consumer(consumer);
+    set.push(("x-consumer-id".into(), who.id.clone()));
+    if let Some(c) = &who.custom_id {
+        set.push(("x-consumer-custom-id".into(), c.clone()));
+    }
+    if let Some(u) = &who.username {
+        set.push(("x-consumer-username".into(), u.clone()));
+    }
+    match granted {
+        Some(g) => {
+            set.push(("x-credential-identifier".into(), g.client_id.to_string()));
+            if let Some(scope) = &g.scope {
+                set.push(("x-authenticated-scope".into(), scope.to_string()));
+            }
+            if let Some(user) = &g.user {
+                set.push(("x-authenticated-userid".into(), user.to_string()));
+            }
+        }
+        None => set.push(("x-anonymous-consumer".into(), "true".into())),
+    }
+}
+
+/// Kong's answer when a consumer is not allowed (its ACL plugin's words).
+pub(crate) fn forbidden() -> Reply {
+    let mut reply = json(
+        403,
+        &json!({"message": "You cannot consume this service"}),
+        "consumer not allowed by the matching rule".into(),
+    );
+    reply.headers.retain(|(n, _)| n == "content-type");
+    reply
+}
