@@ -60,7 +60,7 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         watch_ms: u64,
         /// Run this guest component instead of the embedded one (any build
-        /// exporting warden:policy@0.2.0; for testing hosts and guests).
+        /// exporting warden:policy@0.3.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
         /// Address to listen on (plain HTTP/1.1).
@@ -93,6 +93,11 @@ enum Command {
         #[command(flatten)]
         limits: Limits,
     },
+    /// Print the Warden policy equivalent to another product's configuration.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Show, step by step, how a policy decides one request.
     Explain {
         /// Policy file.
@@ -109,6 +114,21 @@ enum Command {
         data: Option<String>,
         /// Request URL (`http://host/path?query`) or path (`/path?query`).
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// Kong declarative configuration (decK YAML, `_format_version` 3.x):
+    /// consumers with oauth2 credentials, services, routes and oauth2 plugins.
+    /// What Warden cannot express is an error naming the YAML line.
+    Kong {
+        /// The decK file.
+        #[arg(value_name = "KONG.yml")]
+        file: PathBuf,
+        /// Write the policy here instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -170,6 +190,9 @@ fn main() -> ExitCode {
         ),
         Command::Check { files, limits } => return check(&files, &limits),
         Command::HashSecret => hash_secret(),
+        Command::Import {
+            from: ImportFrom::Kong { file, output },
+        } => import_kong(&file, output.as_deref()),
         Command::Explain {
             policy,
             method,
@@ -185,6 +208,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `warden import kong FILE [-o OUT]`.
+fn import_kong(file: &Path, output: Option<&Path>) -> CliResult {
+    let yaml = std::fs::read_to_string(file)
+        .map_err(|e| HostError::Config(format!("cannot read {}: {e}", file.display())))?;
+    let policy = warden_import::kong_to_policy(&yaml, &file.display().to_string())?;
+    match output {
+        Some(out) => std::fs::write(out, policy)
+            .map_err(|e| HostError::Config(format!("cannot write {}: {e}", out.display())))?,
+        None => print!("{policy}"),
+    }
+    Ok(())
 }
 
 fn init_tracing() {

@@ -226,6 +226,12 @@ fn route(w: &mut Writer, config: &Config, r: &Route, tail: Option<&str>) {
         }
     }
     if let Some(s) = service {
+        // Kong binds the tokens of a plugin without global_credentials to
+        // the service: routes of one service share them.
+        let key = s.name.as_ref().or(s.id.as_ref());
+        if let Some(key) = key {
+            w.line(&format!("service {}", value(key)));
+        }
         w.line(&format!("upstream {}", value(&s.upstream)));
     }
     w.close();

@@ -113,6 +113,7 @@ consumer svc-user {
 route orders-read {
   hosts [*.shop.test]
   paths [/orders]
+  service orders
   upstream http://orders.internal:8080/v1
 }
 
@@ -120,6 +121,7 @@ route orders-read {
 # (no name in Kong: named after its place in the file)
 route route-2 {
   hosts [orders.test]
+  service orders
   upstream http://orders.internal:8080/v1
 }
 
@@ -127,6 +129,7 @@ route route-2 {
 # no oauth2 plugin of its own or of its service: the global plugin applies
 route "billing page" {
   paths [/]
+  service billing
   upstream http://billing:9000/api/
 }
 
@@ -134,6 +137,7 @@ route "billing page" {
 # (no name in Kong: named after its place in the file)
 route route-4 {
   paths [/status]
+  service orders
   upstream http://orders.internal:8080/v1
 }
 
@@ -224,12 +228,14 @@ consumer carol {
 # no oauth2 plugin applies: requests pass without a token, as in Kong
 route open {
   hosts [open.test]
+  service "api #1"
   upstream "http://[::1]:8000"
 }
 
 # route own of service "api #1"
 route own {
   hosts [own.test]
+  service "api #1"
   upstream "http://[::1]:8000"
 }
 
@@ -237,6 +243,7 @@ route own {
 route all-own {
   paths [/]
   protocols [https]
+  service shadowed
   upstream http://10.0.0.1:80
 }
 

@@ -173,3 +173,16 @@ fn the_golden_policy_has_the_fixtures_structure() {
         Some("0")
     );
 }
+
+/// The engine compiles what the importer wrote, the golden policy and the
+/// goldens of the other tests alike (with the signing key the header asks for).
+#[test]
+fn the_engine_compiles_the_imported_policy() {
+    let mut services = warden_engine::FixedServices::at(1_700_000_000);
+    services.secrets.push((
+        "env:WARDEN_SIGNING_KEY".into(),
+        b"0123456789abcdef0123456789abcdef-import".to_vec(),
+    ));
+    let compiled = warden_engine::Policy::compile(&policy(), &services);
+    assert!(compiled.is_ok(), "{:?}", compiled.err());
+}

@@ -40,7 +40,7 @@ fn spoofable(name: &str) -> bool {
 /// Whether `path` is in normal form, so that routing here and at the upstream
 /// agree: it starts with `/` and has no empty (`//`), `.` or `..` segments,
 /// and no percent-encoded unreserved character or slash (`%61`, `%2F`).
-fn normal_path(path: &str) -> bool {
+pub(crate) fn normal_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
@@ -114,6 +114,10 @@ pub(crate) struct Ctx<'r> {
     granted: Option<Granted>,
     /// Kong's `hide_credentials`: where the credential was, to remove.
     pub(crate) edits: Edits,
+    /// The route is Kong's `protocols [https]`.
+    https_only: bool,
+    /// The host's service name, else the route's `service`.
+    service: Option<&'r str>,
 }
 
 /// Edits of the forwarded request beyond its headers.
@@ -137,6 +141,13 @@ impl Ctx<'_> {
     /// The audience of route-scoped tokens: the route name, else the hostname.
     pub(crate) fn scope_key(&self) -> &str {
         self.route.unwrap_or(&self.hostname)
+    }
+
+    /// Kong binds a token of a plugin without `global_credentials` to the
+    /// service: the host's or the route's service name, else as
+    /// [`Self::scope_key`].
+    pub(crate) fn service_key(&self) -> &str {
+        self.service.unwrap_or_else(|| self.scope_key())
     }
 }
 
@@ -244,6 +255,16 @@ impl DecisionGraph {
             );
         }
         let (mut ctx, entry) = self.dispatch(req, trace);
+        if self.dialect == Dialect::Kong {
+            if ctx.route.is_none() && req.route.is_none() && !self.routes.is_empty() {
+                trace.step(|| "no route matches: Kong's 404".into());
+                return Decision::Reply(kong::no_route());
+            }
+            if ctx.https_only && !req.scheme.eq_ignore_ascii_case("https") {
+                trace.step(|| "the route is HTTPS only: Kong's 426".into());
+                return Decision::Reply(kong::use_https());
+            }
+        }
         match self.walk(&mut ctx, entry, Identify::Token { services, memo }, trace) {
             Outcome::TokenEndpoint(scope) => oauth::token_endpoint(self, &ctx, scope, services),
             Outcome::KongEndpoint(scope, which) => {
@@ -271,16 +292,27 @@ impl DecisionGraph {
             consumer: None,
             granted: None,
             edits: Edits::default(),
+            https_only: false,
+            service: req.service,
         };
         let declared = match req.route {
             Some(name) => self.route_by_name.get(name).copied(),
+            None if self.kong_routing => super::routes::pick(
+                self.routes.iter().map(|r| &r.matcher),
+                &ctx.hostname,
+                req.path,
+            ),
             None => self.router.lookup(req.path),
         };
         let mut service = req.service;
         if let Some(r) = declared.map(|i| &self.routes[i as usize]) {
             ctx.route = Some(&r.name);
+            ctx.https_only = r.https_only;
             ctx.upstream = r.upstream.as_ref();
-            service = service.or(r.upstream_text.as_deref());
+            ctx.service = ctx.service.or(r.service.as_deref());
+            service = service
+                .or(r.service.as_deref())
+                .or(r.upstream_text.as_deref());
         }
         trace.step(|| {
             format!(
@@ -478,7 +510,12 @@ impl DecisionGraph {
         let verified = |consumer, aud: &str, granted| Verified {
             consumer,
             global: aud == "default",
-            here: aud == ctx.scope_key(),
+            here: aud
+                == if kong {
+                    ctx.service_key()
+                } else {
+                    ctx.scope_key()
+                },
             granted,
         };
         if let Some(memo) = memo {

@@ -16,6 +16,7 @@
 mod allow_set;
 mod eval;
 pub mod index;
+pub mod routes;
 mod verified;
 
 use std::fmt::Write as _;
@@ -24,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 pub use allow_set::AllowSet;
-pub(crate) use eval::Ctx;
 pub use eval::Verdict;
+pub(crate) use eval::{Ctx, normal_path};
 use index::{PathRouter, RuleIndex, RulePos};
 pub use verified::{Granted, MemoStats, VerifiedTokens};
 
@@ -77,10 +78,16 @@ pub struct ClientKeys {
 pub struct CompiledRoute {
     pub name: Box<str>,
     pub path_prefix: Option<Box<str>>,
+    /// Kong-style matchers (`hosts`, `paths`), with `path_prefix`.
+    pub matcher: routes::RouteMatch,
+    /// Kong's `protocols [https]`.
+    pub https_only: bool,
     pub upstream: Option<Upstream>,
     /// The upstream's canonical text: the `service` that rules match when
     /// the host names no service of its own.
     pub upstream_text: Option<Box<str>>,
+    /// The route's `service` (Kong's service name).
+    pub service: Option<Box<str>>,
 }
 
 /// A compiled policy.
@@ -104,6 +111,9 @@ pub struct DecisionGraph {
     router: PathRouter,
     routes: Vec<CompiledRoute>,
     route_by_name: FxHashMap<Box<str>, u32>,
+    /// Some route has Kong's `hosts` or `paths`: routes are picked by
+    /// [`routes::pick`] instead of the path router.
+    kong_routing: bool,
     consumer_header: Option<Box<str>>,
     /// Whose answers the policy gives.
     dialect: Dialect,
@@ -255,7 +265,14 @@ impl DecisionGraph {
                 CompiledRoute {
                     name: r.name.as_str().into(),
                     path_prefix: r.path_prefix.as_deref().map(Into::into),
+                    matcher: routes::RouteMatch {
+                        hosts: r.hosts.clone(),
+                        paths: r.paths.iter().map(|p| p.as_str().into()).collect(),
+                        path_prefix: r.path_prefix.as_deref().map(Into::into),
+                    },
+                    https_only: r.https_only,
                     upstream_text: r.upstream.as_ref().map(|u| u.to_string().into()),
+                    service: r.service.as_deref().map(Into::into),
                     upstream: r.upstream.clone(),
                 }
             })
@@ -297,6 +314,10 @@ impl DecisionGraph {
             },
             sets,
             router,
+            kong_routing: model
+                .routes
+                .iter()
+                .any(|r| !r.hosts.is_empty() || !r.paths.is_empty()),
             routes,
             route_by_name,
             consumer_header: model.consumer_header.as_deref().map(Into::into),

@@ -147,7 +147,7 @@ pub(super) fn authorize(
                     aud: if s.settings.global_credentials {
                         "default".into()
                     } else {
-                        ctx.scope_key().into()
+                        ctx.service_key().into()
                     },
                 };
                 store_code(services, &grant).map(|code| {

@@ -217,7 +217,7 @@ fn grant(
                 .store_get(&code_key)?
                 .and_then(|b| records::decode(&b))
                 .ok_or_else(invalid)?;
-            if (!s.settings.global_credentials && grant.aud != ctx.scope_key())
+            if (!s.settings.global_credentials && grant.aud != ctx.service_key())
                 || grant.client_id != client_id
             {
                 return Err(invalid());
@@ -337,7 +337,7 @@ fn grant(
                 .store_get(&refresh_key)?
                 .and_then(|b| records::decode(&b))
                 .ok_or_else(invalid)?;
-            if !s.settings.global_credentials && old.aud != ctx.scope_key() {
+            if !s.settings.global_credentials && old.aud != ctx.service_key() {
                 return Err(invalid());
             }
             if old.client_id != client_id {
@@ -475,7 +475,7 @@ pub(super) fn generate(
     let aud = if s.settings.global_credentials {
         "default".to_string()
     } else {
-        ctx.scope_key().to_string()
+        ctx.service_key().to_string()
     };
     let claims = Claims {
         aud: aud.clone(),

@@ -147,6 +147,31 @@ pub(crate) fn json(status: u16, body: &serde_json::Value, reason: String) -> Rep
     }
 }
 
+/// Kong's answer when no route matches (its router's words).
+pub(crate) fn no_route() -> Reply {
+    let mut reply = json(
+        404,
+        &serde_json::json!({"message": "no Route matched with those values"}),
+        "no route matches".into(),
+    );
+    reply.headers.truncate(1);
+    reply
+}
+
+/// Kong's answer to plain HTTP on a `protocols [https]` route.
+pub(crate) fn use_https() -> Reply {
+    let mut reply = json(
+        426,
+        &serde_json::json!({"message": "Please use HTTPS protocol"}),
+        "the route is HTTPS only".into(),
+    );
+    reply.headers.truncate(1);
+    reply
+        .headers
+        .push(("upgrade".into(), "TLS/1.2, HTTP/1.1".into()));
+    reply
+}
+
 /// An RFC 6749 error in Kong's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OAuthError {

@@ -35,7 +35,14 @@ const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rul
 const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
 const CONSUMER_KEYS: &[&str] = &["client_id", "client_secret", "credential"];
 const CREDENTIAL_KEYS: &[&str] = &["client_id", "client_secret"];
-const ROUTE_KEYS: &[&str] = &["path_prefix", "upstream"];
+const ROUTE_KEYS: &[&str] = &[
+    "path_prefix",
+    "hosts",
+    "paths",
+    "protocols",
+    "service",
+    "upstream",
+];
 const MATCH_KINDS: &[&str] = &["route", "route_prefix", "service", "domain"];
 
 /// Check a parsed file. Returns the model and its warnings, or every error
@@ -673,110 +680,9 @@ impl<'s> Checker<'s> {
         Ok(ClientSecret::Plain(Secret::new(bytes)))
     }
 
-    /// `route NAME { path_prefix "/a"; upstream echo }`
-    fn route(&mut self, item: &Item, routes: &RouteTable) -> Option<Route> {
-        let (name, name_span) = match item.args.as_slice() {
-            [v] => match self.r.nonempty("route", v) {
-                Ok(n) => (n.to_string(), v.span),
-                Err(d) => return self.fail(d),
-            },
-            _ => {
-                return self.fail(self.r.err(
-                    item.key_span,
-                    "`route` needs one name: `route NAME { path_prefix \"/a\" }`",
-                ));
-            }
-        };
-        if let Some(&first) = routes.by_name.get(&name) {
-            let line = self.r.lines.line(routes.list[first].span.start);
-            let d = self
-                .r
-                .err(name_span, format!("duplicate route name `{name}`"))
-                .with_help(format!("the first is on line {line}"));
-            return self.fail(d);
-        }
-        let mut route = Route {
-            name,
-            path_prefix: None,
-            upstream: None,
-            span: item.span,
-        };
-        let mut seen = Seen::default();
-        for inner in item.block.iter().flat_map(|b| &b.items) {
-            if !ROUTE_KEYS.contains(&inner.key.as_str()) {
-                self.unknown_key(inner, "in a route", &[ROUTE_KEYS]);
-                continue;
-            }
-            if !self.once(&mut seen, inner) {
-                continue;
-            }
-            let r = self.route_setting(&mut route, inner, routes);
-            self.report(r);
-        }
-        Some(route)
-    }
-
-    fn route_setting(
-        &self,
-        route: &mut Route,
-        item: &Item,
-        routes: &RouteTable,
-    ) -> Result<(), Diagnostic> {
-        let v = self.r.one(item)?;
-        let t = self.r.nonempty(&item.key, v)?;
-        if item.key == "path_prefix" {
-            if !t.starts_with('/') || t.contains(['?', '#']) {
-                return Err(self.r.err(
-                    v.span,
-                    format!("`path_prefix` must be a path starting with `/`, found `{t}`"),
-                ));
-            }
-            let p = if t.len() > 1 {
-                t.trim_end_matches('/')
-            } else {
-                t
-            };
-            if let Some(&other) = routes.by_prefix.get(p) {
-                let other = &routes.list[other].name;
-                return Err(self.r.err(
-                    v.span,
-                    format!("path prefix `{p}` is already routed to `{other}`"),
-                ));
-            }
-            route.path_prefix = Some(p.to_string());
-        } else {
-            let upstream = t.parse::<crate::Upstream>().map_err(|why| {
-                self.r
-                    .err(v.span, format!("invalid upstream `{t}`: {why}"))
-                    .with_help("`upstream` is `echo` or `http://host[:port][/base]`")
-            })?;
-            route.upstream = Some(upstream);
-        }
-        Ok(())
-    }
-
     fn fail<T>(&mut self, d: Diagnostic) -> Option<T> {
         self.errors.push(d);
         None
-    }
-}
-
-/// Declared routes, with lookups by name and path prefix.
-#[derive(Default)]
-struct RouteTable {
-    list: Vec<Route>,
-    by_name: HashMap<String, usize>,
-    by_prefix: HashMap<String, usize>,
-}
-
-impl RouteTable {
-    fn add(&mut self, route: Route) {
-        let i = self.list.len();
-        self.by_name.insert(route.name.clone(), i);
-        if let Some(p) = &route.path_prefix {
-            self.by_prefix.insert(p.clone(), i);
-        }
-        self.list.push(route);
     }
 }
 
@@ -788,7 +694,10 @@ struct ScopeRoster {
     client_ids: HashMap<String, Span>,
 }
 
+mod routes;
 mod rules;
+
+use routes::RouteTable;
 
 /// The closest of `candidates` to `word`, if any is close enough to suggest.
 pub(crate) fn closest<'a>(

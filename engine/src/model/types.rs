@@ -312,6 +312,15 @@ pub struct Route {
     pub name: String,
     /// Matches the path itself and everything below it (segment boundary).
     pub path_prefix: Option<String>,
+    /// Kong: the hosts the route serves (empty: any).
+    pub hosts: Vec<DomainPattern>,
+    /// Kong: plain string prefixes of the path (empty: any).
+    pub paths: Vec<String>,
+    /// Kong: `protocols [https]`: plain HTTP gets 426.
+    pub https_only: bool,
+    /// The service it belongs to (Kong's service name): what `match
+    /// service` rules see, and what binds a Kong plugin's tokens.
+    pub service: Option<String>,
     /// Where the route sends traffic; `None` = the host's default.
     pub upstream: Option<crate::Upstream>,
     pub span: Span,

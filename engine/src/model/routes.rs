@@ -1,0 +1,187 @@
+//! Checking `route NAME { … }` blocks: the standalone gateway's routes —
+//! by segment path prefix (`path_prefix`, Higress), or as Kong routes do by
+//! `hosts`, `paths` (plain string prefixes) and `protocols` — and where each
+//! sends traffic (`upstream`).
+
+use super::*;
+
+impl Checker<'_> {
+    /// `route NAME { path_prefix "/a"; upstream echo }`
+    pub(super) fn route(&mut self, item: &Item, routes: &RouteTable) -> Option<Route> {
+        let (name, name_span) = match item.args.as_slice() {
+            [v] => match self.r.nonempty("route", v) {
+                Ok(n) => (n.to_string(), v.span),
+                Err(d) => return self.fail(d),
+            },
+            _ => {
+                return self.fail(self.r.err(
+                    item.key_span,
+                    "`route` needs one name: `route NAME { path_prefix \"/a\" }`",
+                ));
+            }
+        };
+        if let Some(&first) = routes.by_name.get(&name) {
+            let line = self.r.lines.line(routes.list[first].span.start);
+            let d = self
+                .r
+                .err(name_span, format!("duplicate route name `{name}`"))
+                .with_help(format!("the first is on line {line}"));
+            return self.fail(d);
+        }
+        let mut route = Route {
+            name,
+            path_prefix: None,
+            hosts: Vec::new(),
+            paths: Vec::new(),
+            https_only: false,
+            service: None,
+            upstream: None,
+            span: item.span,
+        };
+        let mut seen = Seen::default();
+        for inner in item.block.iter().flat_map(|b| &b.items) {
+            if !ROUTE_KEYS.contains(&inner.key.as_str()) {
+                self.unknown_key(inner, "in a route", &[ROUTE_KEYS]);
+                continue;
+            }
+            if !self.once(&mut seen, inner) {
+                continue;
+            }
+            let r = match inner.key.as_str() {
+                "hosts" | "paths" | "protocols" => self.kong_route_setting(&mut route, inner),
+                "service" => self
+                    .r
+                    .one(inner)
+                    .and_then(|v| self.r.nonempty("service", v))
+                    .map(|t| route.service = Some(t.to_string())),
+                _ => self.route_setting(&mut route, inner, routes),
+            };
+            self.report(r);
+        }
+        if route.path_prefix.is_some() && !route.paths.is_empty() {
+            let d = self
+                .r
+                .err(item.key_span, "a route has `path_prefix` or `paths`, not both")
+                .with_help("`path_prefix` matches at segment boundaries (`/a` is not a prefix of `/ab`); Kong's `paths` are plain string prefixes");
+            return self.fail(d);
+        }
+        Some(route)
+    }
+
+    fn route_setting(
+        &self,
+        route: &mut Route,
+        item: &Item,
+        routes: &RouteTable,
+    ) -> Result<(), Diagnostic> {
+        let v = self.r.one(item)?;
+        let t = self.r.nonempty(&item.key, v)?;
+        if item.key == "path_prefix" {
+            if !t.starts_with('/') || t.contains(['?', '#']) {
+                return Err(self.r.err(
+                    v.span,
+                    format!("`path_prefix` must be a path starting with `/`, found `{t}`"),
+                ));
+            }
+            let p = if t.len() > 1 {
+                t.trim_end_matches('/')
+            } else {
+                t
+            };
+            if let Some(&other) = routes.by_prefix.get(p) {
+                let other = &routes.list[other].name;
+                return Err(self.r.err(
+                    v.span,
+                    format!("path prefix `{p}` is already routed to `{other}`"),
+                ));
+            }
+            route.path_prefix = Some(p.to_string());
+        } else {
+            let upstream = t.parse::<crate::Upstream>().map_err(|why| {
+                self.r
+                    .err(v.span, format!("invalid upstream `{t}`: {why}"))
+                    .with_help("`upstream` is `echo` or `http://host[:port][/base]`")
+            })?;
+            route.upstream = Some(upstream);
+        }
+        Ok(())
+    }
+
+    /// Kong's route fields: `hosts` (exact, `*.suffix` or `prefix.*`),
+    /// `paths` (plain prefixes) and `protocols` (`http`, `https`).
+    fn kong_route_setting(&self, route: &mut Route, item: &Item) -> Result<(), Diagnostic> {
+        let key = item.key.as_str();
+        let v = self.r.one(item)?;
+        let list = self.r.texts(key, v)?;
+        if list.is_empty() {
+            return Err(self
+                .r
+                .err(v.span, format!("`{key}` needs at least one value")));
+        }
+        match key {
+            "hosts" => {
+                for (h, span) in list {
+                    let pattern = self.r.domain(h, span)?;
+                    if let DomainPattern::Prefix(p) = &pattern
+                        && !p.ends_with('.')
+                    {
+                        return Err(self.r.err(span, format!("invalid wildcard: `{h}`: a route host's `*` is a whole label (`*.example.com` or `example.*`)")));
+                    }
+                    route.hosts.push(pattern);
+                }
+            }
+            "paths" => {
+                for (p, span) in list {
+                    if p.starts_with('~') {
+                        return Err(self
+                            .r
+                            .err(span, "regex paths are not supported: write plain prefixes"));
+                    }
+                    if !p.starts_with('/')
+                        || p.contains(['?', '#'])
+                        || !crate::graph::normal_path(p)
+                    {
+                        return Err(self.r.err(span, format!("should start with: / (fixed path) and be a normalized path, found `{p}`")));
+                    }
+                    route.paths.push(p.to_string());
+                }
+            }
+            _ => {
+                let (mut http, mut https) = (false, false);
+                for (p, span) in list {
+                    match p {
+                        "http" => http = true,
+                        "https" => https = true,
+                        other => {
+                            return Err(self.r.err(
+                                span,
+                                format!("protocol `{other}` is not supported: `http` or `https`"),
+                            ));
+                        }
+                    }
+                }
+                route.https_only = https && !http;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Declared routes, with lookups by name and path prefix.
+#[derive(Default)]
+pub(super) struct RouteTable {
+    pub(super) list: Vec<Route>,
+    pub(super) by_name: HashMap<String, usize>,
+    by_prefix: HashMap<String, usize>,
+}
+
+impl RouteTable {
+    pub(super) fn add(&mut self, route: Route) {
+        let i = self.list.len();
+        self.by_name.insert(route.name.clone(), i);
+        if let Some(p) = &route.path_prefix {
+            self.by_prefix.insert(p.clone(), i);
+        }
+        self.list.push(route);
+    }
+}
