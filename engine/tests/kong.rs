@@ -530,6 +530,13 @@ fn missing_tokens_anonymous_and_hidden_credentials() {
         }
         other => panic!("{other:?}"),
     }
+    // In a JSON body too (Kong lets that one through to the upstream).
+    let json = format!(r#"{{"access_token":"{token}","a":1}}"#);
+    let h = [("content-type", "application/json")];
+    match k.decide("POST", "https", "/open/x", &h, Some(&json)) {
+        Decision::Forward(f) => assert_eq!(f.body.as_deref(), Some(&br#"{"a":1}"#[..])),
+        other => panic!("{other:?}"),
+    }
     let bearer = format!("Bearer {token}");
     match k.get("/open/x", &[("Authorization", &bearer)]) {
         Decision::Forward(f) => assert!(f.remove_headers.iter().any(|h| h == "authorization")),

@@ -15,6 +15,7 @@
 
 mod allow_set;
 mod eval;
+mod http;
 pub mod index;
 pub mod routes;
 mod verified;
@@ -25,8 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 pub use allow_set::AllowSet;
+pub(crate) use eval::Ctx;
 pub use eval::Verdict;
-pub(crate) use eval::{Ctx, normal_path};
+pub(crate) use http::normal_path;
 use index::{PathRouter, RuleIndex, RulePos};
 pub use verified::{Granted, MemoStats, VerifiedTokens};
 

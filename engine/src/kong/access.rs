@@ -123,27 +123,36 @@ fn credential(ctx: &mut Ctx<'_>, header: &str, keep: bool) -> Result<Option<Stri
                 .extend_pairs(query)
                 .finish(),
         );
-        let form = ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
         if req.method != "GET"
-            && form
             && let Some(body) = req.body
         {
-            let kept: Vec<(String, String)> = form_urlencoded::parse(body)
-                .filter(|(k, _)| k != "access_token")
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            ctx.edits.body = Some(
-                form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(kept)
-                    .finish()
-                    .into_bytes(),
-            );
+            ctx.edits.body = without_token(ct, body);
         }
     }
     Ok(token)
+}
+
+/// `body` without its `access_token` (form or JSON; Kong strips only form
+/// bodies and lets a JSON body's token through); `None`: leave it as it is.
+fn without_token(content_type: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let kept: Vec<(String, String)> = form_urlencoded::parse(body)
+            .filter(|(k, _)| k != "access_token")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .finish();
+        return Some(form.into_bytes());
+    }
+    if media.eq_ignore_ascii_case("application/json")
+        && let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(body)
+        && map.remove("access_token").is_some()
+    {
+        return serde_json::to_vec(&map).ok();
+    }
+    None
 }
 
 /// Verify `token` for Kong scope `scope` (or find it in `memo`): signature,
