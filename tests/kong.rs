@@ -293,9 +293,15 @@ fn password_grant_hides_credentials_and_anonymous_proceeds() {
         .unwrap();
     let seen: Value = resp.json().unwrap();
     assert_eq!(seen["body_bytes"], 6, "{seen}");
-    // The public route: no token proceeds as the anonymous consumer.
-    let (status, seen) = k.echo("/public/x", None);
+    // The public route: no token proceeds as the anonymous consumer, and
+    // its matched path is stripped.
+    let (status, seen) = k.echo("/public/x?q=1", None);
     assert_eq!(status, 200);
+    assert_eq!(
+        (seen["path"].as_str(), seen["query"].as_str()),
+        (Some("/x"), Some("q=1"))
+    );
+    assert_eq!(k.echo("/public", None).1["path"], "/");
     assert_eq!(seen["headers"]["x-anonymous-consumer"], "true");
     assert_eq!(seen["headers"]["x-consumer-username"], "anonymous-guest");
     // Spoofed identity headers never pass.

@@ -140,6 +140,9 @@ pub struct Forward {
     pub route: Option<String>,
     /// Where that route sends traffic (`None`: the host's default).
     pub upstream: Option<crate::Upstream>,
+    /// A path to forward instead of the client's (starting with `/`;
+    /// the upstream's base path is put before it).
+    pub path: Option<String>,
     /// A query string (without `?`) to forward instead of the client's.
     pub query: Option<String>,
     /// A body to forward instead of the client's (which the decision read).

@@ -206,6 +206,7 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
             consumer: f.consumer,
             route: f.route,
             upstream: f.upstream.map(upstream_to_wit),
+            path: f.path,
             query: f.query,
             body: f.body,
         }),

@@ -30,6 +30,7 @@ pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
             consumer: f.consumer,
             route: f.route,
             upstream: f.upstream.map(upstream_from_wit),
+            path: f.path,
             query: f.query,
             body: f.body,
         }),

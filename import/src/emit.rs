@@ -225,6 +225,9 @@ fn route(w: &mut Writer, config: &Config, r: &Route, tail: Option<&str>) {
             w.line(&format!("{key} {}", list(items)));
         }
     }
+    if r.strip_path {
+        w.line("strip_path true");
+    }
     if let Some(s) = service {
         // Kong binds the tokens of a plugin without global_credentials to
         // the service: routes of one service share them.

@@ -64,6 +64,8 @@ pub(crate) struct Route {
     pub(crate) hosts: Option<Vec<String>>,
     pub(crate) paths: Option<Vec<String>>,
     pub(crate) protocols: Option<Vec<String>>,
+    /// Kong's `strip_path` (its default, true), where it changes the path.
+    pub(crate) strip_path: bool,
     /// Index into [`Config::services`].
     pub(crate) service: usize,
 }

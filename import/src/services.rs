@@ -7,10 +7,9 @@
 //! `methods`, `headers`, `snis`, `sources`, `destinations`, `preserve_host`,
 //! `regex_priority`, `https_redirect_status_code`, `path_handling`, regex
 //! paths (`~…`), the expressions router; service retries and timeouts, TLS
-//! settings and any upstream but `http`. Warden forwards the request path
-//! unchanged, so `strip_path` — Kong's default is *true* — is refused for a
-//! route with a path other than `/` unless it is explicitly `false` (for
-//! `/`, and for routes without paths, stripping changes nothing).
+//! settings and any upstream but `http`. `strip_path` — Kong's default is
+//! *true* — becomes the route's `strip_path true` where it changes anything
+//! (a path other than `/`).
 
 use serde_norway::Value;
 
@@ -271,16 +270,8 @@ fn add_route<'a>(
             }
         }
     }
-    let strip = map.boolean("strip_path", &label)?.unwrap_or(true);
-    if strip && paths.iter().flatten().any(|p| p != "/") {
-        let message = format!(
-            "{label}: `strip_path: true` (Kong's default) has no Warden equivalent: Warden forwards the path unchanged; set `strip_path: false` if the upstream expects the full path"
-        );
-        return Err(match map.get("strip_path") {
-            Some(_) => map.key_fault("strip_path", message),
-            None => map.key_fault("paths", message),
-        });
-    }
+    let strip_path = map.boolean("strip_path", &label)?.unwrap_or(true)
+        && paths.iter().flatten().any(|p| p != "/");
     let protocols = map.texts("protocols", &label)?;
     if let (Some(ps), Some(node)) = (&protocols, map.get("protocols")) {
         if ps.is_empty() {
@@ -311,6 +302,7 @@ fn add_route<'a>(
         hosts,
         paths,
         protocols,
+        strip_path,
         service,
     });
     Ok(())
@@ -376,6 +368,7 @@ mod tests {
             hosts: None,
             paths: None,
             protocols: None,
+            strip_path: false,
             service: 0,
         };
         let mut routes = vec![r("route-2"), r(""), r("")];

@@ -268,3 +268,32 @@ rule oauth2-all-own {
 "#;
     assert_eq!(kong_to_policy(yaml, "kong.yml").unwrap(), want);
 }
+
+/// Kong strips the matched path by default: the route says so where it
+/// changes anything.
+#[test]
+fn strip_path_follows_kong_and_its_default() {
+    let route = |extra: &str| {
+        format!(
+            "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://10.0.0.1:80\n  routes:\n  - name: r\n    paths: [/api]\n{extra}"
+        )
+    };
+    for (extra, strips) in [
+        ("", true),
+        ("    strip_path: true\n", true),
+        ("    strip_path: false\n", false),
+    ] {
+        let policy = kong_to_policy(&route(extra), "kong.yml").unwrap();
+        assert_eq!(
+            policy.contains("  strip_path true\n"),
+            strips,
+            "{extra:?}:\n{policy}"
+        );
+    }
+    let root = "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://10.0.0.1:80\n  routes:\n  - name: r\n    paths: [/]\n";
+    assert!(
+        !kong_to_policy(root, "kong.yml")
+            .unwrap()
+            .contains("strip_path")
+    );
+}

@@ -115,18 +115,6 @@ fn cases() -> Vec<Case> {
             "`snis` has no Warden equivalent",
         ),
         case(
-            "strip_path true",
-            on_route("    paths: [/api]\n    strip_path: true\n"),
-            (12, 5),
-            "`strip_path: true`",
-        ),
-        case(
-            "strip_path default",
-            on_route("    paths:\n    - /api\n"),
-            (11, 5),
-            "`strip_path: true` (Kong's default)",
-        ),
-        case(
             "regex_priority",
             on_route("    regex_priority: 5\n"),
             (11, 5),

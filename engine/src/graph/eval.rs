@@ -66,6 +66,8 @@ pub(crate) struct Ctx<'r> {
     pub(crate) edits: Edits,
     /// The route is Kong's `protocols [https]`.
     https_only: bool,
+    /// With `strip_path`: the length of the path prefix the route matched.
+    strip: Option<usize>,
     /// The host's service name, else the route's `service`.
     service: Option<&'r str>,
 }
@@ -85,6 +87,17 @@ pub(crate) struct Verified {
     pub(crate) global: bool,
     pub(crate) here: bool,
     pub(crate) granted: Option<Granted>,
+}
+
+/// The path forwarded by a `strip_path` route that matched `len` bytes of
+/// `path` (before the upstream's base path): the rest, starting with `/`;
+/// `/` when nothing is left (Kong forwards the base path without it).
+fn stripped(path: &str, len: usize) -> String {
+    match path.get(len..).unwrap_or("") {
+        "" => "/".to_string(),
+        rest if rest.starts_with('/') => rest.to_string(),
+        rest => format!("/{rest}"),
+    }
 }
 
 impl Ctx<'_> {
@@ -243,6 +256,7 @@ impl DecisionGraph {
             granted: None,
             edits: Edits::default(),
             https_only: false,
+            strip: None,
             service: req.service,
         };
         let declared = match req.route {
@@ -258,6 +272,12 @@ impl DecisionGraph {
         if let Some(r) = declared.map(|i| &self.routes[i as usize]) {
             ctx.route = Some(&r.name);
             ctx.https_only = r.https_only;
+            if r.strip_path {
+                ctx.strip = r
+                    .matcher
+                    .rank(&ctx.hostname, req.path)
+                    .map(|(_, _, len)| len);
+            }
             ctx.upstream = r.upstream.as_ref();
             ctx.service = ctx.service.or(r.service.as_deref());
             service = service
@@ -552,6 +572,7 @@ impl DecisionGraph {
             upstream: ctx.upstream.cloned(),
             query: ctx.edits.query,
             body: ctx.edits.body,
+            path: ctx.strip.map(|len| stripped(ctx.req.path, len)),
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct CompiledRoute {
     pub matcher: routes::RouteMatch,
     /// Kong's `protocols [https]`.
     pub https_only: bool,
+    /// Kong's `strip_path`: the matched path prefix is not forwarded.
+    pub strip_path: bool,
     pub upstream: Option<Upstream>,
     /// The upstream's canonical text: the `service` that rules match when
     /// the host names no service of its own.
@@ -273,6 +275,7 @@ impl DecisionGraph {
                         path_prefix: r.path_prefix.as_deref().map(Into::into),
                     },
                     https_only: r.https_only,
+                    strip_path: r.strip_path,
                     upstream_text: r.upstream.as_ref().map(|u| u.to_string().into()),
                     service: r.service.as_deref().map(Into::into),
                     upstream: r.upstream.clone(),

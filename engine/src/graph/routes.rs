@@ -26,7 +26,7 @@ impl RouteMatch {
 
     /// The route's rank for this request, if it matches: (fields matched,
     /// plain hosts only, matched path length).
-    fn rank(&self, hostname: &str, path: &str) -> Option<(u8, bool, usize)> {
+    pub(crate) fn rank(&self, hostname: &str, path: &str) -> Option<(u8, bool, usize)> {
         if !self.routable() {
             return None;
         }

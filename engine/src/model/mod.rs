@@ -42,6 +42,7 @@ const ROUTE_KEYS: &[&str] = &[
     "paths",
     "protocols",
     "service",
+    "strip_path",
     "upstream",
 ];
 const MATCH_KINDS: &[&str] = &["route", "route_prefix", "service", "domain"];

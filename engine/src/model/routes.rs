@@ -34,6 +34,7 @@ impl Checker<'_> {
             hosts: Vec::new(),
             paths: Vec::new(),
             https_only: false,
+            strip_path: false,
             service: None,
             upstream: None,
             span: item.span,
@@ -49,6 +50,11 @@ impl Checker<'_> {
             }
             let r = match inner.key.as_str() {
                 "hosts" | "paths" | "protocols" => self.kong_route_setting(&mut route, inner),
+                "strip_path" => self
+                    .r
+                    .one(inner)
+                    .and_then(|v| self.r.boolean("strip_path", v))
+                    .map(|b| route.strip_path = b),
                 "service" => self
                     .r
                     .one(inner)

@@ -318,6 +318,8 @@ pub struct Route {
     pub paths: Vec<String>,
     /// Kong: `protocols [https]`: plain HTTP gets 426.
     pub https_only: bool,
+    /// Kong: the matched path prefix is not forwarded.
+    pub strip_path: bool,
     /// The service it belongs to (Kong's service name): what `match
     /// service` rules see, and what binds a Kong plugin's tokens.
     pub service: Option<String>,

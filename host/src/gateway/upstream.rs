@@ -77,8 +77,13 @@ pub(super) fn upstream_request(
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
-    if let Some(query) = &forward.query {
-        let path = parts.uri.path();
+    if forward.query.is_some() || forward.path.is_some() {
+        let path = forward.path.as_deref().unwrap_or(parts.uri.path());
+        if !path.starts_with('/') {
+            tracing::error!("policy set a path that does not start with `/`; not forwarding");
+            return None;
+        }
+        let query = forward.query.as_deref().or(parts.uri.query()).unwrap_or("");
         let target = if query.is_empty() {
             path.to_string()
         } else {
