@@ -34,18 +34,11 @@ impl Kong {
             ("PROVISION_KEY", PROVISION_KEY),
         ];
         let (server, pem) = tls_server(&args, &env);
-        let port = server
-            .https
-            .clone()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_string();
+        let base = server.https_localhost();
         Kong {
             server,
             client: tls_client(&pem, false),
-            base: format!("https://localhost:{port}"),
+            base,
         }
     }
 

@@ -69,19 +69,12 @@ fn spec() -> &'static Spec {
             &["--policy", &file, "--trusted-proxy", "127.0.0.1"],
             &[("WARDEN_SIGNING_KEY", SIGNING_KEY)],
         );
-        let port = server
-            .https
-            .clone()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_string();
+        let https = server.https_localhost();
         Spec {
             server,
             // HTTP/1.1, so that a `Host` header names the virtual host.
             tls: tls_client(&pem, true),
-            https: format!("https://localhost:{port}"),
+            https,
         }
     })
 }

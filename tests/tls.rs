@@ -16,9 +16,8 @@ use warden_engine::fixtures::CONSUMER1 as C1;
 #[test]
 fn https_with_h2_and_http1_by_alpn_and_the_policy_sees_https() {
     let (s, pem) = tls_server(&[], &[]);
-    let https = s.https.clone().expect("an https address");
-    let port = https.rsplit(':').next().unwrap().to_string();
-    let base = format!("https://localhost:{port}");
+    let base = s.https_localhost();
+    let port = base.rsplit(':').next().unwrap().to_string();
     for (h1, version) in [
         (false, reqwest::Version::HTTP_2),
         (true, reqwest::Version::HTTP_11),

@@ -58,6 +58,28 @@ pub fn realistic_headers(token: Option<&str>) -> Vec<(String, String)> {
     h
 }
 
+/// `method target` (`/path?query`, split at the first `?`) over `scheme`
+/// at `authority`, with `headers` and `body`.
+pub fn request<'a>(
+    (method, scheme): (&'a str, &'a str),
+    authority: &'a str,
+    target: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: Option<&'a [u8]>,
+) -> crate::Request<'a> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    crate::Request {
+        method,
+        scheme,
+        authority,
+        path,
+        query,
+        headers,
+        body,
+        ..Default::default()
+    }
+}
+
 /// `GET target` (`/path?query`, split at the first `?`) over http at
 /// `authority`, with `headers`.
 pub fn get<'a>(

@@ -6,7 +6,8 @@
 //! workspace's `tests/kong.rs`.
 
 use serde_json::Value;
-use warden_engine::{Decision, FixedServices, Policy, Request};
+use warden_engine::fixtures::request;
+use warden_engine::{Decision, FixedServices, Policy};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -97,17 +98,13 @@ impl Kong {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Decision {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let req = Request {
-            method,
-            scheme,
-            authority: "kong.test",
-            path,
-            query,
+        let req = request(
+            (method, scheme),
+            "kong.test",
+            target,
             headers,
-            body: body.map(str::as_bytes),
-            ..Default::default()
-        };
+            body.map(str::as_bytes),
+        );
         self.policy.decide(&req, &self.services)
     }
 

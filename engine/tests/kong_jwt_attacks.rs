@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::{Sha256, Sha384};
+use warden_engine::fixtures::request;
 use warden_engine::{Decision, FixedServices, Policy, Request};
 
 const NOW: u64 = 1_700_000_000;
@@ -99,17 +100,13 @@ impl Kong {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Decision {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let req = Request {
-            method,
-            scheme: "https",
-            authority: host,
-            path,
-            query,
+        let req = request(
+            (method, "https"),
+            host,
+            target,
             headers,
-            body: body.map(str::as_bytes),
-            ..Default::default()
-        };
+            body.map(str::as_bytes),
+        );
         self.policy.decide(&req, &self.services)
     }
 

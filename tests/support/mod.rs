@@ -139,6 +139,14 @@ impl Server {
 }
 
 impl Server {
+    /// `https://localhost:PORT` of the `--tls-listen` listener (the name
+    /// the test certificates are made for).
+    pub fn https_localhost(&self) -> String {
+        let https = self.https.as_deref().expect("started with --tls-listen");
+        let port = https.rsplit(':').next().unwrap();
+        format!("https://localhost:{port}")
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

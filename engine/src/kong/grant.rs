@@ -211,12 +211,8 @@ fn grant(
                 return Err(refuse(OAuthError::invalid_client()));
             };
             let invalid = || refuse(OAuthError::new("invalid_grant", "Invalid code"));
-            let code = params.str("code").ok_or_else(invalid)?;
-            let code_key = key(records::CODE, code);
-            let grant: CodeGrant = services
-                .store_get(&code_key)?
-                .and_then(|b| records::decode(&b))
-                .ok_or_else(invalid)?;
+            let (code_key, grant): (_, CodeGrant) =
+                stored(services, records::CODE, params.str("code"))?.ok_or_else(invalid)?;
             if (!s.settings.global_credentials && grant.aud != ctx.service_key())
                 || grant.client_id != client_id
             {
@@ -331,12 +327,9 @@ fn grant(
                 return Err(refuse(OAuthError::invalid_client()));
             };
             let invalid = || refuse(OAuthError::new("invalid_grant", "Invalid refresh_token"));
-            let refresh = params.str("refresh_token").ok_or_else(invalid)?;
-            let refresh_key = key(records::REFRESH, refresh);
-            let old: RefreshGrant = services
-                .store_get(&refresh_key)?
-                .and_then(|b| records::decode(&b))
-                .ok_or_else(invalid)?;
+            let refresh = params.str("refresh_token").unwrap_or_default();
+            let (refresh_key, old): (_, RefreshGrant) =
+                stored(services, records::REFRESH, Some(refresh))?.ok_or_else(invalid)?;
             if !s.settings.global_credentials && old.aud != ctx.service_key() {
                 return Err(invalid());
             }
@@ -384,6 +377,21 @@ fn grant(
             ))
         }
     }
+}
+
+/// The record kept under `space` for the code or token `presented` (its
+/// store key too), if there is one that decodes.
+fn stored<T: for<'de> serde::Deserialize<'de>>(
+    services: &dyn Services,
+    space: &str,
+    presented: Option<&str>,
+) -> Result<Option<(String, T)>, Failure> {
+    let Some(presented) = presented.filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let k = key(space, presented);
+    let record = services.store_get(&k)?.and_then(|b| records::decode(&b));
+    Ok(record.map(|r| (k, r)))
 }
 
 /// Kong's `requires_pkce`: for public clients unless `pkce none`, for
