@@ -387,3 +387,29 @@ fn https_is_required_unless_a_trusted_proxy_terminated_it_and_the_policy_accepts
     let resp = plain.post(&url).json(&body).send().unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[test]
+fn import_errors_name_the_yaml_line_and_exit_nonzero() {
+    let file = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kong-bad-{}.yml", std::process::id()));
+    std::fs::write(
+        &file,
+        "_format_version: \"3.0\"\nplugins:\n- name: key-auth\n",
+    )
+    .unwrap();
+    let out = support::warden()
+        .args(["import", "kong"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:3:9: plugin `key-auth` has no Warden equivalent",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing printed on failure");
+}

@@ -2,7 +2,9 @@
 //!
 //! `warden serve` runs the HTTP gateway over a policy (the embedded demo
 //! policy by default); `warden check` compiles policy files and prints their
-//! diagnostics; `warden explain` shows how a policy decides one request.
+//! diagnostics; `warden explain` shows how a policy decides one request;
+//! `warden import kong` converts a Kong configuration (the one-shot
+//! commands are in `tools`).
 //! Every policy is compiled and evaluated inside the WebAssembly guest, the
 //! same way any other host would run it.
 
@@ -14,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+mod tools;
+use tools::{check, explain, hash_secret, import_kong};
 use warden_host::Upstream;
 use warden_host::gateway::Gateway;
 use warden_host::reload::{Reload, Reloader};
@@ -208,19 +213,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `warden import kong FILE [-o OUT]`.
-fn import_kong(file: &Path, output: Option<&Path>) -> CliResult {
-    let yaml = std::fs::read_to_string(file)
-        .map_err(|e| HostError::Config(format!("cannot read {}: {e}", file.display())))?;
-    let policy = warden_import::kong_to_policy(&yaml, &file.display().to_string())?;
-    match output {
-        Some(out) => std::fs::write(out, policy)
-            .map_err(|e| HostError::Config(format!("cannot write {}: {e}", out.display())))?,
-        None => print!("{policy}"),
-    }
-    Ok(())
 }
 
 fn init_tracing() {
@@ -508,115 +500,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn hash_secret() -> CliResult {
-    use std::io::{IsTerminal, Read};
-    const MAX: u64 = 64 * 1024;
-    if std::io::stdin().is_terminal() {
-        return Err(HostError::Config(
-            "pipe the secret in (a terminal would echo it): `printf %s \"$SECRET\" | warden hash-secret`".into(),
-        )
-        .into());
-    }
-    let mut secret = Vec::new();
-    std::io::stdin()
-        .take(MAX + 1)
-        .read_to_end(&mut secret)
-        .map_err(HostError::Io)?;
-    if secret.len() as u64 > MAX {
-        return Err(HostError::Config(format!("the secret is longer than {MAX} bytes")).into());
-    }
-    if secret.last() == Some(&b'\n') {
-        secret.pop();
-        if secret.last() == Some(&b'\r') {
-            secret.pop();
-        }
-    }
-    if secret.is_empty() {
-        return Err(HostError::Config(
-            "no secret on stdin (e.g. `printf %s \"$SECRET\" | warden hash-secret`)".into(),
-        )
-        .into());
-    }
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| HostError::Config(format!("no OS randomness: {e}")))?;
-    let phc = warden_engine::hash_argon2id(&secret, &salt).map_err(HostError::Config)?;
-    println!("{phc}");
-    Ok(())
-}
-
-fn check(files: &[PathBuf], limits: &Limits) -> ExitCode {
-    let options = RuntimeOptions {
-        deadline: Duration::from_millis(limits.deadline_ms),
-        memory_limit: usize::from(limits.memory_mib) << 20,
-        ..RuntimeOptions::default()
-    };
-    let mut ok = true;
-    for file in files {
-        let name = file.display().to_string();
-        let result = read_policy(file)
-            .map_err(Into::into)
-            .and_then(|source| load(GuestComponent::shared()?, &name, &source, options.clone()));
-        match result {
-            Ok(_) => println!("{name}: ok"),
-            Err(e) if e.is::<Reported>() => ok = false,
-            Err(e) => {
-                eprintln!("error: {name}: {e}");
-                ok = false;
-            }
-        }
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn explain(
-    policy: &Path,
-    method: &str,
-    headers: &[String],
-    data: Option<String>,
-    url: &str,
-) -> CliResult {
-    let source = read_policy(policy)?;
-    let runtime = load(
-        GuestComponent::shared()?,
-        &policy.display().to_string(),
-        &source,
-        RuntimeOptions::from_env()?,
-    )?;
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| HostError::Config(format!("invalid URL `{url}`: {e}")))?;
-    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut req = OwnedRequest::new(method, target);
-    if let Some(authority) = uri.authority() {
-        req.authority = authority.to_string();
-    }
-    if let Some(scheme) = uri.scheme_str() {
-        req.scheme = scheme.to_owned();
-    }
-    for header in headers {
-        let (name, value) = header.split_once(':').ok_or_else(|| {
-            HostError::Config(format!("invalid header `{header}`: expected `Name: value`"))
-        })?;
-        req = req.with_header(name.trim(), value.trim());
-    }
-    match req.header("host").map(str::to_owned) {
-        // Like the gateway: an origin-form target takes its authority from Host.
-        Some(host) if uri.authority().is_none() => req.authority = host,
-        Some(_) => {}
-        None => {
-            let authority = req.authority.clone();
-            req = req.with_header("host", &authority);
-        }
-    }
-    // `explain` has the whole request: a decision never waits for its body.
-    req.body = Some(data.unwrap_or_default().into());
-    let explanation = runtime.explain(&req)?;
-    println!("{}", explanation.trim_end());
-    Ok(())
 }
