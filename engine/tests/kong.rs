@@ -644,3 +644,71 @@ fn schema_errors_are_compile_errors_at_the_line() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn never_expiring_tokens_and_reused_refresh_tokens() {
+    let src = POLICY.replace("  token_expiration 5\n", "  token_expiration 0\n").replace(
+        "rule open {",
+        "route reuse { path_prefix /reuse }\nrule reuse { match route [reuse]; enable_password_grant true; provision_key provision123; reuse_refresh_token true; refresh_token_ttl 0 }\nrule open {",
+    );
+    let mut services = FixedServices::at(NOW);
+    let policy = Policy::compile(&src, &services).unwrap_or_else(|e| panic!("{e:?}"));
+    let post = |services: &FixedServices, path: &str, body: Value| {
+        let text = body.to_string();
+        let h = [("content-type", "application/json")];
+        let req = request(
+            ("POST", "https"),
+            "kong.test",
+            path,
+            &h,
+            Some(text.as_bytes()),
+        );
+        answer(policy.decide(&req, services))
+    };
+    // token_expiration 0: no expires_in, no refresh token, and the token
+    // still works a year on.
+    let a = post(
+        &services,
+        "/api/oauth2/token",
+        serde_json::json!({"grant_type": "password", "provision_key": "provision123", "authenticated_userid": "u", "client_id": "clientid123", "client_secret": "secret123", "scope": "email"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.get("expires_in").is_none() && a.body.get("refresh_token").is_none(),
+        "{}",
+        a.body
+    );
+    services.now = NOW + 365 * 86_400;
+    let bearer = format!("Bearer {}", a.body["access_token"].as_str().unwrap());
+    let h = [("authorization", bearer.as_str())];
+    let req = request(("GET", "https"), "kong.test", "/api/x", &h, None);
+    assert!(matches!(
+        policy.decide(&req, &services),
+        Decision::Forward(_)
+    ));
+
+    // reuse_refresh_token: the same refresh token works again and again;
+    // each refresh still kills the access token before it.
+    let a = post(
+        &services,
+        "/reuse/oauth2/token",
+        serde_json::json!({"grant_type": "password", "provision_key": "provision123", "authenticated_userid": "u", "client_id": "clientid123", "client_secret": "secret123"}),
+    );
+    let refresh = a.body["refresh_token"].as_str().unwrap().to_string();
+    let mut previous = a.body["access_token"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        services.now += 1;
+        let b = post(
+            &services,
+            "/reuse/oauth2/token",
+            serde_json::json!({"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "clientid123", "client_secret": "secret123"}),
+        );
+        assert_eq!(b.status, 200, "{}", b.body);
+        assert_eq!(b.body["refresh_token"].as_str(), Some(refresh.as_str()));
+        let old = format!("Bearer {previous}");
+        let h = [("authorization", old.as_str())];
+        let req = request(("GET", "https"), "kong.test", "/reuse/x", &h, None);
+        assert_eq!(answer(policy.decide(&req, &services)).status, 401);
+        previous = b.body["access_token"].as_str().unwrap().to_string();
+    }
+}
