@@ -924,3 +924,44 @@ fn password_and_access_cases() {
         (404, Some("no Route matched with those values"))
     );
 }
+
+/// "expires after 5 seconds": Kong's tokens have no clock-skew leeway, so
+/// the spec's 5-second token is refused a few seconds on, and refreshes.
+#[test]
+fn tokens_expire_on_time_and_refresh() {
+    let h = "oauth2.test";
+    let code = provision_code(h, "clientid123", json!({}));
+    let g = post(
+        h,
+        "/oauth2/token",
+        json!({"code": code, "client_id": "clientid123", "client_secret": "secret123", "grant_type": "authorization_code"}),
+    );
+    assert_eq!(g.status, 200, "{}", g.body);
+    let bearer = format!("Bearer {}", g.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        get(h, "/request", &[("authorization", &bearer)]).status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(6_500));
+    let expired = get(h, "/request", &[("authorization", &bearer)]);
+    assert_eq!(
+        expired.error(),
+        (
+            401,
+            "invalid_token",
+            "The access token is invalid or has expired"
+        )
+    );
+    let renewed = post(
+        h,
+        "/oauth2/token",
+        json!({"refresh_token": g.body["refresh_token"], "client_id": "clientid123", "client_secret": "secret123", "grant_type": "refresh_token"}),
+    );
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    assert_ne!(renewed.body["access_token"], g.body["access_token"]);
+    let bearer = format!("Bearer {}", renewed.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        get(h, "/request", &[("authorization", &bearer)]).status,
+        200
+    );
+}

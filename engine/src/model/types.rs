@@ -132,6 +132,9 @@ impl Settings {
             Dialect::Kong => Settings {
                 issuer: "Warden".into(),
                 global_credentials: false,
+                // Kong checks its own tokens with no leeway (an access
+                // token expires `token_expiration` seconds after issue).
+                clock_skew_seconds: 0,
                 dialect,
                 ..Settings::default()
             },
