@@ -2,6 +2,10 @@
 //! the full decision (HS256 verification + rules) and token issuance, with
 //! `jsonwebtoken`'s own decode/encode of the same token as the reference.
 //!
+//! Kong's flows (`dialect kong`): an authorization-code exchange (authorize,
+//! then the code at the token endpoint), client_credentials issuance, and
+//! an access decision with a valid token, fresh and from the memo.
+//!
 //! Run: `cargo bench -p warden-engine --bench engine`
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
@@ -156,5 +160,141 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rule_decision, full_decision, issuance, compile);
+/// `policies/kong-code-pkce.policy` with its two secrets.
+fn kong_policy() -> (Policy, FixedServices) {
+    let src = include_str!("../../policies/kong-code-pkce.policy");
+    let mut host = FixedServices::at(NOW);
+    host.secrets = vec![
+        (
+            "env:WARDEN_SIGNING_KEY".into(),
+            b"0123456789abcdef0123456789abcdef-kong-bench".to_vec(),
+        ),
+        ("env:PROVISION_KEY".into(), b"provision-bench".to_vec()),
+    ];
+    let policy = Policy::compile(src, &host).expect("kong-code-pkce.policy compiles");
+    (policy, host)
+}
+
+const KONG_AUTHORIZE: &str = "provision_key=provision-bench&authenticated_userid=user-1\
+     &client_id=webapp-client&response_type=code&scope=email";
+
+/// POST `body` (a form) to `path` over HTTPS.
+fn kong_post(
+    policy: &Policy,
+    host: &FixedServices,
+    path: &str,
+    body: &str,
+) -> warden_engine::Decision {
+    let req = Request {
+        method: "POST",
+        scheme: "https",
+        authority: "gw.example.org",
+        path,
+        headers: &[("content-type", "application/x-www-form-urlencoded")],
+        body: Some(body.as_bytes()),
+        ..Default::default()
+    };
+    policy.decide(&req, host)
+}
+
+/// One authorization-code flow: authorize, then exchange the code; the
+/// token endpoint's JSON reply.
+fn kong_code_flow(policy: &Policy, host: &FixedServices) -> serde_json::Value {
+    let d = kong_post(policy, host, "/api/oauth2/authorize", KONG_AUTHORIZE);
+    let reply = d.reply().expect("authorize replies");
+    assert_eq!(reply.status, 200, "{}", reply.reason);
+    // {"redirect_uri":"https://app.example.com/callback?code=…"}: the code
+    // is base64url, so it ends at the closing quote.
+    let body = std::str::from_utf8(&reply.body).unwrap();
+    let code = &body[body.find("code=").expect("a code") + 5..];
+    let code = &code[..code.find(['&', '"']).unwrap()];
+    let exchange = format!(
+        "grant_type=authorization_code&code={code}\
+         &client_id=webapp-client&client_secret=webapp-secret"
+    );
+    let d = kong_post(policy, host, "/api/oauth2/token", &exchange);
+    let reply = d.reply().expect("token replies");
+    assert_eq!(reply.status, 200, "{}", reply.reason);
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+fn kong(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kong");
+
+    // Authorize + exchange against one store that keeps every refresh token
+    // issued (as a server's does, for their TTL: 14 days here).
+    let (policy, host) = kong_policy();
+    let first = kong_code_flow(&policy, &host);
+    assert!(first["refresh_token"].is_string());
+    group.bench_function("code_exchange", |b| {
+        b.iter(|| black_box(kong_code_flow(&policy, &host)))
+    });
+
+    // Kong's client_credentials issuance (beside `issuance/warden_native`).
+    let (cc_policy, cc_host) = {
+        let src = include_str!("../../policies/kong-client-credentials.policy");
+        let mut host = FixedServices::at(NOW);
+        host.secrets = vec![(
+            "env:WARDEN_SIGNING_KEY".into(),
+            b"0123456789abcdef0123456789abcdef-kong-bench".to_vec(),
+        )];
+        let policy = Policy::compile(src, &host).expect("kong-client-credentials.policy compiles");
+        (policy, host)
+    };
+    let cc = "grant_type=client_credentials&client_id=SOME-CLIENT-ID\
+              &client_secret=SOME-CLIENT-SECRET&scope=email";
+    let d = kong_post(&cc_policy, &cc_host, "/mock/oauth2/token", cc);
+    assert_eq!(d.reply().map(|r| r.status), Some(200), "{d:?}");
+    group.bench_function("client_credentials", |b| {
+        b.iter(|| {
+            black_box(kong_post(
+                &cc_policy,
+                &cc_host,
+                "/mock/oauth2/token",
+                black_box(cc),
+            ))
+        })
+    });
+
+    // Access to /api with the exchanged token and the realistic headers of
+    // `full_decision`: X-Consumer-* and X-Authenticated-* headers upstream.
+    let token = first["access_token"].as_str().unwrap();
+    let owned = headers(Some(token));
+    let hs = pairs(&owned);
+    let req = Request {
+        method: "GET",
+        scheme: "https",
+        authority: "gw.example.org",
+        path: "/api/items",
+        headers: &hs,
+        ..Default::default()
+    };
+    let forward = policy.decide(&req, &host);
+    let set = &forward
+        .forward()
+        .expect("the token is accepted")
+        .set_headers;
+    assert!(
+        set.iter()
+            .any(|(n, v)| n == "x-authenticated-userid" && v == "user-1")
+    );
+    group.bench_function(BenchmarkId::new("access_decision", "fresh"), |b| {
+        b.iter(|| black_box(policy.decide(black_box(&req), &host)))
+    });
+    let mut memo = VerifiedTokens::new(VerifiedTokens::DEFAULT_CAPACITY);
+    assert_eq!(policy.decide_with(&req, &host, &mut memo), forward);
+    group.bench_function(BenchmarkId::new("access_decision", "memo"), |b| {
+        b.iter(|| black_box(policy.decide_with(black_box(&req), &host, &mut memo)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    rule_decision,
+    full_decision,
+    issuance,
+    compile,
+    kong
+);
 criterion_main!(benches);

@@ -15,6 +15,7 @@ const POLICY: &str = r#"
 dialect kong
 signing_key "0123456789abcdef0123456789abcdef-kong-test"
 consumer bob {
+  username bob
   custom_id bob-1
   credential { name testapp; client_id clientid123; client_secret secret123; redirect_uris ["http://google.com/kong"] }
   credential { name pub; client_id clientid-public; client_type public; redirect_uris ["http://google.com/kong"] }

@@ -110,7 +110,9 @@ impl Checker<'_> {
         if kong_ids.id.is_empty() {
             kong_ids.id = kong::derived_id(&name.0);
         }
-        if kong_ids.username.is_none() {
+        // Kong requires a username or a custom_id: a consumer that gives
+        // neither is known by its name.
+        if kong_ids.username.is_none() && kong_ids.custom_id.is_none() {
             kong_ids.username = Some(name.0.clone());
         }
         self.consumers.push(Consumer {

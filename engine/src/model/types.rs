@@ -183,7 +183,7 @@ pub struct Consumer {
 pub struct KongConsumer {
     /// A UUID: given, or derived from the consumer's name (stable across reloads).
     pub id: String,
-    /// Given, else the consumer's name.
+    /// Given, else (when no `custom_id` is) the consumer's name.
     pub username: Option<String>,
     pub custom_id: Option<String>,
 }
