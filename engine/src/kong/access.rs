@@ -132,9 +132,13 @@ fn credential(ctx: &mut Ctx<'_>, header: &str, keep: bool) -> Result<Option<Stri
     Ok(token)
 }
 
-/// `body` without its `access_token` (form or JSON; Kong strips only form
-/// bodies and lets a JSON body's token through); `None`: leave it as it is.
+/// `body` without its `access_token` (form, JSON or multipart; Kong strips
+/// only form bodies and lets the others' token through); `None`: leave it
+/// as it is.
 fn without_token(content_type: &str, body: &[u8]) -> Option<Vec<u8>> {
+    if let Some(kept) = super::params::multipart_without(content_type, body, "access_token") {
+        return Some(kept);
+    }
     let media = content_type.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         let kept: Vec<(String, String)> = form_urlencoded::parse(body)

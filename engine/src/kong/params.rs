@@ -94,6 +94,45 @@ pub fn parameter_body(content_type: &str) -> bool {
     .any(|m| media.eq_ignore_ascii_case(m))
 }
 
+/// `body` (multipart, of `content_type`) without its parts named `name`;
+/// `None` when it is not multipart or has no such part. The other parts are
+/// kept byte for byte.
+pub fn multipart_without(content_type: &str, body: &[u8], name: &str) -> Option<Vec<u8>> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    let delimiter = format!("--{}", boundary(content_type)?);
+    let d = delimiter.as_bytes();
+    let starts: Vec<usize> = (0..body.len().saturating_sub(d.len() - 1))
+        .filter(|&i| body[i..].starts_with(d))
+        .collect();
+    let mut out = Vec::with_capacity(body.len());
+    let mut removed = false;
+    out.extend_from_slice(&body[..starts.first().copied().unwrap_or(body.len())]);
+    for (k, &at) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(body.len());
+        let part = &body[at..end];
+        let named = multipart(part_with_close(part, d).as_slice(), boundary(content_type)?)
+            .iter()
+            .any(|(n, _)| n == name);
+        if named {
+            removed = true;
+        } else {
+            out.extend_from_slice(part);
+        }
+    }
+    removed.then_some(out)
+}
+
+/// One part and a closing delimiter, so that [`multipart`] reads it alone.
+fn part_with_close(part: &[u8], delimiter: &[u8]) -> Vec<u8> {
+    let mut v = part.to_vec();
+    v.extend_from_slice(delimiter);
+    v.extend_from_slice(b"--");
+    v
+}
+
 /// The `boundary` parameter of a multipart content type.
 fn boundary(content_type: &str) -> Option<&str> {
     content_type.split(';').skip(1).find_map(|p| {
@@ -172,6 +211,29 @@ mod tests {
         assert_eq!(p.str("scope"), Some("x y"));
         p.merge_body("application/json", b"not json");
         assert_eq!(p.str("scope"), Some("x y"));
+    }
+
+    #[test]
+    fn multipart_parts_are_removed_byte_for_byte() {
+        let ct = "multipart/form-data; boundary=XyZ";
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ\r\nContent-Disposition: form-data; name=\"access_token\"\r\n\r\nsecret\r\n--XyZ\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--XyZ--\r\n";
+        let kept = multipart_without(ct, body, "access_token").unwrap();
+        let text = String::from_utf8(kept.clone()).unwrap();
+        assert!(
+            !text.contains("secret") && text.contains("name=\"a\"") && text.contains("name=\"b\""),
+            "{text}"
+        );
+        let mut p = Params::default();
+        p.merge_body(ct, &kept);
+        assert_eq!(
+            (p.str("a"), p.str("b"), p.str("access_token")),
+            (Some("1"), Some("2"), None)
+        );
+        assert_eq!(multipart_without(ct, &kept, "access_token"), None);
+        assert_eq!(
+            multipart_without("application/json", body, "access_token"),
+            None
+        );
     }
 
     #[test]
