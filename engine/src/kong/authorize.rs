@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::grant::{Refresh, generate, provision_key_matches, requires_pkce, store_code};
+use super::grant::{Grant, Refresh, generate, provision_key_matches, requires_pkce, store_code};
 use super::params::{Param, lua_escape};
 use super::records::CodeGrant;
 use super::{OAuthError, Params, https, json};
@@ -129,10 +129,12 @@ pub(super) fn authorize(
                     graph,
                     ctx,
                     scope,
-                    *consumer,
-                    client_id,
-                    Some(user),
-                    scope_str.as_deref(),
+                    &Grant {
+                        consumer: *consumer,
+                        client_id: client_id,
+                        user: Some(user),
+                        scope: scope_str.as_deref(),
+                    },
                     Refresh::None,
                     services,
                 )

@@ -232,10 +232,12 @@ fn grant(
                 graph,
                 ctx,
                 scope,
-                consumer,
-                client_id,
-                grant.authenticated_userid.as_deref(),
-                grant.scope.as_deref(),
+                &Grant {
+                    consumer: consumer,
+                    client_id: client_id,
+                    user: grant.authenticated_userid.as_deref(),
+                    scope: grant.scope.as_deref(),
+                },
                 Refresh::New,
                 services,
             )?;
@@ -270,10 +272,12 @@ fn grant(
                 graph,
                 ctx,
                 scope,
-                consumer,
-                client_id,
-                user,
-                scope_str.as_deref(),
+                &Grant {
+                    consumer: consumer,
+                    client_id: client_id,
+                    user: user,
+                    scope: scope_str.as_deref(),
+                },
                 Refresh::None,
                 services,
             )?;
@@ -306,10 +310,12 @@ fn grant(
                 graph,
                 ctx,
                 scope,
-                consumer,
-                client_id,
-                Some(user),
-                scope_str.as_deref(),
+                &Grant {
+                    consumer: consumer,
+                    client_id: client_id,
+                    user: Some(user),
+                    scope: scope_str.as_deref(),
+                },
                 Refresh::New,
                 services,
             )?;
@@ -364,10 +370,12 @@ fn grant(
                 graph,
                 ctx,
                 scope,
-                consumer,
-                client_id,
-                old.authenticated_userid.as_deref(),
-                old.scope.as_deref(),
+                &Grant {
+                    consumer: consumer,
+                    client_id: client_id,
+                    user: old.authenticated_userid.as_deref(),
+                    scope: old.scope.as_deref(),
+                },
                 how,
                 services,
             )?;
@@ -460,20 +468,31 @@ pub(super) enum Refresh<'a> {
     Reuse(&'a str),
 }
 
-/// Kong's `generate_token`: sign an access token for `consumer` and, as
+/// What an access token is issued for.
+pub(super) struct Grant<'a> {
+    pub(super) consumer: ConsumerId,
+    pub(super) client_id: &'a str,
+    /// Kong's `authenticated_userid`.
+    pub(super) user: Option<&'a str>,
+    pub(super) scope: Option<&'a str>,
+}
+
+/// Kong's `generate_token`: sign an access token for `grant` and, as
 /// asked, a refresh token; the response parameters.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn generate(
     graph: &DecisionGraph,
     ctx: &Ctx<'_>,
     scope: ScopeId,
-    consumer: ConsumerId,
-    client_id: &str,
-    user: Option<&str>,
-    scope_str: Option<&str>,
+    grant: &Grant<'_>,
     refresh: Refresh<'_>,
     services: &dyn Services,
 ) -> Result<Map<String, Value>, Failure> {
+    let Grant {
+        consumer,
+        client_id,
+        user,
+        scope: scope_str,
+    } = *grant;
     let s = graph.scope(scope);
     let (_, keys) = &s.clients[client_id];
     let now = services.now();
