@@ -131,7 +131,7 @@ pub(super) fn authorize(
                     scope,
                     &Grant {
                         consumer: *consumer,
-                        client_id: client_id,
+                        client_id,
                         user: Some(user),
                         scope: scope_str.as_deref(),
                     },
