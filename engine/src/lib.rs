@@ -64,6 +64,7 @@ pub mod internal {
     pub mod kong { pub use crate::kong::*; } // Kong's endpoints and access
     pub mod model { pub use crate::model::*; } // the checked model
     pub mod oauth { pub use crate::oauth::*; } // the token endpoint
+    pub mod secret_hash { pub use crate::secret_hash::*; } // PHC hashes of client secrets
     pub mod syntax { pub use crate::syntax::*; } // the policy parser
     pub mod token { pub use crate::token::*; } // JWT access tokens
 }

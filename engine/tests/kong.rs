@@ -411,6 +411,19 @@ fn password_and_client_credentials_grants() {
     let a = k.post("/api/oauth2/token", serde_json::json!({"grant_type": "password", "provision_key": "provision123", "authenticated_userid": "id123", "client_id": "clientid123", "client_secret": "secret123", "scope": "email profile"}));
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body["refresh_token"].is_string());
+    // A user id is forwarded as a header: no control characters (found by the fuzzer).
+    for path in ["/api/oauth2/token", "/api/oauth2/authorize"] {
+        let a = k.post(path, serde_json::json!({"grant_type": "password", "response_type": "code", "provision_key": "provision123", "authenticated_userid": "u\r\nx-admin: 1", "client_id": "clientid123", "client_secret": "secret123", "scope": "email"}));
+        assert_eq!(
+            a.error(),
+            (
+                400,
+                "invalid_authenticated_userid",
+                "authenticated_userid must not contain control characters"
+            ),
+            "{path}"
+        );
+    }
     let a = k.post("/api/oauth2/token", serde_json::json!({"grant_type": "password", "provision_key": "provision123", "client_id": "clientid123", "client_secret": "secret123", "scope": "email"}));
     assert_eq!(
         a.error(),
@@ -617,6 +630,14 @@ fn schema_errors_are_compile_errors_at_the_line() {
         (
             "consumer d { id not-a-uuid; client_id d; client_secret s }",
             "expected a valid UUID",
+        ),
+        (
+            "consumer d { username \"a\\nb\"; client_id d; client_secret s }",
+            "may not contain control characters",
+        ),
+        (
+            "consumer d { client_id \"d\\tx\"; client_secret s }",
+            "may not contain control characters",
         ),
     ] {
         let src = format!("{base}route x {{ path_prefix /x }}\n{body}\n");

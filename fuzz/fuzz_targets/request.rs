@@ -19,6 +19,8 @@ const NOW: u64 = 1_700_000_000;
 struct Input {
     method: String,
     https: bool,
+    /// TLS ended at a trusted proxy (Kong's `accept_http_if_already_terminated`).
+    proxy_terminated: bool,
     authority: String,
     path: String,
     query: String,
@@ -54,6 +56,7 @@ fuzz_target!(|input: Input| {
     let req = Request {
         method: &input.method,
         scheme: if input.https { "https" } else { "http" },
+        proxy_terminated: input.proxy_terminated,
         authority: &input.authority,
         path: &input.path,
         query: &input.query,

@@ -147,6 +147,14 @@ fn consumer(
     let username = map.text("username", "consumer")?;
     let custom_id = map.text("custom_id", "consumer")?;
     let id = map.text("id", "consumer")?;
+    if let Some(i) = &id
+        && !warden_engine::internal::model::is_uuid(i)
+    {
+        return Err(map.key_fault(
+            "id",
+            format!("consumer id `{i}` is not a UUID (Kong's ids are)"),
+        ));
+    }
     let name = username
         .clone()
         .or_else(|| custom_id.clone())
@@ -264,10 +272,8 @@ fn credential(
     let redirect_uris = map.texts("redirect_uris", what)?;
     if let (Some(uris), Some(node)) = (&redirect_uris, map.get("redirect_uris")) {
         for (uri, item) in uris.iter().zip(node.items("`redirect_uris`")?) {
-            if !uri.contains("://") || uri.contains('#') {
-                return Err(item.fault(format!(
-                    "redirect URI `{uri}` needs a scheme and host and no fragment (Kong refuses it)"
-                )));
+            if let Err(why) = warden_engine::internal::model::check_redirect_uri(uri) {
+                return Err(item.fault(format!("redirect URI: {why} (Kong refuses it)")));
             }
         }
     }
@@ -284,6 +290,11 @@ fn credential(
             ));
         }
         (Some(s), false) if hashed && PHC_PREFIXES.iter().any(|p| s.starts_with(p)) => {
+            if let Err(why) = warden_engine::internal::secret_hash::SecretHash::parse(&s) {
+                return Err(
+                    map.key_fault("client_secret", format!("the hashed client_secret: {why}"))
+                );
+            }
             Secret::Hash(s)
         }
         (Some(s), false) if hashed && s.starts_with("$2") => {

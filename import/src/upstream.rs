@@ -70,7 +70,14 @@ pub(crate) fn upstream(map: &Map<'_>, what: &str) -> Res<String> {
     if !path.is_empty() && !path.starts_with('/') {
         return Err(map.key_fault("path", format!("{what}: `path` must start with `/`")));
     }
-    Ok(format!("http://{host}:{port}{path}"))
+    let upstream = format!("http://{host}:{port}{path}");
+    // What the policy compiler will accept, checked here, at the YAML line.
+    upstream.parse::<warden_engine::Upstream>().map_err(|why| {
+        at.fault(format!(
+            "{what}: `{upstream}` is not an upstream Warden can reach: {why}"
+        ))
+    })?;
+    Ok(upstream)
 }
 
 /// `scheme://host[:port][/path]` → (scheme, host, port, path).

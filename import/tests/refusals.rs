@@ -234,6 +234,31 @@ fn cases() -> Vec<Case> {
             (5, 3),
             "`retries: 0` has no Warden equivalent",
         ),
+        // Found by the kong_import fuzz target: imports the engine refused.
+        case(
+            "consumer id not a UUID",
+            "_format_version: \"3.0\"\nconsumers:\n- username: bob\n  id: not-a-uuid\n",
+            (4, 3),
+            "consumer id `not-a-uuid` is not a UUID",
+        ),
+        case(
+            "unreachable upstream host",
+            "_format_version: \"3.0\"\nservices:\n- name: s\n  url: \"http://~x/\"\n  routes:\n  - paths: [/p]\n",
+            (4, 8),
+            "is not an upstream Warden can reach",
+        ),
+        case(
+            "redirect URI that does not parse",
+            "_format_version: \"3.0\"\nconsumers:\n- username: bob\n  oauth2_credentials:\n  - name: app\n    client_id: c1\n    client_secret: s\n    redirect_uris: [\"ht tp://x.com/\"]\n",
+            (8, 21),
+            "redirect URI: cannot parse 'ht tp://x.com/'",
+        ),
+        case(
+            "malformed PHC hash",
+            "_format_version: \"3.0\"\nconsumers:\n- username: bob\n  oauth2_credentials:\n  - name: app\n    client_id: c1\n    hash_secret: true\n    client_secret: $pbkdf2-sha512$i=10000,l=32$a~b$WdMZe1pz\n",
+            (8, 5),
+            "the hashed client_secret:",
+        ),
         case(
             "bcrypt secret",
             "_format_version: \"3.0\"\nconsumers:\n- username: bob\n  oauth2_credentials:\n  - name: app\n    client_id: c1\n    hash_secret: true\n    client_secret: $2b$12$abcdefghijklmnopqrstuv\n",

@@ -43,7 +43,7 @@ pub(super) fn authorize(
             "Missing authenticated_userid parameter",
         ))
     } else {
-        None
+        params.str("authenticated_userid").and_then(super::bad_user)
     };
     if let Some(e) = early {
         return error_body(&e, state);

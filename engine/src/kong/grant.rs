@@ -493,6 +493,9 @@ pub(super) fn generate(
         user,
         scope: scope_str,
     } = *grant;
+    if let Some(e) = user.and_then(super::bad_user) {
+        return Err(Failure::OAuth(e, false));
+    }
     let s = graph.scope(scope);
     let (_, keys) = &s.clients[client_id];
     let now = services.now();

@@ -192,6 +192,18 @@ impl OAuthError {
     }
 }
 
+/// An `authenticated_userid` is forwarded as a header
+/// (`X-Authenticated-Userid`): control characters are refused where it is
+/// given (Kong signs anything into its tokens and then forwards it).
+pub(crate) fn bad_user(user: &str) -> Option<OAuthError> {
+    user.chars().any(char::is_control).then(|| {
+        OAuthError::new(
+            "invalid_authenticated_userid",
+            "authenticated_userid must not contain control characters",
+        )
+    })
+}
+
 /// At most 40 printable characters of client input, for messages and logs.
 fn printable(s: &str) -> String {
     s.chars().take(40).flat_map(char::escape_default).collect()

@@ -160,7 +160,12 @@ impl Checker<'_> {
                     .r
                     .one(item)
                     .and_then(|v| Ok((self.r.nonempty("client_id", v)?, v.span)))
-                {
+                    .and_then(|(t, s)| {
+                        if kong {
+                            self.header_safe("client_id", t, s)?;
+                        }
+                        Ok((t, s))
+                    }) {
                     Ok((t, s)) => id = Some((t.to_string(), s)),
                     Err(d) => self.errors.push(d),
                 },

@@ -226,6 +226,7 @@ impl Checker<'_> {
     ) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
         let t = self.r.nonempty(&item.key, v)?.to_string();
+        self.header_safe(&item.key, &t, v.span)?;
         match item.key.as_str() {
             "username" => kong.username = Some(t),
             "custom_id" => kong.custom_id = Some(t),
@@ -235,6 +236,18 @@ impl Checker<'_> {
                 }
                 kong.id = t.to_ascii_lowercase();
             }
+        }
+        Ok(())
+    }
+
+    /// Values Kong forwards as headers (`X-Consumer-Username`,
+    /// `X-Credential-Identifier`, …) may not hold control characters.
+    pub(super) fn header_safe(&self, key: &str, text: &str, span: Span) -> Result<(), Diagnostic> {
+        if text.chars().any(char::is_control) {
+            return Err(self.r.err(
+                span,
+                format!("`{key}` is forwarded as a header: it may not contain control characters"),
+            ));
         }
         Ok(())
     }
@@ -268,7 +281,7 @@ impl Checker<'_> {
                     _ => self.r.texts(key, v)?,
                 };
                 for (uri, span) in list {
-                    redirect_uri(uri).map_err(|why| self.r.err(span, why))?;
+                    check_redirect_uri(uri).map_err(|why| self.r.err(span, why))?;
                     c.redirect_uris.push(uri.to_string());
                 }
             }
@@ -288,7 +301,7 @@ pub(super) struct KongCredential {
 
 /// Kong's check of a registered redirect URI (`daos.lua` `validate_uri`):
 /// a scheme and a host, no fragment; Kong's messages.
-fn redirect_uri(uri: &str) -> Result<(), String> {
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     let cannot = || format!("cannot parse '{uri}'");
     let (scheme, rest) = uri.split_once("://").ok_or_else(cannot)?;
     let scheme_ok = scheme
@@ -310,7 +323,7 @@ fn redirect_uri(uri: &str) -> Result<(), String> {
 }
 
 /// Kong's `typedefs.uuid` shape: 8-4-4-4-12 hex digits.
-fn is_uuid(s: &str) -> bool {
+pub fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups
@@ -339,15 +352,15 @@ mod tests {
             "https://abc.com:8443/x?y=1",
             "myapp://callback.host",
         ] {
-            assert_eq!(redirect_uri(ok), Ok(()), "{ok}");
+            assert_eq!(check_redirect_uri(ok), Ok(()), "{ok}");
         }
         assert_eq!(
-            redirect_uri("http://abc.com/#x"),
+            check_redirect_uri("http://abc.com/#x"),
             Err("fragment not allowed in 'http://abc.com/#x'".into())
         );
         for bad in ["not-a-uri", "http://", "/relative", "://x", "http:// x"] {
             assert_eq!(
-                redirect_uri(bad),
+                check_redirect_uri(bad),
                 Err(format!("cannot parse '{bad}'")),
                 "{bad}"
             );

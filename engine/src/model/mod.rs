@@ -12,6 +12,7 @@ mod kong;
 mod types;
 mod values;
 
+pub use kong::{check_redirect_uri, is_uuid};
 pub use types::*;
 pub use values::{DurationError, parse_duration};
 
