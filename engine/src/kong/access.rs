@@ -106,7 +106,10 @@ fn credential(ctx: &mut Ctx<'_>, header: &str, keep: bool) -> Result<Option<Stri
     let mut params = Params::from_query(req.query);
     let ct = req.header("content-type").unwrap_or("");
     let body_may_hold_it = matches!(req.method, "POST" | "PUT" | "PATCH") && parameter_body(ct);
-    if body_may_hold_it && !params.has("access_token") {
+    // The body is read when the token may be there, and with
+    // hide_credentials also when the query has one: Kong's body value wins,
+    // and a token in the body must not reach the upstream.
+    if body_may_hold_it && (!params.has("access_token") || !keep) {
         let Some(body) = req.body else {
             return Err(Stop::NeedBody(MAX_ACCESS_BODY));
         };
