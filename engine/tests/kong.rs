@@ -546,7 +546,10 @@ fn missing_tokens_anonymous_and_hidden_credentials() {
     let h = [("content-type", "application/json")];
     let with_both = format!("/open/x?access_token={token}");
     let body = format!(r#"{{"access_token":"{token}","a":1}}"#);
-    assert!(matches!(k.decide("POST", "https", &with_both, &h, None), Decision::NeedBody { .. }));
+    assert!(matches!(
+        k.decide("POST", "https", &with_both, &h, None),
+        Decision::NeedBody { .. }
+    ));
     match k.decide("POST", "https", &with_both, &h, Some(&body)) {
         Decision::Forward(f) => assert_eq!(f.body.as_deref(), Some(&br#"{"a":1}"#[..])),
         other => panic!("{other:?}"),
