@@ -747,3 +747,80 @@ fn never_expiring_tokens_and_reused_refresh_tokens() {
         previous = b.body["access_token"].as_str().unwrap().to_string();
     }
 }
+
+/// The host's store refusing (down, full): the endpoints answer 503
+/// `temporarily_unavailable`; nothing is issued.
+#[test]
+fn a_store_that_refuses_is_a_503() {
+    struct Down(FixedServices);
+    impl warden_engine::Services for Down {
+        fn now(&self) -> u64 {
+            self.0.now
+        }
+        fn random_bytes(&self, buf: &mut [u8]) {
+            self.0.random_bytes(buf)
+        }
+        fn secret(&self, reference: &str) -> Option<Vec<u8>> {
+            self.0.secret(reference)
+        }
+        fn store_put(&self, _: &str, _: &[u8], _: u64) -> Result<(), warden_engine::StoreError> {
+            Err(warden_engine::StoreError("down".into()))
+        }
+        fn store_get(&self, k: &str) -> Result<Option<Vec<u8>>, warden_engine::StoreError> {
+            self.0.store_get(k)
+        }
+        fn store_take(&self, k: &str) -> Result<Option<Vec<u8>>, warden_engine::StoreError> {
+            self.0.store_take(k)
+        }
+        fn store_delete(&self, k: &str) -> Result<(), warden_engine::StoreError> {
+            self.0.store_delete(k)
+        }
+        fn revoke(&self, id: &str, until: u64) -> Result<(), warden_engine::StoreError> {
+            self.0.revoke(id, until)
+        }
+        fn is_revoked(&self, id: &str) -> bool {
+            self.0.is_revoked(id)
+        }
+    }
+    let k = kong();
+    let down = Down(FixedServices::at(NOW));
+    let h = [("content-type", "application/json")];
+    for (path, body) in [
+        (
+            "/api/oauth2/authorize",
+            serde_json::json!({"provision_key": "provision123", "authenticated_userid": "u", "client_id": "clientid123", "response_type": "code", "scope": "email"}),
+        ),
+        (
+            "/api/oauth2/token",
+            serde_json::json!({"grant_type": "password", "provision_key": "provision123", "authenticated_userid": "u", "client_id": "clientid123", "client_secret": "secret123", "scope": "email"}),
+        ),
+    ] {
+        let text = body.to_string();
+        let req = request(
+            ("POST", "https"),
+            "kong.test",
+            path,
+            &h,
+            Some(text.as_bytes()),
+        );
+        let a = answer(k.policy.decide(&req, &down));
+        // The authorization endpoint says it through the client's redirect
+        // URI (RFC 6749 §4.1.2.1), the token endpoint in its body.
+        let error = match a.body["error"].as_str() {
+            Some(e) => e.to_string(),
+            None => {
+                a.redirect_params()
+                    .into_iter()
+                    .find(|(k, _)| k == "error")
+                    .unwrap()
+                    .1
+            }
+        };
+        assert_eq!(
+            (a.status, error.as_str()),
+            (503, "temporarily_unavailable"),
+            "{path}: {}",
+            a.body
+        );
+    }
+}

@@ -180,7 +180,13 @@ pub(super) fn authorize(
     if let Some(state) = state {
         out.insert("state".into(), state.into());
     }
-    let status = if error.is_some() { 400 } else { 200 };
+    let status = match &error {
+        // The store could not keep the code (or the implicit grant's
+        // revocations): the server's fault, as the token endpoint says.
+        Some(e) if e.error == "temporarily_unavailable" => 503,
+        Some(_) => 400,
+        None => 200,
+    };
     let body = match redirect {
         Some(uri) => json!({"redirect_uri": with_params(uri, &out, implicit && issued)}),
         None => Value::Object(out),

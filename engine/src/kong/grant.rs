@@ -566,7 +566,7 @@ impl From<Failure> for OAuthError {
     }
 }
 
-/// The key a code is stored under, and its record, for the authorize endpoint.
+/// Store a new code for `grant` (the authorize endpoint): the code.
 pub(super) fn store_code(services: &dyn Services, grant: &CodeGrant) -> Result<String, OAuthError> {
     let code = random_token(services);
     services
@@ -575,6 +575,6 @@ pub(super) fn store_code(services: &dyn Services, grant: &CodeGrant) -> Result<S
             &records::encode(grant),
             records::CODE_TTL,
         )
-        .map_err(|_| OAuthError::from(Failure::Store(StoreError(String::new()))))?;
+        .map_err(|e| OAuthError::from(Failure::Store(e)))?;
     Ok(code)
 }
