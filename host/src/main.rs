@@ -22,6 +22,7 @@ use tools::{check, explain, hash_secret, import_kong};
 use warden_host::Upstream;
 use warden_host::gateway::Gateway;
 use warden_host::reload::{Reload, Reloader};
+use warden_host::services::{RedisStore, StateStore, StoreUrl};
 use warden_host::tls::{self, TrustedNet, TrustedProxies};
 use warden_host::{
     ComponentConfig, GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime,
@@ -85,6 +86,8 @@ enum Command {
         workers: Option<u16>,
         #[command(flatten)]
         limits: Limits,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Hash a client secret for `client_secret hash "…"` (argon2id, OWASP
     /// parameters). Reads the secret from stdin (one trailing newline is
@@ -155,6 +158,53 @@ struct TlsArgs {
     trusted_proxies: Vec<TrustedNet>,
 }
 
+/// Where codes, refresh tokens and revocations live.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// `memory` (this process only), or a Redis server that several nodes
+    /// share: `redis://[:PASSWORD@]HOST:PORT[/DB]`, `rediss://…` for TLS.
+    /// The password is never logged.
+    #[arg(long, value_name = "URL", default_value = "memory")]
+    store: String,
+    /// The CA certificate (PEM) a `rediss://` server's certificate must chain
+    /// to, instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    store_ca: Option<PathBuf>,
+    /// Longest wait for one store call, in milliseconds: with the store
+    /// down, a stateful grant answers 503 within this.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    store_timeout_ms: u64,
+}
+
+impl StoreArgs {
+    fn open(&self, clock: &warden_host::Clock) -> Result<StateStore, HostError> {
+        if self.store == "memory" {
+            if self.store_ca.is_some() {
+                return Err(HostError::Config(
+                    "--store-ca is for a rediss:// store".into(),
+                ));
+            }
+            return Ok(StateStore::default());
+        }
+        let url =
+            StoreUrl::parse(&self.store).map_err(|e| HostError::Config(format!("--store: {e}")))?;
+        let ca = match &self.store_ca {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|source| HostError::Read {
+                path: path.clone(),
+                source,
+            })?),
+        };
+        let store = RedisStore::connect(
+            url,
+            ca,
+            Duration::from_millis(self.store_timeout_ms),
+            clock.clone(),
+        )?;
+        Ok(StateStore::Redis(Arc::new(store)))
+    }
+}
+
 #[derive(clap::Args)]
 struct Limits {
     /// Most CPU time a single policy decision may use in the guest, in milliseconds
@@ -181,6 +231,7 @@ fn main() -> ExitCode {
             upstream,
             workers,
             limits,
+            store,
         } => serve(
             policy,
             Watch {
@@ -191,7 +242,7 @@ fn main() -> ExitCode {
             (listen, &tls),
             upstream,
             workers,
-            &limits,
+            (&limits, &store),
         ),
         Command::Check { files, limits } => return check(&files, &limits),
         Command::HashSecret => hash_secret(),
@@ -283,7 +334,7 @@ fn serve(
     (listen, tls): (SocketAddr, &TlsArgs),
     upstream: Upstream,
     workers: Option<u16>,
-    limits: &Limits,
+    (limits, store): (&Limits, &StoreArgs),
 ) -> CliResult {
     // Certificate and key are read before anything else: a bad file is
     // reported at once, not after the policy has compiled.
@@ -319,6 +370,8 @@ fn serve(
     let mut options = RuntimeOptions::from_env()?;
     options.deadline = Duration::from_millis(limits.deadline_ms);
     options.memory_limit = usize::from(limits.memory_mib) << 20;
+    options.store = store.open(&options.clock)?;
+    tracing::info!(store = %options.store, "store");
     let component = match &guest {
         None => GuestComponent::shared()?,
         Some(path) => {

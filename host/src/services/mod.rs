@@ -31,7 +31,7 @@ use clock::WasiWallClock;
 pub use clock::{Clock, ManualClock};
 pub use output::GuestOutput;
 pub use secrets::{SecretSnapshot, resolve_secret};
-pub use store::StateStore;
+pub use store::{RedisStore, StateStore, StoreUrl};
 
 /// The most random bytes one `random-bytes` call may ask for.
 const MAX_RANDOM_BYTES: u32 = 64 * 1024;

@@ -1,0 +1,176 @@
+//! The WIT `store` import: where Kong-dialect authorization codes, refresh
+//! tokens and revoked token ids live. [`StateStore`] is one of two backends,
+//! shared by every guest instance of a process and kept across policy
+//! reloads:
+//! - in process (the default): the engine's [`MemoryStore`] read with the
+//!   host's clock; one `warden serve` process is one node;
+//! - Redis ([`redis`], `--store redis://…`): several nodes share one truth.
+//!   Single use is `GETDEL` in Redis itself; revocations are mirrored into
+//!   every node's memory (pub/sub, resynchronised on every reconnect), so
+//!   `is-revoked`, on the request path, never leaves the process.
+//!
+//! Backend calls are host work the guest call is not charged for (like a
+//! password hash): a Redis round trip waits on the network, not the CPU.
+
+mod redis;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use warden_engine::MemoryStore;
+
+pub use self::redis::{RedisStore, StoreUrl};
+use super::GuestState;
+use super::budget::thread_cpu_time;
+use crate::bindings::warden::policy::store::{self, StoreError};
+
+/// The store every guest instance of a runtime (and of its reloads) uses.
+#[derive(Clone)]
+pub enum StateStore {
+    /// This process only.
+    Memory(Arc<MemoryStore>),
+    /// A Redis server shared by several nodes.
+    Redis(Arc<RedisStore>),
+}
+
+impl Default for StateStore {
+    fn default() -> Self {
+        StateStore::Memory(Arc::default())
+    }
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateStore::Memory(_) => f.write_str("StateStore(in-process)"),
+            // The address without its password.
+            StateStore::Redis(r) => write!(f, "StateStore({})", r.url()),
+        }
+    }
+}
+
+impl std::fmt::Display for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateStore::Memory(_) => f.write_str("in-process"),
+            StateStore::Redis(r) => r.url().fmt(f),
+        }
+    }
+}
+
+/// Keys and values stay bounded: the guest chooses them from hashes and
+/// small records, so anything larger is a misbehaving guest.
+const MAX_KEY: usize = 256;
+const MAX_VALUE: usize = 16 * 1024;
+
+fn refused(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("refused: {what}"))
+}
+
+fn failed(op: &'static str, e: warden_engine::StoreError) -> StoreError {
+    tracing::error!(op, error = %e.0, "store call failed: stateful grants answer 503 until it is back");
+    StoreError::Unavailable(e.0)
+}
+
+impl StateStore {
+    fn put(&self, key: &str, value: &[u8], ttl: u64, now: u64) -> Result<(), StoreError> {
+        match self {
+            StateStore::Memory(m) => m.put(key, value, ttl, now),
+            StateStore::Redis(r) => r.put(key, value, ttl),
+        }
+        .map_err(|e| failed("put", e))
+    }
+
+    fn get(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            StateStore::Memory(m) => Ok(m.get(key, now)),
+            StateStore::Redis(r) => r.get(key).map_err(|e| failed("get", e)),
+        }
+    }
+
+    fn take(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            StateStore::Memory(m) => Ok(m.take(key, now)),
+            StateStore::Redis(r) => r.take(key).map_err(|e| failed("take", e)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            StateStore::Memory(m) => {
+                m.delete(key);
+                Ok(())
+            }
+            StateStore::Redis(r) => r.delete(key).map_err(|e| failed("delete", e)),
+        }
+    }
+
+    fn revoke(&self, token_id: &str, until: u64, now: u64) -> Result<(), StoreError> {
+        match self {
+            StateStore::Memory(m) => m.revoke(token_id, until, now),
+            StateStore::Redis(r) => r.revoke(token_id, until, now),
+        }
+        .map_err(|e| failed("revoke", e))
+    }
+
+    /// From memory in both backends.
+    pub fn is_revoked(&self, token_id: &str, now: u64) -> bool {
+        match self {
+            StateStore::Memory(m) => m.is_revoked(token_id, now),
+            StateStore::Redis(r) => r.is_revoked(token_id, now),
+        }
+    }
+}
+
+impl GuestState {
+    /// Run a backend call off the guest call's budget (its wall-clock
+    /// backstop moves by the time spent, up to the budget's limit).
+    fn backend<T>(&mut self, call: impl FnOnce(&StateStore, u64) -> T) -> T {
+        let now = self.clock.now();
+        if matches!(self.store, StateStore::Memory(_)) {
+            return call(&self.store, now);
+        }
+        let before = thread_cpu_time();
+        let started = Instant::now();
+        let out = call(&self.store, now);
+        let wall = started.elapsed();
+        let cpu = match (before, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => wall,
+        };
+        self.call.exclude(cpu, wall);
+        out
+    }
+}
+
+impl store::Host for GuestState {
+    fn put(&mut self, key: String, value: Vec<u8>, ttl_seconds: u64) -> Result<(), StoreError> {
+        if key.len() > MAX_KEY || value.len() > MAX_VALUE {
+            return Err(refused("key or value too large"));
+        }
+        self.backend(|s, now| s.put(&key, &value, ttl_seconds, now))
+    }
+
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend(|s, now| s.get(&key, now))
+    }
+
+    fn take(&mut self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend(|s, now| s.take(&key, now))
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), StoreError> {
+        self.backend(|s, _| s.delete(&key))
+    }
+
+    fn revoke(&mut self, token_id: String, until: u64) -> Result<(), StoreError> {
+        if token_id.len() > MAX_KEY {
+            return Err(refused("token id too long"));
+        }
+        self.backend(|s, now| s.revoke(&token_id, until, now))
+    }
+
+    fn is_revoked(&mut self, token_id: String) -> bool {
+        self.store.is_revoked(&token_id, self.clock.now())
+    }
+}
