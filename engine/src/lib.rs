@@ -51,7 +51,7 @@ pub use request::{
 pub use secret_hash::hash_argon2id;
 pub use secret_hash::verify as verify_secret_hash;
 pub use services::{FixedServices, Services};
-pub use store::{MEMORY_STORE_CAPACITY, MemoryStore, StoreError};
+pub use store::{IssuedToken, MEMORY_STORE_CAPACITY, MemoryStore, StoreError, TOKEN_SPACE};
 pub use upstream::{HttpUpstream, Upstream, UpstreamError};
 
 /// The stages' own types, for Warden's fuzz targets, benchmarks and

@@ -18,6 +18,37 @@ use sha2::{Digest, Sha256};
 #[error("store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+/// Where each issued access token's record lives: `token:{jti}`, until the
+/// token expires. What Kong's `oauth2_tokens` table lists (the Admin API's
+/// `/oauth2_tokens`), without the token itself: a record cannot be replayed.
+pub const TOKEN_SPACE: &str = "token";
+
+/// An issued access token, as its record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IssuedToken {
+    /// The token's `jti` (a UUID): Kong's token `id`.
+    pub id: String,
+    pub client_id: String,
+    /// The consumer's name in the policy.
+    pub consumer: String,
+    pub authenticated_userid: Option<String>,
+    pub scope: Option<String>,
+    /// `default` (a global token), or the service it is bound to.
+    pub aud: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+    pub expires_at: u64,
+    /// Issued with a refresh token.
+    pub refreshable: bool,
+}
+
+impl IssuedToken {
+    /// The record's key.
+    pub fn key(id: &str) -> String {
+        format!("{TOKEN_SPACE}:{id}")
+    }
+}
+
 /// `space:` followed by the SHA-256 of `secret` in hex: where a code or a
 /// refresh token is kept.
 pub(crate) fn key(space: &str, secret: &str) -> String {
@@ -100,6 +131,28 @@ impl MemoryStore {
     pub fn take(&self, key: &str, now: u64) -> Option<Vec<u8>> {
         let mut map = self.entries();
         map.remove(key).filter(|e| e.live(now)).map(|e| e.value)
+    }
+
+    /// Store `value` under `key` unless a live value is there; whether it did.
+    pub fn put_new(&self, key: &str, value: &[u8], now: u64) -> Result<bool, StoreError> {
+        if self.get(key, now).is_some() {
+            return Ok(false);
+        }
+        // (One writer per process reaches here for a key: the Admin API
+        // serialises its writes.)
+        self.put(key, value, 0, now).map(|()| true)
+    }
+
+    /// Every live entry whose key starts with `prefix`, in key order.
+    pub fn scan(&self, prefix: &str, now: u64) -> Vec<(String, Vec<u8>)> {
+        let map = self.entries();
+        let mut found: Vec<_> = map
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && e.live(now))
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect();
+        found.sort();
+        found
     }
 
     /// Remove `key`.

@@ -11,6 +11,7 @@
 //! decision into a reply or a forwarded request; [`reload`] compiles a
 //! changed policy file into a new runtime for the gateway to swap in.
 
+pub mod admin;
 pub mod bindings;
 pub mod cache;
 pub mod component;

@@ -8,7 +8,6 @@
 //! Every policy is compiled and evaluated inside the WebAssembly guest, the
 //! same way any other host would run it.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,16 +16,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod serve;
 mod tools;
+use serve::{AdminArgs, StoreArgs, Watch, serve};
 use tools::{check, explain, hash_secret, import_kong};
 use warden_host::Upstream;
-use warden_host::gateway::Gateway;
-use warden_host::reload::{Reload, Reloader};
-use warden_host::services::{RedisStore, StateStore, StoreUrl};
-use warden_host::tls::{self, TrustedNet, TrustedProxies};
+use warden_host::tls::TrustedNet;
 use warden_host::{
-    ComponentConfig, GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime,
-    RuntimeOptions,
+    GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime, RuntimeOptions,
 };
 
 /// The policy `warden serve` uses without `--policy`.
@@ -48,6 +45,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of `serve`'s arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway: decide every request with the policy, then reply or forward.
@@ -88,6 +87,8 @@ enum Command {
         limits: Limits,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Hash a client secret for `client_secret hash "…"` (argon2id, OWASP
     /// parameters). Reads the secret from stdin (one trailing newline is
@@ -158,53 +159,6 @@ struct TlsArgs {
     trusted_proxies: Vec<TrustedNet>,
 }
 
-/// Where codes, refresh tokens and revocations live.
-#[derive(clap::Args)]
-struct StoreArgs {
-    /// `memory` (this process only), or a Redis server that several nodes
-    /// share: `redis://[:PASSWORD@]HOST:PORT[/DB]`, `rediss://…` for TLS.
-    /// The password is never logged.
-    #[arg(long, value_name = "URL", default_value = "memory")]
-    store: String,
-    /// The CA certificate (PEM) a `rediss://` server's certificate must chain
-    /// to, instead of the system's roots.
-    #[arg(long, value_name = "FILE")]
-    store_ca: Option<PathBuf>,
-    /// Longest wait for one store call, in milliseconds: with the store
-    /// down, a stateful grant answers 503 within this.
-    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=10_000))]
-    store_timeout_ms: u64,
-}
-
-impl StoreArgs {
-    fn open(&self, clock: &warden_host::Clock) -> Result<StateStore, HostError> {
-        if self.store == "memory" {
-            if self.store_ca.is_some() {
-                return Err(HostError::Config(
-                    "--store-ca is for a rediss:// store".into(),
-                ));
-            }
-            return Ok(StateStore::default());
-        }
-        let url =
-            StoreUrl::parse(&self.store).map_err(|e| HostError::Config(format!("--store: {e}")))?;
-        let ca = match &self.store_ca {
-            None => None,
-            Some(path) => Some(std::fs::read(path).map_err(|source| HostError::Read {
-                path: path.clone(),
-                source,
-            })?),
-        };
-        let store = RedisStore::connect(
-            url,
-            ca,
-            Duration::from_millis(self.store_timeout_ms),
-            clock.clone(),
-        )?;
-        Ok(StateStore::Redis(Arc::new(store)))
-    }
-}
-
 #[derive(clap::Args)]
 struct Limits {
     /// Most CPU time a single policy decision may use in the guest, in milliseconds
@@ -232,6 +186,7 @@ fn main() -> ExitCode {
             workers,
             limits,
             store,
+            admin,
         } => serve(
             policy,
             Watch {
@@ -242,7 +197,7 @@ fn main() -> ExitCode {
             (listen, &tls),
             upstream,
             workers,
-            (&limits, &store),
+            (&limits, &store, &admin),
         ),
         Command::Check { files, limits } => return check(&files, &limits),
         Command::HashSecret => hash_secret(),
@@ -318,239 +273,5 @@ fn load(
             Err(Reported.into())
         }
         Err(LoadError::Host(e)) => Err(e.into()),
-    }
-}
-
-/// `serve --watch`.
-struct Watch {
-    enabled: bool,
-    every: Duration,
-}
-
-fn serve(
-    policy: Option<PathBuf>,
-    watch: Watch,
-    guest: Option<PathBuf>,
-    (listen, tls): (SocketAddr, &TlsArgs),
-    upstream: Upstream,
-    workers: Option<u16>,
-    (limits, store): (&Limits, &StoreArgs),
-) -> CliResult {
-    // Certificate and key are read before anything else: a bad file is
-    // reported at once, not after the policy has compiled.
-    let tls_config = match (&tls.tls_listen, &tls.tls_cert, &tls.tls_key) {
-        (Some(addr), Some(cert), Some(key)) => Some((*addr, tls::server_config(cert, key)?)),
-        _ => None,
-    };
-    let mut trusted = TrustedProxies::default();
-    for net in &tls.trusted_proxies {
-        trusted.push(net.0);
-    }
-    let workers = workers.map_or_else(
-        || warden_host::gateway::default_workers().min(120),
-        usize::from,
-    );
-    // One worker (e.g. pinned to one core with taskset): a single-threaded
-    // scheduler, with no work-stealing machinery to pay for.
-    let tokio = match workers {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
-    // Take over SIGHUP first thing: a SIGHUP while the policy compiles must
-    // not end the server (it is handled once serving starts).
-    let hangup = {
-        let _runtime = tokio.enter();
-        hangup_signal()
-    };
-    let mut options = RuntimeOptions::from_env()?;
-    options.deadline = Duration::from_millis(limits.deadline_ms);
-    options.memory_limit = usize::from(limits.memory_mib) << 20;
-    options.store = store.open(&options.clock)?;
-    tracing::info!(store = %options.store, "store");
-    let component = match &guest {
-        None => GuestComponent::shared()?,
-        Some(path) => {
-            let wasm = std::fs::read(path).map_err(|source| HostError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            tracing::warn!(guest = %path.display(), "running a guest component from a file, not the embedded one");
-            Arc::new(GuestComponent::load(&wasm, &ComponentConfig::default())?)
-        }
-    };
-    let (name, source) = match &policy {
-        Some(path) => (path.display().to_string(), read_policy(path)?),
-        None => (DEMO_NAME.to_owned(), DEMO_POLICY.to_owned()),
-    };
-    let runtime = Arc::new(load(
-        Arc::clone(&component),
-        &name,
-        &source,
-        options.clone(),
-    )?);
-    // Guest calls run on the workers, one at a time each; one spare.
-    let prewarm = workers + 1;
-    runtime.prewarm(prewarm)?;
-    let reloader = policy
-        .as_deref()
-        .map(|path| Reloader::new(path, &source, component, options, prewarm));
-    for route in runtime.routes() {
-        let upstream = route
-            .upstream
-            .as_ref()
-            .map_or_else(|| "default".to_owned(), Upstream::to_string);
-        tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), %upstream, "route");
-    }
-
-    tokio.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| HostError::Config(format!("could not listen on {listen}: {e}")))?;
-        let addr = listener.local_addr()?;
-        let tls_listener = match &tls_config {
-            Some((tls_addr, config)) => {
-                let bound = tokio::net::TcpListener::bind(tls_addr).await.map_err(|e| {
-                    HostError::Config(format!("could not listen on {tls_addr}: {e}"))
-                })?;
-                Some((bound, Arc::clone(config)))
-            }
-            None => None,
-        };
-        println!("warden listening on http://{addr}");
-        if let Some((bound, _)) = &tls_listener {
-            println!("warden listening on https://{}", bound.local_addr()?);
-        }
-        std::io::stdout().flush()?;
-        tracing::info!(policy = %name, %upstream, "serving");
-        let gateway = Arc::new(Gateway::new(runtime, upstream).with_trusted_proxies(trusted));
-        tokio::spawn(reload_policy(reloader, hangup, watch, Arc::clone(&gateway)));
-        // One shutdown signal for both listeners.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        });
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|&stop| stop).await;
-        };
-        let plain = Arc::clone(&gateway).serve(listener, until_stopped(stopped.clone()));
-        match tls_listener {
-            Some((bound, config)) => {
-                let secure = gateway.serve_tls(bound, config, until_stopped(stopped));
-                let (a, b) = tokio::join!(plain, secure);
-                a?;
-                b?;
-            }
-            None => plain.await?,
-        }
-        tracing::info!("stopped");
-        Ok(())
-    })
-}
-
-#[cfg(unix)]
-type Hangup = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Hangup = Option<()>;
-
-/// Start listening for SIGHUP (inside the tokio runtime).
-fn hangup_signal() -> Hangup {
-    #[cfg(unix)]
-    {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| tracing::warn!("SIGHUP reloads are off: {e}"))
-            .ok()
-    }
-    #[cfg(not(unix))]
-    None
-}
-
-/// Reload the policy on SIGHUP and, with `--watch`, when its file changes.
-/// Compiling runs on the blocking pool; requests keep flowing meanwhile.
-/// Without a policy file, SIGHUP only says there is nothing to reload.
-#[cfg_attr(not(unix), allow(unused_mut))]
-async fn reload_policy(
-    reloader: Option<Reloader>,
-    mut hangup: Hangup,
-    watch: Watch,
-    gateway: Arc<Gateway>,
-) {
-    let mut tick = tokio::time::interval(watch.every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reloader = reloader;
-    let reloading = reloader.is_some();
-    loop {
-        #[cfg(unix)]
-        let hup = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hup = std::future::pending::<Option<()>>();
-        let force = tokio::select! {
-            _ = hup => true,
-            _ = tick.tick(), if watch.enabled && reloading => false,
-        };
-        if !reloading {
-            tracing::info!("SIGHUP: serving the embedded demo policy, nothing to reload");
-            continue;
-        }
-        let Some(mut r) = reloader.take() else { return };
-        let Ok((r, outcome)) = tokio::task::spawn_blocking(move || {
-            let outcome = r.poll(force);
-            (r, outcome)
-        })
-        .await
-        else {
-            tracing::error!("policy reload panicked; reloading is off");
-            return;
-        };
-        match outcome {
-            Reload::Unchanged if force => {
-                tracing::info!("policy file unchanged; nothing to reload")
-            }
-            Reload::Unchanged => {}
-            Reload::Reloaded(runtime) => {
-                for warning in runtime.warnings() {
-                    eprint!("{}", warning.render(runtime.name(), runtime.source()));
-                }
-                gateway.replace_policy(runtime);
-                tracing::info!(generation = r.generation(), "policy reloaded");
-            }
-            Reload::Failed(why) => {
-                eprint!("{why}");
-                tracing::error!("policy reload failed; still serving the previous policy");
-            }
-        }
-        reloader = Some(r);
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -17,6 +17,10 @@
 //! before anything is swapped: a file that does not compile — including one
 //! caught half-written — leaves the running policy in place, and the next
 //! change is tried again. Nothing here runs on the request path.
+//!
+//! The text served is the file's followed by the Admin API's consumers (a
+//! generated section, [`Reloader::recompose`]): a file reload keeps them,
+//! and a change through the Admin API keeps the file's last good text.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +47,11 @@ pub enum Reload {
 /// Watches one policy file and compiles it again when it changes.
 #[derive(Debug)]
 pub struct Reloader {
-    path: PathBuf,
+    /// `None`: the embedded demo (only the Admin API's part changes).
+    path: Option<PathBuf>,
+    /// The file's text last compiled, and the generated part after it.
+    source: String,
+    suffix: String,
     name: String,
     component: Arc<GuestComponent>,
     options: RuntimeOptions,
@@ -76,7 +84,9 @@ impl Reloader {
         prewarm: usize,
     ) -> Self {
         Reloader {
-            path: path.to_owned(),
+            path: Some(path.to_owned()),
+            source: served.to_owned(),
+            suffix: String::new(),
             name: path.display().to_string(),
             component,
             options,
@@ -90,6 +100,62 @@ impl Reloader {
         }
     }
 
+    /// A reloader for a policy that has no file (`name`, text `served`):
+    /// `poll` never finds a change; only [`Self::recompose`] compiles.
+    pub fn fixed(
+        name: &str,
+        served: &str,
+        component: Arc<GuestComponent>,
+        options: RuntimeOptions,
+        prewarm: usize,
+    ) -> Self {
+        let mut r = Reloader::new(Path::new(name), served, component, options, prewarm);
+        r.path = None;
+        r
+    }
+
+    /// Compile the file's last good text followed by `suffix` (the Admin
+    /// API's consumers); with `keep`, serve that from now on (later file
+    /// reloads keep `suffix`), else only check that it compiles.
+    pub fn recompose(&mut self, suffix: &str, keep: bool) -> Reload {
+        let text = format!("{}{suffix}", self.source);
+        match self.compile(&text, keep) {
+            Reload::Reloaded(runtime) if keep => {
+                self.suffix = suffix.to_owned();
+                Reload::Reloaded(runtime)
+            }
+            other => other,
+        }
+    }
+
+    /// Compile `text` (prewarmed when it is to be served).
+    fn compile(&mut self, text: &str, serve: bool) -> Reload {
+        let loaded = PolicyRuntime::load_with(
+            Arc::clone(&self.component),
+            &self.name,
+            text,
+            self.options.clone(),
+        );
+        match loaded {
+            Ok(runtime) => {
+                if serve {
+                    if let Err(e) = runtime.prewarm(self.prewarm) {
+                        return Reload::Failed(format!("{}: {e}", self.name));
+                    }
+                    self.generation += 1;
+                }
+                Reload::Reloaded(Arc::new(runtime))
+            }
+            Err(LoadError::Invalid { diagnostics, .. }) => Reload::Failed(
+                diagnostics
+                    .iter()
+                    .map(|d| d.render(&self.name, text))
+                    .collect(),
+            ),
+            Err(LoadError::Host(e)) => Reload::Failed(format!("{}: {e}", self.name)),
+        }
+    }
+
     /// How many policies have been served (1 = only the first).
     pub fn generation(&self) -> u64 {
         self.generation
@@ -100,7 +166,10 @@ impl Reloader {
     /// and compile it at once, even unchanged (to pick up rotated secrets).
     /// Blocks while compiling.
     pub fn poll(&mut self, force: bool) -> Reload {
-        let now = stamp(&self.path);
+        let Some(path) = self.path.clone() else {
+            return Reload::Unchanged;
+        };
+        let now = stamp(&path);
         if !force {
             if self.stamp.as_ref() == Some(&now) {
                 self.pending = None;
@@ -113,7 +182,7 @@ impl Reloader {
             }
         }
         self.pending = None;
-        let source = match std::fs::read_to_string(&self.path) {
+        let source = match std::fs::read_to_string(&path) {
             Ok(source) => source,
             Err(e) => {
                 // Reported once; tried again when the file changes.
@@ -121,7 +190,7 @@ impl Reloader {
                 return Reload::Failed(format!("cannot read {}: {e}", self.name));
             }
         };
-        if stamp(&self.path) != now {
+        if stamp(&path) != now {
             // Written to while we read: look again on the next poll.
             return Reload::Unchanged;
         }
@@ -136,29 +205,13 @@ impl Reloader {
         if digest == self.digest && !force {
             return Reload::Unchanged;
         }
-        let loaded = PolicyRuntime::load_with(
-            Arc::clone(&self.component),
-            &self.name,
-            &source,
-            self.options.clone(),
-        );
-        match loaded {
-            Ok(runtime) => {
-                if let Err(e) = runtime.prewarm(self.prewarm) {
-                    return Reload::Failed(format!("{}: {e}", self.name));
-                }
-                self.digest = digest;
-                self.generation += 1;
-                Reload::Reloaded(Arc::new(runtime))
-            }
-            Err(LoadError::Invalid { diagnostics, .. }) => Reload::Failed(
-                diagnostics
-                    .iter()
-                    .map(|d| d.render(&self.name, &source))
-                    .collect(),
-            ),
-            Err(LoadError::Host(e)) => Reload::Failed(format!("{}: {e}", self.name)),
+        let text = format!("{source}{}", self.suffix);
+        let outcome = self.compile(&text, true);
+        if matches!(outcome, Reload::Reloaded(_)) {
+            self.digest = digest;
+            self.source = source;
         }
+        outcome
     }
 }
 

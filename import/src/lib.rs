@@ -28,7 +28,7 @@ mod locate;
 mod model;
 mod oauth2;
 mod plugins;
-mod quote;
+pub mod quote;
 mod services;
 mod upstream;
 mod yaml;

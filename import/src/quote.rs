@@ -18,7 +18,7 @@ const RESERVED: &[&str] = &["true", "false", "env", "file", "hash"];
 const BARE_PUNCT: &str = "-_./:@*+=~%";
 
 /// `s` can be written without quotes and reads back as itself.
-pub(crate) fn is_bare(s: &str) -> bool {
+pub fn is_bare(s: &str) -> bool {
     !s.is_empty()
         && !RESERVED.contains(&s)
         && s.chars()
@@ -26,7 +26,7 @@ pub(crate) fn is_bare(s: &str) -> bool {
 }
 
 /// `"…"` with the policy's escapes.
-pub(crate) fn quoted(s: &str) -> String {
+pub fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -43,12 +43,12 @@ pub(crate) fn quoted(s: &str) -> String {
 }
 
 /// A bare word when safe, else a string.
-pub(crate) fn value(s: &str) -> String {
+pub fn value(s: &str) -> String {
     if is_bare(s) { s.to_owned() } else { quoted(s) }
 }
 
 /// `[a, "b c"]`.
-pub(crate) fn list(items: &[String]) -> String {
+pub fn list(items: &[String]) -> String {
     let inner: Vec<String> = items.iter().map(|s| value(s)).collect();
     format!("[{}]", inner.join(", "))
 }

@@ -33,6 +33,8 @@ pub struct Server {
     pub base: String,
     /// `https://127.0.0.1:PORT`, when started with `--tls-listen`.
     pub https: Option<String>,
+    /// `http://127.0.0.1:PORT` of the Admin API, when started with `--admin`.
+    pub admin: Option<String>,
     pub client: Client,
     /// The server's stderr (its logs).
     pub log: PathBuf,
@@ -80,7 +82,17 @@ impl Server {
         };
         let base = address();
         let tls = args.iter().any(|a| a.as_ref() == "--tls-listen");
-        let https = tls.then(address);
+        let https = tls.then(&mut address);
+        let admin = args.iter().any(|a| a.as_ref() == "--admin").then(|| {
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .expect("warden prints its admin address");
+            line.trim()
+                .strip_prefix("warden admin listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .to_string()
+        });
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -89,6 +101,7 @@ impl Server {
             child,
             base,
             https,
+            admin,
             client,
             log,
         }

@@ -14,7 +14,7 @@ use super::records::{self, CodeGrant, RefreshGrant};
 use super::{OAuthError, Params, https, json, random_token};
 use crate::graph::{ClientKeys, CompiledScope, Ctx, DecisionGraph};
 use crate::model::{ClientSecret, ConsumerId, ScopeId};
-use crate::store::{StoreError, key};
+use crate::store::{IssuedToken, StoreError, key};
 use crate::token::{self, Claims};
 use crate::{Reply, Services};
 
@@ -542,6 +542,25 @@ pub(super) fn generate(
             s.settings.kong.refresh_token_ttl,
         )?;
     }
+    // The token's record (Kong's `oauth2_tokens` row, without the token),
+    // for the Admin API to list and revoke. A store that cannot keep it
+    // does not stop the grant: the token is valid either way.
+    let record = IssuedToken {
+        id: claims.jti.clone(),
+        client_id: client_id.to_string(),
+        consumer: claims.sub.clone(),
+        authenticated_userid: claims.authenticated_userid.clone(),
+        scope: claims.scope.clone(),
+        aud: claims.aud.clone(),
+        issued_at: now,
+        expires_at: claims.exp,
+        refreshable: refresh_token.is_some(),
+    };
+    let _ = services.store_put(
+        &IssuedToken::key(&record.id),
+        &records::encode(&record),
+        claims.exp.saturating_sub(now).max(1),
+    );
     let mut body = Map::new();
     body.insert("access_token".into(), access.into());
     body.insert("token_type".into(), "bearer".into());

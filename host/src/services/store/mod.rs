@@ -73,7 +73,7 @@ fn failed(op: &'static str, e: warden_engine::StoreError) -> StoreError {
 }
 
 impl StateStore {
-    fn put(&self, key: &str, value: &[u8], ttl: u64, now: u64) -> Result<(), StoreError> {
+    pub fn put(&self, key: &str, value: &[u8], ttl: u64, now: u64) -> Result<(), StoreError> {
         match self {
             StateStore::Memory(m) => m.put(key, value, ttl, now),
             StateStore::Redis(r) => r.put(key, value, ttl),
@@ -81,21 +81,21 @@ impl StateStore {
         .map_err(|e| failed("put", e))
     }
 
-    fn get(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn get(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             StateStore::Memory(m) => Ok(m.get(key, now)),
             StateStore::Redis(r) => r.get(key).map_err(|e| failed("get", e)),
         }
     }
 
-    fn take(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn take(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             StateStore::Memory(m) => Ok(m.take(key, now)),
             StateStore::Redis(r) => r.take(key).map_err(|e| failed("take", e)),
         }
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             StateStore::Memory(m) => {
                 m.delete(key);
@@ -105,12 +105,48 @@ impl StateStore {
         }
     }
 
-    fn revoke(&self, token_id: &str, until: u64, now: u64) -> Result<(), StoreError> {
+    pub fn revoke(&self, token_id: &str, until: u64, now: u64) -> Result<(), StoreError> {
         match self {
             StateStore::Memory(m) => m.revoke(token_id, until, now),
             StateStore::Redis(r) => r.revoke(token_id, until, now),
         }
         .map_err(|e| failed("revoke", e))
+    }
+
+    /// Store `value` under `key` (no expiry) unless it holds a value: whether
+    /// it did. For the Admin API's unique indexes.
+    pub fn put_new(&self, key: &str, value: &[u8], now: u64) -> Result<bool, StoreError> {
+        match self {
+            StateStore::Memory(m) => m.put_new(key, value, now),
+            StateStore::Redis(r) => r.put_new(key, value),
+        }
+        .map_err(|e| failed("put_new", e))
+    }
+
+    /// Every live entry whose key starts with `prefix`, in key order.
+    pub fn scan(&self, prefix: &str, now: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            StateStore::Memory(m) => Ok(m.scan(prefix, now)),
+            StateStore::Redis(r) => r.scan(prefix).map_err(|e| failed("scan", e)),
+        }
+    }
+
+    /// Tell the other nodes that the Admin API changed something (nothing
+    /// to tell in process).
+    pub fn announce(&self) -> Result<(), StoreError> {
+        match self {
+            StateStore::Memory(_) => Ok(()),
+            StateStore::Redis(r) => r.announce().map_err(|e| failed("announce", e)),
+        }
+    }
+
+    /// Bumped when another node's Admin API changed something (and when the
+    /// shared store was reached again); `None` in process.
+    pub fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            StateStore::Memory(_) => None,
+            StateStore::Redis(r) => Some(r.changes()),
+        }
     }
 
     /// From memory in both backends.

@@ -35,6 +35,7 @@ use crate::services::Clock;
 /// number, the channel: channels are server-wide, databases are not).
 const PREFIX: &str = "warden:";
 const REVOKED: &str = "warden:revoked";
+const ADMIN: &str = "warden:admin";
 
 /// A `redis://` or `rediss://` URL, kept with its password but shown
 /// without it: `Display` and `Debug` print `redis://user:***@host:port/db`.
@@ -86,6 +87,10 @@ pub struct RedisStore {
     url: StoreUrl,
     /// `warden:revoked:DB`.
     channel: String,
+    /// `warden:admin:DB`: the Admin API's changes.
+    admin_channel: String,
+    /// Bumped on every Admin API change anywhere (and on every resync).
+    changes: tokio::sync::watch::Receiver<u64>,
     conn: ConnectionManager,
     /// Only the revocation half is used: the memory `is-revoked` reads.
     mirror: Arc<MemoryStore>,
@@ -168,10 +173,10 @@ impl RedisStore {
             })
             .map_err(|_| fail("no answer", &format_args!("timed out after {timeout:?}")))?
             .map_err(|e| fail("could not connect", &e))?;
-        let channel = format!(
-            "{REVOKED}:{}",
-            client.get_connection_info().redis_settings().db()
-        );
+        let db = client.get_connection_info().redis_settings().db();
+        let channel = format!("{REVOKED}:{db}");
+        let admin_channel = format!("{ADMIN}:{db}");
+        let (changed, changes) = tokio::sync::watch::channel(0u64);
         let mirror = Arc::new(MemoryStore::new());
         let now = clock.now();
         let loaded = runtime
@@ -186,11 +191,18 @@ impl RedisStore {
             conn.clone(),
             Arc::clone(&mirror),
             clock,
-            (url.clone(), channel.clone()),
+            Feed {
+                url: url.clone(),
+                revoked: channel.clone(),
+                admin: admin_channel.clone(),
+                changed,
+            },
         ));
         Ok(RedisStore {
             url,
             channel,
+            admin_channel,
+            changes,
             conn,
             mirror,
             timeout,
@@ -298,6 +310,77 @@ impl RedisStore {
     pub(super) fn is_revoked(&self, token_id: &str, now: u64) -> bool {
         self.mirror.is_revoked(token_id, now)
     }
+
+    /// `SET key value NX`: whether it was set.
+    pub(super) fn put_new(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let key = format!("{PREFIX}{key}");
+        let value = value.to_vec();
+        self.call(move |mut c| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .arg("NX")
+                .query_async::<Option<String>>(&mut c)
+                .await
+                .map(|ok| ok.is_some())
+        })
+    }
+
+    /// Every entry under `prefix` (no glob characters in it), by `SCAN`.
+    pub(super) fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let pattern = format!("{PREFIX}{prefix}*");
+        let mut found = self.call(move |mut c| async move {
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut c)
+                    .await?;
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(500) {
+                let values: Vec<Option<Vec<u8>>> =
+                    redis::cmd("MGET").arg(chunk).query_async(&mut c).await?;
+                for (k, v) in chunk.iter().zip(values) {
+                    if let Some(v) = v {
+                        out.push((k[PREFIX.len()..].to_string(), v));
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        found.sort();
+        Ok(found)
+    }
+
+    /// Tell every node that the Admin API changed something.
+    pub(super) fn announce(&self) -> Result<(), StoreError> {
+        let channel = self.admin_channel.clone();
+        self.call(move |mut c| async move {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg("changed")
+                .query_async::<()>(&mut c)
+                .await
+        })
+    }
+
+    /// Changes announced anywhere (see [`Self::announce`]), and resyncs.
+    pub(super) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
+    }
 }
 
 /// Read the live revocations into `mirror`; how many there were.
@@ -323,20 +406,37 @@ async fn load(mut conn: ConnectionManager, mirror: &MemoryStore, now: u64) -> Re
 /// subscribe, then reload the set (so nothing published before the
 /// subscription took effect is missed), then apply each message; on any
 /// failure, wait (100 ms doubling to 1 s) and start over.
+/// What [`follow`] listens to and tells.
+struct Feed {
+    url: StoreUrl,
+    revoked: String,
+    admin: String,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
 async fn follow(
     client: Client,
     conn: ConnectionManager,
     mirror: Arc<MemoryStore>,
     clock: Clock,
-    (url, channel): (StoreUrl, String),
+    feed: Feed,
 ) {
+    let Feed {
+        url,
+        revoked: channel,
+        admin,
+        changed,
+    } = feed;
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
+            pubsub.subscribe(&admin).await?;
             let loaded = load(conn.clone(), &mirror, clock.now()).await?;
+            // Whatever the Admin API changed meanwhile is read again.
+            changed.send_modify(|n| *n += 1);
             if !first {
                 tracing::info!(store = %url, revocations = loaded, "store reconnected: revocations reloaded");
             }
@@ -348,6 +448,10 @@ async fn follow(
                 backoff = Duration::from_millis(100);
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
+                    if msg.get_channel_name() == admin {
+                        changed.send_modify(|n| *n += 1);
+                        continue;
+                    }
                     let Ok(text) = msg.get_payload::<String>() else {
                         continue;
                     };

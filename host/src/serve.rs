@@ -1,0 +1,417 @@
+//! `warden serve`: the gateway's startup and its long-running tasks — the
+//! store it opens, the policy it serves (reloaded from its file, and
+//! recompiled when the Admin API's consumers change), the listeners (plain,
+//! HTTPS, admin) and the shutdown signal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warden_host::admin::{self, AdminApi, Composer, Registry};
+use warden_host::gateway::Gateway;
+use warden_host::reload::{Reload, Reloader};
+use warden_host::services::{RedisStore, StateStore, StoreUrl};
+use warden_host::tls::{self, TrustedProxies};
+use warden_host::{ComponentConfig, GuestComponent, HostError, RuntimeOptions, Upstream};
+
+use crate::{CliResult, DEMO_NAME, DEMO_POLICY, Limits, TlsArgs, load, read_policy};
+
+/// The Admin API's listener.
+#[derive(clap::Args)]
+pub(crate) struct AdminArgs {
+    /// Serve Kong's Admin API (consumers, oauth2 credentials, tokens) here;
+    /// off by default. Beyond loopback it needs --admin-token-file.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// A file whose content (trimmed) every Admin API call must present as
+    /// `Authorization: Bearer <token>`.
+    #[arg(long, value_name = "FILE", requires = "admin")]
+    admin_token_file: Option<PathBuf>,
+}
+
+/// The Admin API's address and the token its calls need, if it is on.
+type AdminListen = Option<(SocketAddr, Option<Vec<u8>>)>;
+
+impl AdminArgs {
+    /// The listener's address and token, checked.
+    fn open(&self) -> Result<AdminListen, HostError> {
+        let Some(addr) = self.admin else {
+            return Ok(None);
+        };
+        let token = match &self.admin_token_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| HostError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let token = text.trim();
+                if token.len() < 16 {
+                    return Err(HostError::Config(format!(
+                        "--admin-token-file {}: the token must be at least 16 characters",
+                        path.display()
+                    )));
+                }
+                Some(token.as_bytes().to_vec())
+            }
+        };
+        if token.is_none() && !addr.ip().is_loopback() {
+            return Err(HostError::Config(format!(
+                "--admin {addr} is not a loopback address: give --admin-token-file, or listen on 127.0.0.1"
+            )));
+        }
+        Ok(Some((addr, token)))
+    }
+}
+
+/// Where codes, refresh tokens and revocations live.
+#[derive(clap::Args)]
+pub(crate) struct StoreArgs {
+    /// `memory` (this process only), or a Redis server that several nodes
+    /// share: `redis://[:PASSWORD@]HOST:PORT[/DB]`, `rediss://…` for TLS.
+    /// The password is never logged.
+    #[arg(long, value_name = "URL", default_value = "memory")]
+    store: String,
+    /// The CA certificate (PEM) a `rediss://` server's certificate must chain
+    /// to, instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    store_ca: Option<PathBuf>,
+    /// Longest wait for one store call, in milliseconds: with the store
+    /// down, a stateful grant answers 503 within this.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    store_timeout_ms: u64,
+}
+
+impl StoreArgs {
+    fn open(&self, clock: &warden_host::Clock) -> Result<StateStore, HostError> {
+        if self.store == "memory" {
+            if self.store_ca.is_some() {
+                return Err(HostError::Config(
+                    "--store-ca is for a rediss:// store".into(),
+                ));
+            }
+            return Ok(StateStore::default());
+        }
+        let url =
+            StoreUrl::parse(&self.store).map_err(|e| HostError::Config(format!("--store: {e}")))?;
+        let ca = match &self.store_ca {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|source| HostError::Read {
+                path: path.clone(),
+                source,
+            })?),
+        };
+        let store = RedisStore::connect(
+            url,
+            ca,
+            Duration::from_millis(self.store_timeout_ms),
+            clock.clone(),
+        )?;
+        Ok(StateStore::Redis(Arc::new(store)))
+    }
+}
+
+/// `serve --watch`.
+pub(crate) struct Watch {
+    pub(crate) enabled: bool,
+    pub(crate) every: Duration,
+}
+
+pub(crate) fn serve(
+    policy: Option<PathBuf>,
+    watch: Watch,
+    guest: Option<PathBuf>,
+    (listen, tls): (SocketAddr, &TlsArgs),
+    upstream: Upstream,
+    workers: Option<u16>,
+    (limits, store, admin_args): (&Limits, &StoreArgs, &AdminArgs),
+) -> CliResult {
+    let admin_listen = admin_args.open()?;
+    // Certificate and key are read before anything else: a bad file is
+    // reported at once, not after the policy has compiled.
+    let tls_config = match (&tls.tls_listen, &tls.tls_cert, &tls.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => Some((*addr, tls::server_config(cert, key)?)),
+        _ => None,
+    };
+    let mut trusted = TrustedProxies::default();
+    for net in &tls.trusted_proxies {
+        trusted.push(net.0);
+    }
+    let workers = workers.map_or_else(
+        || warden_host::gateway::default_workers().min(120),
+        usize::from,
+    );
+    // One worker (e.g. pinned to one core with taskset): a single-threaded
+    // scheduler, with no work-stealing machinery to pay for.
+    let tokio = match workers {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    // Take over SIGHUP first thing: a SIGHUP while the policy compiles must
+    // not end the server (it is handled once serving starts).
+    let hangup = {
+        let _runtime = tokio.enter();
+        hangup_signal()
+    };
+    let mut options = RuntimeOptions::from_env()?;
+    options.deadline = Duration::from_millis(limits.deadline_ms);
+    options.memory_limit = usize::from(limits.memory_mib) << 20;
+    options.store = store.open(&options.clock)?;
+    tracing::info!(store = %options.store, "store");
+    let component = match &guest {
+        None => GuestComponent::shared()?,
+        Some(path) => {
+            let wasm = std::fs::read(path).map_err(|source| HostError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            tracing::warn!(guest = %path.display(), "running a guest component from a file, not the embedded one");
+            Arc::new(GuestComponent::load(&wasm, &ComponentConfig::default())?)
+        }
+    };
+    let (name, source) = match &policy {
+        Some(path) => (path.display().to_string(), read_policy(path)?),
+        None => (DEMO_NAME.to_owned(), DEMO_POLICY.to_owned()),
+    };
+    let runtime = Arc::new(load(
+        Arc::clone(&component),
+        &name,
+        &source,
+        options.clone(),
+    )?);
+    // Guest calls run on the workers, one at a time each; one spare.
+    let prewarm = workers + 1;
+    runtime.prewarm(prewarm)?;
+    let registry = Registry::new(options.store.clone(), options.clock.clone());
+    let changes = options.store.changes();
+    let reloader = match policy.as_deref() {
+        Some(path) => Reloader::new(path, &source, component, options, prewarm),
+        None => Reloader::fixed(&name, &source, component, options, prewarm),
+    };
+    let reloadable = policy.is_some();
+    for route in runtime.routes() {
+        let upstream = route
+            .upstream
+            .as_ref()
+            .map_or_else(|| "default".to_owned(), Upstream::to_string);
+        tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), %upstream, "route");
+    }
+
+    tokio.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| HostError::Config(format!("could not listen on {listen}: {e}")))?;
+        let addr = listener.local_addr()?;
+        let tls_listener = match &tls_config {
+            Some((tls_addr, config)) => {
+                let bound = tokio::net::TcpListener::bind(tls_addr).await.map_err(|e| {
+                    HostError::Config(format!("could not listen on {tls_addr}: {e}"))
+                })?;
+                Some((bound, Arc::clone(config)))
+            }
+            None => None,
+        };
+        println!("warden listening on http://{addr}");
+        if let Some((bound, _)) = &tls_listener {
+            println!("warden listening on https://{}", bound.local_addr()?);
+        }
+        std::io::stdout().flush()?;
+        tracing::info!(policy = %name, %upstream, "serving");
+        let gateway = Arc::new(Gateway::new(runtime, upstream).with_trusted_proxies(trusted));
+        // One shutdown signal for every listener.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let (compose, composing) = tokio::sync::mpsc::channel(16);
+        let composer = Composer(compose);
+        tokio::spawn(reload_policy(
+            (reloader, reloadable),
+            hangup,
+            watch,
+            composing,
+            Arc::clone(&gateway),
+        ));
+        // The consumers other nodes' Admin APIs made: in force before the
+        // first request, then followed.
+        if let Some(changes) = changes {
+            let (r, c) = (registry.clone(), composer.clone());
+            match tokio::task::spawn_blocking(move || admin::refresh(&r, &c)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "could not apply the Admin API's consumers")
+                }
+                Err(_) => tracing::error!("applying the Admin API's consumers panicked"),
+            }
+            tokio::spawn(admin::follow(registry.clone(), composer.clone(), changes));
+        }
+        if let Some((addr, token)) = admin_listen {
+            let bound = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| HostError::Config(format!("could not listen on {addr}: {e}")))?;
+            println!("warden admin listening on http://{}", bound.local_addr()?);
+            std::io::stdout().flush()?;
+            if token.is_none() {
+                tracing::warn!(%addr, "the Admin API takes calls without a token (loopback only)");
+            }
+            let api = Arc::new(AdminApi::new(registry, composer, token));
+            let mut stop = stopped.clone();
+            tokio::spawn(api.serve(bound, async move {
+                let _ = stop.wait_for(|&s| s).await;
+            }));
+        }
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|&stop| stop).await;
+        };
+        let plain = Arc::clone(&gateway).serve(listener, until_stopped(stopped.clone()));
+        match tls_listener {
+            Some((bound, config)) => {
+                let secure = gateway.serve_tls(bound, config, until_stopped(stopped));
+                let (a, b) = tokio::join!(plain, secure);
+                a?;
+                b?;
+            }
+            None => plain.await?,
+        }
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+/// Start listening for SIGHUP (inside the tokio runtime).
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::warn!("SIGHUP reloads are off: {e}"))
+            .ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Reload the policy on SIGHUP and, with `--watch`, when its file changes.
+/// Compiling runs on the blocking pool; requests keep flowing meanwhile.
+/// Without a policy file, SIGHUP only says there is nothing to reload.
+#[cfg_attr(not(unix), allow(unused_mut))]
+async fn reload_policy(
+    (reloader, reloadable): (Reloader, bool),
+    mut hangup: Hangup,
+    watch: Watch,
+    mut composing: tokio::sync::mpsc::Receiver<admin::Compose>,
+    gateway: Arc<Gateway>,
+) {
+    let mut tick = tokio::time::interval(watch.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reloader = Some(reloader);
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<Option<()>>();
+        enum Job {
+            Poll(bool),
+            Compose(admin::Compose),
+        }
+        let job = tokio::select! {
+            _ = hup => Job::Poll(true),
+            _ = tick.tick(), if watch.enabled && reloadable => Job::Poll(false),
+            Some(c) = composing.recv() => Job::Compose(c),
+        };
+        if matches!(job, Job::Poll(_)) && !reloadable {
+            tracing::info!("SIGHUP: serving the embedded demo policy, nothing to reload");
+            continue;
+        }
+        let Some(mut r) = reloader.take() else { return };
+        let (force, keep) = match &job {
+            Job::Poll(force) => (*force, true),
+            Job::Compose(c) => (false, c.keep),
+        };
+        let Ok((r, outcome, job)) = tokio::task::spawn_blocking(move || {
+            let outcome = match &job {
+                Job::Poll(_) => r.poll(force),
+                Job::Compose(c) => r.recompose(&c.suffix, c.keep),
+            };
+            (r, outcome, job)
+        })
+        .await
+        else {
+            tracing::error!("policy reload panicked; reloading is off");
+            return;
+        };
+        match (job, outcome) {
+            (Job::Compose(c), Reload::Reloaded(runtime)) => {
+                if keep {
+                    gateway.replace_policy(runtime);
+                    tracing::info!(
+                        generation = r.generation(),
+                        "policy recompiled with the Admin API's consumers"
+                    );
+                }
+                let _ = c.reply.send(Ok(()));
+            }
+            (Job::Compose(c), Reload::Failed(why)) => {
+                let _ = c.reply.send(Err(why));
+            }
+            (Job::Compose(c), Reload::Unchanged) => {
+                let _ = c.reply.send(Ok(()));
+            }
+            (Job::Poll(_), Reload::Unchanged) if force => {
+                tracing::info!("policy file unchanged; nothing to reload")
+            }
+            (Job::Poll(_), Reload::Unchanged) => {}
+            (Job::Poll(_), Reload::Reloaded(runtime)) => {
+                for warning in runtime.warnings() {
+                    eprint!("{}", warning.render(runtime.name(), runtime.source()));
+                }
+                gateway.replace_policy(runtime);
+                tracing::info!(generation = r.generation(), "policy reloaded");
+            }
+            (Job::Poll(_), Reload::Failed(why)) => {
+                eprint!("{why}");
+                tracing::error!("policy reload failed; still serving the previous policy");
+            }
+        }
+        reloader = Some(r);
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
