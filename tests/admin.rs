@@ -482,3 +482,126 @@ fn changes_reach_every_node_on_redis_within_a_second_and_survive_a_restart() {
         "C's grant",
     );
 }
+
+#[test]
+fn upserts_as_deck_sends_them_and_pages_as_kong() {
+    let n = Node::start(true, None);
+    // decK creates with PUT and an id of its own.
+    let consumer_id = "3f0c1c8a-9f7e-4d2b-8a1e-5b6c7d8e9f01";
+    let (status, erin) = n.call(
+        "PUT",
+        &format!("/consumers/{consumer_id}"),
+        Some(json!({"username": "erin", "custom_id": "e-1"})),
+    );
+    assert_eq!(
+        (status, erin["id"].as_str()),
+        (200, Some(consumer_id)),
+        "{erin}"
+    );
+    let cred_id = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let (status, app) = n.call(
+        "PUT",
+        &format!("/consumers/erin/oauth2/{cred_id}"),
+        Some(json!({"name": "deck app", "client_id": "erin-client", "client_secret": "erin-secret-1"})),
+    );
+    assert_eq!((status, app["id"].as_str()), (200, Some(cred_id)), "{app}");
+    assert_eq!(n.grant("erin-client", "erin-secret-1").0, 200);
+    // PUT again replaces: what it leaves out is reset (the secret is new).
+    let (status, again) = n.call(
+        "PUT",
+        &format!("/consumers/erin/oauth2/{cred_id}"),
+        Some(json!({"name": "deck app 2", "client_id": "erin-client"})),
+    );
+    assert_eq!(status, 200, "{again}");
+    let fresh = again["client_secret"].as_str().unwrap();
+    assert_ne!(fresh, "erin-secret-1");
+    assert_eq!(
+        n.grant("erin-client", "erin-secret-1").1["error"],
+        "invalid_client"
+    );
+    assert_eq!(n.grant("erin-client", fresh).0, 200);
+    // By client_id in the path (Kong's endpoint key).
+    let (status, by_key) = n.call(
+        "PUT",
+        "/consumers/erin/oauth2/erin-other",
+        Some(json!({"name": "other", "client_secret": "s-2"})),
+    );
+    assert_eq!(
+        (status, by_key["client_id"].as_str()),
+        (200, Some("erin-other"))
+    );
+    // PATCH a consumer: the username moves, the old one is free again.
+    let (status, patched) = n.call(
+        "PATCH",
+        "/consumers/erin",
+        Some(json!({"username": "erin2"})),
+    );
+    assert_eq!(
+        (status, patched["username"].as_str()),
+        (200, Some("erin2")),
+        "{patched}"
+    );
+    assert_eq!(n.call("GET", "/consumers/erin", None).0, 404);
+    let (_, echoed) = n.echo(
+        n.grant("erin-other", "s-2").1["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(echoed["headers"]["x-consumer-username"], "erin2");
+    assert_eq!(
+        n.call("POST", "/consumers", Some(json!({"username": "erin"})))
+            .0,
+        201
+    );
+
+    // Pages: 5 more consumers, 3 a page, in id order, following `offset`.
+    for i in 0..5 {
+        assert_eq!(
+            n.call(
+                "POST",
+                "/consumers",
+                Some(json!({"username": format!("page-{i}")}))
+            )
+            .0,
+            201
+        );
+    }
+    let (_, all) = n.call("GET", "/consumers", None);
+    let total = all["data"].as_array().unwrap().len();
+    assert_eq!(total, 7);
+    assert!(all.get("offset").is_none());
+    let mut seen = Vec::new();
+    let mut path = "/consumers?size=3".to_string();
+    loop {
+        let (status, body) = n.call("GET", &path, None);
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string()),
+        );
+        match body["next"].as_str() {
+            Some(next) => {
+                assert!(body["offset"].is_string());
+                path = next.to_string();
+            }
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!((seen.len(), &seen), (7, &sorted));
+    assert_eq!(
+        n.call("GET", "/consumers?size=0", None),
+        (
+            400,
+            json!({"code": 9, "name": "invalid size", "message": "size must be an integer between 1 and 1000"})
+        )
+    );
+    assert_eq!(
+        n.call("GET", "/consumers?offset=x", None).1["name"],
+        "invalid offset"
+    );
+}

@@ -15,6 +15,7 @@ use super::entities::{
 };
 use super::registry::Registry;
 use super::{Composer, random_id, random_secret};
+use warden_engine::internal::model::is_uuid;
 
 /// What an endpoint answers: the status and the JSON body (`None`: 204).
 pub(super) type Answer = Result<(u16, Option<Value>), AdminError>;
@@ -25,8 +26,65 @@ pub(super) struct Admin<'a> {
     pub(super) composer: &'a Composer,
 }
 
-fn list(items: Vec<Value>) -> Answer {
-    Ok((200, Some(json!({"data": items, "next": null}))))
+/// Kong's page of a list: rows in id order, `size` of them (default 100,
+/// at most 1000) after the `offset` (unpadded base64 of `["<last id>"]`);
+/// `offset` and `next` name the next page, when there is one.
+fn page(mut items: Vec<Value>, query: &str, path: &str) -> Answer {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let size = match query_param(query, "size") {
+        None => 100,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            Ok(_) => {
+                return Err(AdminError::Invalid(
+                    9,
+                    "invalid size",
+                    "size must be an integer between 1 and 1000".into(),
+                ));
+            }
+            Err(_) => {
+                return Err(AdminError::Invalid(
+                    9,
+                    "invalid size",
+                    "size must be a number".into(),
+                ));
+            }
+        },
+    };
+    let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
+    items.sort_by_key(id);
+    if let Some(offset) = query_param(query, "offset") {
+        let after = STANDARD_NO_PAD
+            .decode(offset.trim_end_matches('='))
+            .map_err(|_| "bad base64 encoding")
+            .and_then(|b| {
+                serde_json::from_slice::<Vec<String>>(&b).map_err(|_| "bad json encoding")
+            })
+            .map_err(|why| {
+                AdminError::Invalid(
+                    7,
+                    "invalid offset",
+                    format!("'{offset}' is not a valid offset: {why}"),
+                )
+            })?;
+        let after = after.into_iter().next().unwrap_or_default();
+        items.retain(|v| id(v) > after);
+    }
+    let more = items.len() > size;
+    items.truncate(size);
+    let mut body = json!({"data": items, "next": null});
+    if more && let Some(last) = items.last() {
+        let offset = STANDARD_NO_PAD.encode(json!([id(last)]).to_string());
+        let sized = query_param(query, "size").map_or_else(String::new, |s| format!("&size={s}"));
+        body["next"] = format!(
+            "{path}?offset={}{sized}",
+            form_urlencoded::byte_serialize(offset.as_bytes()).collect::<String>()
+        )
+        .into();
+        body["offset"] = offset.into();
+    }
+    Ok((200, Some(body)))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
@@ -52,7 +110,7 @@ impl Admin<'_> {
                         "custom_id must be an unempty string".into(),
                     ));
                 }
-                list(
+                page(
                     self.registry
                         .consumers()?
                         .iter()
@@ -61,19 +119,26 @@ impl Admin<'_> {
                         })
                         .map(to_value)
                         .collect(),
+                    query,
+                    path,
                 )
             }
             ("POST", ["consumers"]) => self.create_consumer(fields),
             ("GET", ["consumers", c]) => Ok((200, Some(to_value(&self.registry.consumer(c)?)))),
             ("DELETE", ["consumers", c]) => self.delete_consumer(c),
+            ("PUT", ["consumers", c]) => self.put_consumer(c, fields),
+            ("PATCH", ["consumers", c]) => self.patch_consumer(c, fields),
+            ("PUT", ["consumers", c, "oauth2", k]) => self.put_credential(c, k, fields),
             ("GET", ["consumers", c, "oauth2"]) => {
                 let c = self.registry.consumer(c)?;
-                list(
+                page(
                     self.registry
                         .credentials_of(&c.id)?
                         .iter()
                         .map(to_value)
                         .collect(),
+                    query,
+                    path,
                 )
             }
             ("POST", ["consumers", c, "oauth2"]) => self.create_credential(c, fields),
@@ -88,25 +153,29 @@ impl Admin<'_> {
             }
             ("GET", ["oauth2"]) => {
                 let wanted = query_param(query, "client_id");
-                list(
+                page(
                     self.registry
                         .credentials()?
                         .iter()
                         .filter(|k| wanted.as_deref().is_none_or(|w| w == k.client_id))
                         .map(to_value)
                         .collect(),
+                    query,
+                    path,
                 )
             }
             ("GET", ["oauth2", k]) => Ok((200, Some(to_value(&self.registry.credential(k)?)))),
             ("GET", ["oauth2_tokens"]) => {
                 let credentials = self.registry.credentials()?;
                 let now = self.registry.now();
-                list(
+                page(
                     self.registry
                         .tokens()?
                         .iter()
                         .map(|t| token_view(t, &credentials, now))
                         .collect(),
+                    query,
+                    path,
                 )
             }
             ("GET", ["oauth2_tokens", id]) => {
@@ -181,6 +250,63 @@ impl Admin<'_> {
         Ok((201, Some(to_value(&c))))
     }
 
+    /// Kong's upsert: `{c}` is the id (a UUID) or the username; the body
+    /// replaces the whole consumer (what it leaves out is reset).
+    fn put_consumer(&self, key: &str, fields: &Fields) -> Answer {
+        let mut fields = fields.clone();
+        let existing = match self.registry.consumer(key) {
+            Ok(c) => Some(c),
+            Err(AdminError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        if is_uuid(key) {
+            fields.insert("id".into(), key.into());
+        } else {
+            fields.insert("username".into(), key.into());
+            if let Some(old) = &existing {
+                fields.insert("id".into(), old.id.clone().into());
+            }
+        }
+        let now = self.registry.now();
+        let new = entities::new_consumer(&fields, random_id(), now)?;
+        self.replace_consumer(existing.as_ref(), new)
+    }
+
+    /// Kong's PATCH: the body's fields over the stored consumer.
+    fn patch_consumer(&self, key: &str, fields: &Fields) -> Answer {
+        let old = self.registry.consumer(key)?;
+        let mut merged = serde_json::to_value(&old)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        merged.remove("created_at");
+        merged.remove("updated_at");
+        for (k, v) in fields {
+            merged.insert(k.clone(), v.clone());
+        }
+        if merged.get("id") != Some(&Value::from(old.id.clone())) {
+            return Err(AdminError::Schema(vec![(
+                "id".into(),
+                "cannot be changed".into(),
+            )]));
+        }
+        let mut new = entities::new_consumer(&merged, old.id.clone(), self.registry.now())?;
+        new.created_at = old.created_at;
+        self.replace_consumer(Some(&old), new)
+    }
+
+    fn replace_consumer(&self, old: Option<&Consumer>, new: Consumer) -> Answer {
+        let (mut consumers, credentials) = self.registry.snapshot()?;
+        consumers.retain(|c| c.id != new.id);
+        consumers.push(new.clone());
+        self.check(&consumers, &credentials)?;
+        match old {
+            Some(old) => self.change(|| self.registry.update_consumer(old, &new))?,
+            None => self.change(|| self.registry.create_consumer(&new))?,
+        }
+        Ok((200, Some(to_value(&new))))
+    }
+
     fn delete_consumer(&self, key: &str) -> Answer {
         // Kong answers 204 for a consumer it does not have, too.
         match self.registry.consumer(key) {
@@ -219,6 +345,54 @@ impl Admin<'_> {
         // The secret is shown once, as given (or generated); a hashed one
         // is never shown again.
         Ok((201, Some(to_value(&shown))))
+    }
+
+    /// Kong's upsert (what decK sends): `{k}` is the id (a UUID) or the
+    /// client_id; the body replaces the whole credential, and a secret (or,
+    /// by id, a client_id) it leaves out is generated anew.
+    fn put_credential(&self, consumer: &str, key: &str, fields: &Fields) -> Answer {
+        let c = self.registry.consumer(consumer)?;
+        let mut f = entities::credential_fields(fields)?;
+        if is_uuid(key) {
+            f.id = Some(key.to_ascii_lowercase());
+        } else {
+            f.client_id = Some(key.to_string());
+        }
+        let existing = match self.registry.credential(key) {
+            Ok(k) if k.consumer.id == c.id => Some(k),
+            Ok(k) => return Err(AdminError::Unique("client_id", k.client_id)),
+            Err(AdminError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(old) = &existing {
+            f.id = Some(old.id.clone());
+        }
+        let mut new = new_credential(f, &c, self.registry.now());
+        entities::check_credential(&new)?;
+        let shown = new.clone();
+        if new.hash_secret
+            && let Some(secret) = &new.client_secret
+        {
+            new.client_secret = Some(hash_secret(secret).map_err(hash_failed)?);
+        }
+        let (consumers, mut credentials) = self.registry.snapshot()?;
+        if credentials
+            .iter()
+            .any(|o| o.client_id == new.client_id && o.id != new.id)
+        {
+            return Err(AdminError::Unique("client_id", new.client_id));
+        }
+        credentials.retain(|o| o.id != new.id);
+        credentials.push(new.clone());
+        self.check(&consumers, &credentials)?;
+        match &existing {
+            Some(old) => self.change(|| self.registry.update_credential(old, &new))?,
+            None => self.change(|| self.registry.create_credential(&new))?,
+        }
+        Ok((
+            200,
+            Some(to_value(if new.hash_secret { &shown } else { &new })),
+        ))
     }
 
     fn patch_credential(&self, consumer: &str, key: &str, fields: &Fields) -> Answer {
@@ -280,6 +454,10 @@ impl Admin<'_> {
         self.change(|| self.registry.update_credential(&old, &new))?;
         Ok((200, Some(to_value(&new))))
     }
+}
+
+fn hash_failed(e: String) -> AdminError {
+    AdminError::BadRequest(format!("could not hash the secret: {e}"))
 }
 
 /// argon2id (OWASP's parameters) with a fresh salt.

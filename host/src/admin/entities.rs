@@ -47,6 +47,8 @@ pub enum AdminError {
     Schema(Vec<(String, Value)>),
     /// 409, Kong's `unique constraint violation` (code 5).
     Unique(&'static str, String),
+    /// 400 with Kong's error `code` and `name` (an invalid size or offset).
+    Invalid(u8, &'static str, String),
     /// 404 `{"message":"Not found"}`.
     NotFound,
     /// 400 with a plain message (a body that is not JSON or a form).
@@ -82,6 +84,9 @@ impl AdminError {
                     "fields": {*field: value},
                 }),
             ),
+            AdminError::Invalid(code, name, message) => {
+                (400, json!({"code": code, "name": name, "message": message}))
+            }
             AdminError::NotFound => (404, json!({"message": "Not found"})),
             AdminError::BadRequest(m) => (400, json!({"message": m})),
             AdminError::MethodNotAllowed => (405, json!({"message": "Method not allowed"})),

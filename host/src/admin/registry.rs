@@ -147,6 +147,29 @@ impl Registry {
         self.write(&format!("{CONSUMER}{}", c.id), c)
     }
 
+    /// Replace `old` with `new` (same id): the username and custom_id
+    /// indexes move along.
+    pub fn update_consumer(&self, old: &Consumer, new: &Consumer) -> Result<(), AdminError> {
+        let mut claim = Vec::new();
+        let mut free = Vec::new();
+        for (field, was, now) in [
+            ("username", &old.username, &new.username),
+            ("custom_id", &old.custom_id, &new.custom_id),
+        ] {
+            if was != now {
+                if let Some(v) = now {
+                    claim.push((field, v.as_str()));
+                }
+                if let Some(v) = was {
+                    free.push(index(field, v));
+                }
+            }
+        }
+        self.claim(&new.id, &claim)?;
+        self.release(&free);
+        self.write(&format!("{CONSUMER}{}", new.id), new)
+    }
+
     /// Delete a consumer, its credentials (and their tokens).
     pub fn delete_consumer(&self, c: &Consumer) -> Result<(), AdminError> {
         for k in self.credentials_of(&c.id)? {
