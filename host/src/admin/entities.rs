@@ -439,6 +439,138 @@ mod tests {
         );
     }
 
+    /// Whatever text the Admin API accepts, the policy it generates compiles
+    /// and means that text: the client gets a token with its own secret and
+    /// the consumer's username reaches the upstream unchanged — no value can
+    /// end its string or block early.
+    #[test]
+    fn generated_policy_text_means_what_was_accepted() {
+        use warden_engine::fixtures::request;
+        use warden_engine::{FixedServices, Policy};
+        const BASE: &str = "dialect kong\nsigning_key \"prop-signing-key-0123456789abcdef012345\"\n\
+            route r { path_prefix /r; upstream echo }\n\
+            rule k { match route [r]; enable_client_credentials true }\n";
+        const TRICKY: &[&str] = &[
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "#",
+            ";",
+            "[",
+            "]",
+            ",",
+            " ",
+            "é",
+            "円",
+            "\\\"",
+            "}\n",
+            "a",
+            "Z",
+            "9",
+            "env",
+            "hash",
+            "true",
+            "$argon2id$",
+            "'",
+            "=",
+            "\u{202e}",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut checked = 0;
+        for round in 0..200 {
+            let mut word = |n: u64| -> String {
+                (0..1 + next() % n)
+                    .map(|_| TRICKY[(next() % TRICKY.len() as u64) as usize])
+                    .collect::<String>()
+                    .replace('\n', "")
+            };
+            let fields = json!({"username": word(6), "custom_id": word(4)});
+            let Ok(c) = new_consumer(
+                fields.as_object().unwrap(),
+                format!("00000000-0000-4000-8000-{round:012}"),
+                1,
+            ) else {
+                continue;
+            };
+            let (client_id, secret, name) = (word(5), word(8), word(5));
+            let f = json!({"name": name, "client_id": client_id, "client_secret": secret});
+            let Ok(f) = credential_fields(f.as_object().unwrap()) else {
+                continue;
+            };
+            let k = Credential {
+                id: format!("10000000-0000-4000-8000-{round:012}"),
+                created_at: 1,
+                consumer: ForeignKey { id: c.id.clone() },
+                name: f.name.unwrap(),
+                client_id: f.client_id.unwrap(),
+                client_secret: f.client_secret,
+                redirect_uris: None,
+                tags: None,
+                client_type: "confidential".into(),
+                hash_secret: false,
+            };
+            let text = format!(
+                "{BASE}{}",
+                policy_text(std::slice::from_ref(&c), std::slice::from_ref(&k))
+            );
+            let services = FixedServices::at(1_700_000_000);
+            let policy = Policy::compile(&text, &services)
+                .unwrap_or_else(|d| panic!("round {round}: {d:?}\n{text}"));
+            let body: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", &k.client_id)
+                .append_pair("client_secret", k.client_secret.as_deref().unwrap())
+                .finish();
+            let headers = [("content-type", "application/x-www-form-urlencoded")];
+            let req = request(
+                ("POST", "https"),
+                "gw",
+                "/r/oauth2/token",
+                &headers,
+                Some(body.as_bytes()),
+            );
+            let reply = policy.decide(&req, &services);
+            let reply = reply
+                .reply()
+                .unwrap_or_else(|| panic!("round {round}: no reply"));
+            assert_eq!(reply.status, 200, "round {round}: {}\n{text}", reply.reason);
+            let token: Value = serde_json::from_slice(&reply.body).unwrap();
+            let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+            let headers = [("authorization", bearer.as_str())];
+            let d = policy.decide(
+                &request(("GET", "https"), "gw", "/r/x", &headers, None),
+                &services,
+            );
+            let forward = d
+                .forward()
+                .unwrap_or_else(|| panic!("round {round}: {d:?}"));
+            let seen = |name: &str| {
+                forward
+                    .set_headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(seen("x-consumer-username"), c.username, "round {round}");
+            assert_eq!(seen("x-consumer-custom-id"), c.custom_id, "round {round}");
+            assert_eq!(
+                seen("x-credential-identifier"),
+                Some(k.client_id.clone()),
+                "round {round}"
+            );
+            checked += 1;
+        }
+        // (Only the few with an empty name or the like are refused first.)
+        assert!(checked > 150, "only {checked} rounds reached the policy");
+    }
+
     #[test]
     fn policy_text_quotes_everything() {
         let c = Consumer {
