@@ -90,6 +90,16 @@ impl Node {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
+    fn echo_at(&self, path: &str, token: &str) -> u16 {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     fn echo(&self, token: &str) -> (u16, Value) {
         let resp = self
             .client
@@ -603,5 +613,109 @@ fn upserts_as_deck_sends_them_and_pages_as_kong() {
     assert_eq!(
         n.call("GET", "/consumers?offset=x", None).1["name"],
         "invalid offset"
+    );
+}
+
+#[test]
+fn deleting_a_credential_kills_its_codes_and_refresh_tokens_too() {
+    let path = policy("kong-code-pkce.policy");
+    let tokens = token_file();
+    let env = [
+        ("WARDEN_SIGNING_KEY", SIGNING_KEY),
+        ("PROVISION_KEY", "provision-admin-1"),
+    ];
+    let (server, pem) = tls_server(
+        &[
+            "--policy",
+            path.as_str(),
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            tokens.as_str(),
+        ],
+        &env,
+    );
+    let n = Node {
+        base: server.https_localhost(),
+        admin: server.admin.clone(),
+        server,
+        client: tls_client(&pem, false),
+    };
+    assert_eq!(
+        n.call("POST", "/consumers", Some(json!({"username": "frank"})))
+            .0,
+        201
+    );
+    let (status, _) = n.call(
+        "POST",
+        "/consumers/frank/oauth2",
+        Some(
+            json!({"name": "web", "client_id": "frank-web", "client_secret": "frank-secret",
+                    "redirect_uris": ["https://frank.example/cb"]}),
+        ),
+    );
+    assert_eq!(status, 201);
+    let post = |path: &str, body: Value| -> (u16, Value) {
+        let resp = n
+            .client
+            .post(format!("{}{path}", n.base))
+            .json(&body)
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    };
+    let code = || -> String {
+        let (status, body) = post(
+            "/api/oauth2/authorize",
+            json!({"client_id": "frank-web", "response_type": "code", "scope": "email",
+                   "provision_key": "provision-admin-1", "authenticated_userid": "f-1"}),
+        );
+        assert_eq!(status, 200, "{body}");
+        let uri = body["redirect_uri"].as_str().unwrap();
+        assert!(uri.starts_with("https://frank.example/cb?code="), "{uri}");
+        uri.split_once("code=")
+            .unwrap()
+            .1
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let exchange = |code: &str| {
+        post(
+            "/api/oauth2/token",
+            json!({"grant_type": "authorization_code", "code": code,
+                   "client_id": "frank-web", "client_secret": "frank-secret"}),
+        )
+    };
+    let (status, pair) = exchange(&code());
+    assert_eq!(status, 200, "{pair}");
+    let refresh = pair["refresh_token"].as_str().unwrap().to_string();
+    let waiting = code();
+
+    assert_eq!(
+        n.call("DELETE", "/consumers/frank/oauth2/frank-web", None)
+            .0,
+        204
+    );
+    let (status, body) = exchange(&waiting);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    let (status, body) = post(
+        "/api/oauth2/token",
+        json!({"grant_type": "refresh_token", "refresh_token": refresh,
+               "client_id": "frank-web", "client_secret": "frank-secret"}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    assert_eq!(
+        n.echo_at("/api/x", pair["access_token"].as_str().unwrap()),
+        401
     );
 }
