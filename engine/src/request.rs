@@ -31,6 +31,10 @@ pub struct Request<'a> {
     pub service: Option<&'a str>,
     /// Client address.
     pub peer: Option<&'a str>,
+    /// The end user a proxy the host trusts has authenticated (a header the
+    /// host reads only from such a proxy, and removes from every request):
+    /// who the Kong dialect's authorization page signs in.
+    pub trusted_user: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {

@@ -17,7 +17,8 @@ pub trait Services {
     /// Resolve a secret reference (`env:NAME`, `file:PATH`); `None` if the
     /// host cannot or will not supply it.
     fn secret(&self, reference: &str) -> Option<Vec<u8>>;
-    /// Whether `presented` is the client secret stored as the PHC hash `phc`
+    /// Whether `presented` is the client secret (or the authorization page
+    /// user's password) stored as the PHC hash `phc`
     /// (argon2 or PBKDF2, already checked by the compiler). Slow on purpose.
     /// By default the engine's own native check (fails closed without the
     /// `hash-verify` feature); the guest asks its host instead.

@@ -65,6 +65,7 @@ fuzz_target!(|input: Input| {
         route: input.route.as_deref(),
         service: input.service.as_deref(),
         peer: input.peer.as_deref(),
+        trusted_user: None,
     };
     let host = FixedServices::at(NOW.saturating_add_signed(input.now_offset as i64));
     // Decided on the head alone too, as the gateway first does.

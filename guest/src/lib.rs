@@ -195,6 +195,7 @@ fn request_from_wit<'r>(
         route: req.route.as_deref(),
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
+        trusted_user: req.trusted_user.as_deref(),
     }
 }
 

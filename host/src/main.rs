@@ -65,7 +65,7 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         watch_ms: u64,
         /// Run this guest component instead of the embedded one (any build
-        /// exporting warden:policy@0.3.0; for testing hosts and guests).
+        /// exporting warden:policy@0.4.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
         /// Address to listen on (plain HTTP/1.1).
@@ -141,7 +141,8 @@ enum ImportFrom {
     },
 }
 
-/// HTTPS beside the plain listener, and whose `X-Forwarded-Proto` counts.
+/// HTTPS beside the plain listener, and what trusted proxies may say
+/// (`X-Forwarded-Proto`, the user they signed in).
 #[derive(clap::Args)]
 struct TlsArgs {
     /// Also serve HTTPS here (HTTP/1.1 and h2 by ALPN); needs --tls-cert and --tls-key.
@@ -157,6 +158,12 @@ struct TlsArgs {
     /// the scheme on the plain listener; from anyone else it is ignored.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     trusted_proxies: Vec<TrustedNet>,
+    /// The header in which a --trusted-proxy names the end user it has
+    /// signed in (single sign-on), e.g. `X-Forwarded-User`: a Kong-dialect
+    /// policy's authorization page takes that user without a password. It
+    /// is removed from every request, and ignored from any other peer.
+    #[arg(long, value_name = "NAME", requires = "trusted_proxies")]
+    user_header: Option<hyper::header::HeaderName>,
 }
 
 #[derive(clap::Args)]

@@ -38,6 +38,8 @@ pub struct OwnedRequest {
     pub service: Option<String>,
     /// Client address.
     pub peer: Option<String>,
+    /// The end user a trusted proxy authenticated (`--user-header`).
+    pub trusted_user: Option<String>,
 }
 
 impl OwnedRequest {
@@ -111,6 +113,7 @@ impl OwnedRequest {
             route: None,
             service: None,
             peer: peer.map(|p| p.to_string()),
+            trusted_user: None,
         }
     }
 

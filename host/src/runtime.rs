@@ -437,6 +437,7 @@ fn wit_request(req: &OwnedRequest) -> wit::Request<'_> {
         route: req.route.as_deref(),
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
+        trusted_user: req.trusted_user.as_deref(),
     }
 }
 

@@ -224,7 +224,11 @@ pub(crate) fn serve(
         }
         std::io::stdout().flush()?;
         tracing::info!(policy = %name, %upstream, "serving");
-        let gateway = Arc::new(Gateway::new(runtime, upstream).with_trusted_proxies(trusted));
+        let gateway = Arc::new(
+            Gateway::new(runtime, upstream)
+                .with_trusted_proxies(trusted)
+                .with_user_header(tls.user_header.clone()),
+        );
         // One shutdown signal for every listener.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -73,6 +73,9 @@ pub struct ClientKeys {
     pub signing: Secret,
     /// Kong: the registered redirect URIs (the first is the default).
     pub redirect_uris: Vec<String>,
+    /// Kong: the application's name (the credential's `name`), which the
+    /// authorization page shows.
+    pub name: Box<str>,
 }
 
 /// A declared route, compiled.
@@ -247,6 +250,7 @@ impl DecisionGraph {
                                     check: c.secret.clone(),
                                     signing,
                                     redirect_uris: c.redirect_uris.clone(),
+                                    name: c.name.as_str().into(),
                                 };
                                 Some((c.client_id.as_str().into(), (id, keys)))
                             })

@@ -5,7 +5,9 @@
 //! and gets back `{"redirect_uri": …}` to send the user to — with a code in
 //! the query, an access token in the fragment (implicit), or the error.
 //! Kong's order: HTTPS, provision key and user stop at once; the later
-//! checks all run and the last failure wins.
+//! checks all run and the last failure wins ([`check`]), then the code or
+//! token is issued ([`issue`]) — both shared with Warden's own
+//! authorization page (`page`), which redirects where this answers JSON.
 
 use serde_json::{Map, Value, json};
 
@@ -13,8 +15,8 @@ use super::grant::{Grant, Refresh, generate, provision_key_matches, requires_pkc
 use super::params::{Param, lua_escape};
 use super::records::CodeGrant;
 use super::{OAuthError, Params, https, json};
-use crate::graph::{CompiledScope, Ctx, DecisionGraph};
-use crate::model::ScopeId;
+use crate::graph::{ClientKeys, CompiledScope, Ctx, DecisionGraph};
+use crate::model::{ConsumerId, ScopeId};
 use crate::{Reply, Services};
 
 pub(super) fn authorize(
@@ -50,6 +52,68 @@ pub(super) fn authorize(
     }
     let user = params.str("authenticated_userid").unwrap_or_default();
 
+    let checked = check(s, params);
+    let mut error = checked.error.clone();
+    let mut out = Map::new();
+    let mut issued = false;
+    let mut reason = String::new();
+    if error.is_none() && checked.client.is_some() {
+        match issue(graph, ctx, scope, &checked, user, services) {
+            Ok((m, why)) => {
+                out = m;
+                issued = true;
+                reason = why;
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    if let Some(e) = &error {
+        out.insert("error".into(), e.error.into());
+        out.insert("error_description".into(), e.description.clone().into());
+        reason = format!("authorization refused: {}: {}", e.error, e.description);
+    }
+    if let Some(state) = state {
+        out.insert("state".into(), state.into());
+    }
+    let status = match &error {
+        // The store could not keep the code (or the implicit grant's
+        // revocations): the server's fault, as the token endpoint says.
+        Some(e) if e.error == "temporarily_unavailable" => 503,
+        Some(_) => 400,
+        None => 200,
+    };
+    let body = match checked.redirect {
+        Some(uri) => json!({"redirect_uri": with_params(uri, &out, checked.implicit && issued)}),
+        None => Value::Object(out),
+    };
+    json(status, &body, reason)
+}
+
+/// What Kong's `authorize` finds in a request after its first checks
+/// (HTTPS, provision key, user): the client, where to redirect, and the
+/// last failure of the checks that all run.
+pub(super) struct Checked<'g> {
+    /// The client (with redirect URIs) that `client_id` names.
+    pub(super) client: Option<(&'g str, ConsumerId, &'g ClientKeys)>,
+    /// The `redirect_uri` given, when registered; the client's first one
+    /// when none is given or (Kong) when it does not match.
+    pub(super) redirect: Option<&'g str>,
+    /// A `redirect_uri` was given and is not the client's.
+    pub(super) redirect_mismatch: bool,
+    /// `response_type=token`.
+    pub(super) implicit: bool,
+    /// The scopes granted (joined with spaces).
+    pub(super) scope: Option<String>,
+    /// The PKCE S256 challenge, normalised.
+    pub(super) challenge: Option<String>,
+    /// The last check that failed, as Kong's `response_params` keeps it.
+    pub(super) error: Option<OAuthError>,
+}
+
+/// Kong's checks of response type, scope, client, redirect URI and PKCE,
+/// in Kong's order (a later failure replaces an earlier one).
+pub(super) fn check<'g>(s: &'g CompiledScope, params: &Params) -> Checked<'g> {
+    let k = &s.settings.kong;
     let mut error = None;
     let response_type = params.str("response_type").unwrap_or("");
     let implicit = response_type == "token";
@@ -69,8 +133,10 @@ pub(super) fn authorize(
         .str("client_id")
         .filter(|id| !id.is_empty())
         .and_then(|id| s.clients.get_key_value(id))
-        .filter(|(_, (_, keys))| !keys.redirect_uris.is_empty());
+        .filter(|(_, (_, keys))| !keys.redirect_uris.is_empty())
+        .map(|(id, (consumer, keys))| (&**id, *consumer, keys));
     let mut redirect = None;
+    let mut redirect_mismatch = false;
     match client {
         None => {
             error = Some(OAuthError::new(
@@ -78,21 +144,25 @@ pub(super) fn authorize(
                 "Invalid client authentication",
             ))
         }
-        Some((_, (_, keys))) => {
-            let first = &keys.redirect_uris[0];
-            match params.get("redirect_uri") {
-                None => redirect = Some(first.as_str()),
-                Some(Param::Str(u)) if keys.redirect_uris.iter().any(|r| r == u) => {
-                    redirect = Some(u.as_str())
-                }
-                Some(_) => {
-                    error = Some(OAuthError::new(
-                        "invalid_request",
-                        "Invalid redirect_uri that does not match with any redirect_uri created with the application",
-                    ));
-                    redirect = Some(first.as_str());
-                }
+        Some((_, _, keys)) => {
+            let first = keys.redirect_uris[0].as_str();
+            let given = match params.get("redirect_uri") {
+                None => Some(first),
+                Some(Param::Str(u)) => keys
+                    .redirect_uris
+                    .iter()
+                    .find(|r| *r == u)
+                    .map(String::as_str),
+                Some(_) => None,
+            };
+            if given.is_none() {
+                error = Some(OAuthError::new(
+                    "invalid_request",
+                    "Invalid redirect_uri that does not match with any redirect_uri created with the application",
+                ));
+                redirect_mismatch = true;
             }
+            redirect = Some(given.unwrap_or(first));
         }
     }
     let (challenge, challenge_failed) = match challenge(params) {
@@ -102,7 +172,7 @@ pub(super) fn authorize(
         }
         Ok(c) => (c, false),
     };
-    if let Some((_, (_, keys))) = client
+    if let Some((_, _, keys)) = client
         && challenge.is_none()
         && !challenge_failed
         && requires_pkce(s, keys)
@@ -117,81 +187,75 @@ pub(super) fn authorize(
             format!("code_challenge is required for {kind} clients"),
         ));
     }
+    Checked {
+        client,
+        redirect,
+        redirect_mismatch,
+        implicit,
+        scope: scopes.ok().flatten(),
+        challenge,
+        error,
+    }
+}
 
-    let mut out = Map::new();
-    let mut issued = false;
-    let mut reason = String::new();
-    if let (None, Some((client_id, (consumer, _)))) = (&error, client) {
-        {
-            let scope_str = scopes.ok().flatten();
-            let done = if implicit {
-                generate(
-                    graph,
-                    ctx,
-                    scope,
-                    &Grant {
-                        consumer: *consumer,
-                        client_id,
-                        user: Some(user),
-                        scope: scope_str.as_deref(),
-                    },
-                    Refresh::None,
-                    services,
-                )
-                .map_err(OAuthError::from)
+/// Grant what `checked` (without an error) asks for to `user`: a code in
+/// the store, or (implicit) an access token; the redirect's parameters and
+/// a reason for the log.
+pub(super) fn issue(
+    graph: &DecisionGraph,
+    ctx: &Ctx<'_>,
+    scope: ScopeId,
+    checked: &Checked<'_>,
+    user: &str,
+    services: &dyn Services,
+) -> Result<(Map<String, Value>, String), OAuthError> {
+    let s = graph.scope(scope);
+    let Some((client_id, consumer, _)) = checked.client else {
+        return Err(OAuthError::invalid_client());
+    };
+    let out = if checked.implicit {
+        generate(
+            graph,
+            ctx,
+            scope,
+            &Grant {
+                consumer,
+                client_id,
+                user: Some(user),
+                scope: checked.scope.as_deref(),
+            },
+            Refresh::None,
+            services,
+        )
+        .map_err(OAuthError::from)?
+    } else {
+        let grant = CodeGrant {
+            client_id: client_id.to_string(),
+            authenticated_userid: Some(user.to_string()),
+            scope: checked.scope.clone(),
+            challenge: checked.challenge.clone(),
+            plugin: s.label.to_string(),
+            aud: if s.settings.global_credentials {
+                "default".into()
             } else {
-                let grant = CodeGrant {
-                    client_id: client_id.to_string(),
-                    authenticated_userid: Some(user.to_string()),
-                    scope: scope_str,
-                    challenge,
-                    plugin: s.label.to_string(),
-                    aud: if s.settings.global_credentials {
-                        "default".into()
-                    } else {
-                        ctx.service_key().into()
-                    },
-                };
-                store_code(services, &grant).map(|code| {
-                    let mut m = Map::new();
-                    m.insert("code".into(), code.into());
-                    m
-                })
-            };
-            match done {
-                Ok(m) => {
-                    out = m;
-                    issued = true;
-                    reason = format!(
-                        "authorized `{}` ({})",
-                        graph.consumer_name(*consumer),
-                        if implicit { "implicit token" } else { "code" }
-                    );
-                }
-                Err(e) => error = Some(e),
-            }
+                ctx.service_key().into()
+            },
+        };
+        let code = store_code(services, &grant)?;
+        let mut m = Map::new();
+        m.insert("code".into(), code.into());
+        m
+    };
+    let reason = format!(
+        "authorized `{}` ({})",
+        graph.consumer_name(consumer),
+        if checked.implicit {
+            "implicit token"
+        } else {
+            "code"
         }
-    }
-    if let Some(e) = &error {
-        out.insert("error".into(), e.error.into());
-        out.insert("error_description".into(), e.description.clone().into());
-        reason = format!("authorization refused: {}: {}", e.error, e.description);
-    }
-    if let Some(state) = state {
-        out.insert("state".into(), state.into());
-    }
-    let status = match &error {
-        // The store could not keep the code (or the implicit grant's
-        // revocations): the server's fault, as the token endpoint says.
-        Some(e) if e.error == "temporarily_unavailable" => 503,
-        Some(_) => 400,
-        None => 200,
-    };
-    let body = match redirect {
-        Some(uri) => json!({"redirect_uri": with_params(uri, &out, implicit && issued)}),
-        None => Value::Object(out),
-    };
-    json(status, &body, reason)
+    );
+    Ok((out, reason))
 }
 
 fn error_body(e: &OAuthError, state: Option<&str>) -> Reply {
@@ -285,7 +349,7 @@ fn challenge(params: &Params) -> Result<Option<String>, OAuthError> {
 /// `uri` with `params` merged into its query (or, for an implicit grant's
 /// token, its fragment), re-encoded as Kong's `encode_args` does: keys
 /// sorted, every byte but `A-Z a-z 0-9 _` escaped.
-fn with_params(uri: &str, params: &Map<String, Value>, in_fragment: bool) -> String {
+pub(super) fn with_params(uri: &str, params: &Map<String, Value>, in_fragment: bool) -> String {
     let (rest, fragment) = match uri.split_once('#') {
         Some((r, f)) => (r, Some(f)),
         None => (uri, None),

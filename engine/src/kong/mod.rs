@@ -12,7 +12,10 @@
 
 pub(crate) mod access;
 mod authorize;
+mod csrf;
 mod grant;
+mod page;
+mod page_html;
 pub mod params;
 mod records;
 
@@ -65,6 +68,18 @@ pub(crate) fn endpoint(
 ) -> Decision {
     let req = ctx.req;
     let realm = graph.scope(scope).settings.kong.realm.as_deref();
+    // Warden's authorization page: its GET, and the POSTs of its form.
+    let page = which == Endpoint::Authorize
+        && graph
+            .scope(scope)
+            .settings
+            .kong
+            .authorization_page
+            .is_some();
+    if page && req.method == "GET" {
+        let params = Params::from_query(req.query);
+        return Decision::Reply(page::show(graph, ctx, scope, &params, services));
+    }
     if req.method != "POST" {
         let name = match which {
             Endpoint::Token => "token",
@@ -90,6 +105,9 @@ pub(crate) fn endpoint(
     };
     let reply = match which {
         Endpoint::Token => grant::token(graph, ctx, scope, &params, services),
+        Endpoint::Authorize if page && params.has(page::ACTION) => {
+            page::submit(graph, ctx, scope, &params, services)
+        }
         Endpoint::Authorize => authorize::authorize(graph, ctx, scope, &params, services),
     };
     Decision::Reply(reply)

@@ -34,6 +34,7 @@ pub(super) const KONG_SETTINGS: &[&str] = &[
     "accept_http_if_already_terminated",
     "anonymous",
     "realm",
+    "authorization_page",
 ];
 
 /// Consumer keys of the Kong dialect besides the credential's.
@@ -90,6 +91,10 @@ impl Checker<'_> {
                     ));
                 }
             }
+            return Ok(());
+        }
+        if key == "authorization_page" {
+            s.kong.authorization_page = self.authorization_page(item)?;
             return Ok(());
         }
         let v = self.r.one(item)?;
@@ -163,6 +168,122 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// `authorization_page true|false`, or `authorization_page { user NAME
+    /// { password_hash "PHC" } … }` (on, with users who sign in on it).
+    fn authorization_page(&self, item: &Item) -> Result<Option<AuthorizationPage>, Diagnostic> {
+        let key = item.key.as_str();
+        let on = match (item.args.as_slice(), &item.block) {
+            ([], Some(_)) => true,
+            ([], None) => {
+                return Err(self
+                    .r
+                    .err(item.key_span, "`authorization_page` needs a value")
+                    .with_help("`authorization_page true` (users named by a trusted proxy), or `authorization_page { user NAME { password_hash \"…\" } }`"));
+            }
+            ([v], _) => self.r.boolean(key, v)?,
+            ([_, extra, ..], _) => {
+                return Err(self
+                    .r
+                    .err(extra.span, "`authorization_page` takes one value"));
+            }
+        };
+        let items = item.block.as_ref().map_or(&[][..], |b| b.items.as_slice());
+        if !on {
+            return match &item.block {
+                Some(b) => Err(self
+                    .r
+                    .err(b.span, "`authorization_page false` has no users")
+                    .with_help("remove the block, or write `authorization_page { … }`")),
+                None => Ok(None),
+            };
+        }
+        let mut users: Vec<(PageUser, Span)> = Vec::new();
+        for inner in items {
+            if inner.key != "user" {
+                let mut d = self.r.err(
+                    inner.key_span,
+                    format!("unknown setting `{}` in `authorization_page`", inner.key),
+                );
+                d = d.with_help(match closest(&inner.key, ["user"]) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => {
+                        "an authorization page lists its users: `user NAME { password_hash \"…\" }`"
+                            .into()
+                    }
+                });
+                return Err(d);
+            }
+            let (user, span) = self.page_user(inner)?;
+            if let Some((_, first)) = users.iter().find(|(u, _)| u.name == user.name) {
+                let line = self.r.lines.line(first.start);
+                return Err(self
+                    .r
+                    .err(span, format!("duplicate user `{}`", user.name))
+                    .with_help(format!("the first `{}` is on line {line}", user.name)));
+            }
+            users.push((user, span));
+        }
+        Ok(Some(AuthorizationPage {
+            users: users.into_iter().map(|(u, _)| u).collect(),
+            span: item.key_span,
+        }))
+    }
+
+    /// `user NAME { password_hash "PHC" }`, and where its name is.
+    fn page_user(&self, item: &Item) -> Result<(PageUser, Span), Diagnostic> {
+        let (name, span) = match item.args.as_slice() {
+            [v] => (self.r.nonempty("user", v)?, v.span),
+            [] => {
+                return Err(self.r.err(
+                    item.key_span,
+                    "`user` needs a name: `user NAME { password_hash \"…\" }`",
+                ));
+            }
+            [_, extra, ..] => {
+                return Err(self
+                    .r
+                    .err(extra.span, "`user` takes one name before its `{`"));
+            }
+        };
+        // The name is the code's `authenticated_userid`, forwarded as a header.
+        self.header_safe("user", name, span)?;
+        let no_hash = || {
+            self.r
+                .err(item.span, format!("user `{name}` has no `password_hash`"))
+                .with_help("`printf %s \"$PASSWORD\" | warden hash-secret` prints one")
+        };
+        let block = item.block.as_ref().ok_or_else(no_hash)?;
+        let mut password = None;
+        for inner in &block.items {
+            if inner.key != "password_hash" {
+                let mut d = self.r.err(
+                    inner.key_span,
+                    format!("unknown setting `{}` in a user", inner.key),
+                );
+                if let Some(best) = closest(&inner.key, ["password_hash"]) {
+                    d = d.with_help(format!("did you mean `{best}`?"));
+                }
+                return Err(d);
+            }
+            if password.is_some() {
+                return Err(self.r.err(inner.key_span, "`password_hash` is set twice"));
+            }
+            let v = self.r.one(inner)?;
+            let phc = self.r.nonempty("password_hash", v)?;
+            let hash = crate::secret_hash::SecretHash::parse(phc)
+                .map_err(|why| self.r.err(v.span, format!("`password_hash`: {why}")))?;
+            password = Some(hash);
+        }
+        let password = password.ok_or_else(no_hash)?;
+        Ok((
+            PageUser {
+                name: name.to_string(),
+                password,
+            },
+            span,
+        ))
+    }
+
     /// Seconds within Kong's bounds (0 allowed).
     fn ttl(&self, key: &str, v: &Value) -> Result<u64, Diagnostic> {
         let t = self.r.duration(key, v)?;
@@ -192,10 +313,28 @@ impl Checker<'_> {
                 .with_help("list the scopes a client may ask for: `scopes [email, profile]`");
             self.errors.push(d);
         }
+        if let Some(page) = &k.authorization_page
+            && !(k.enable_authorization_code || k.enable_implicit_grant)
+        {
+            let d = self
+                .r
+                .err(
+                    page.span,
+                    "`authorization_page` needs `enable_authorization_code` or `enable_implicit_grant`",
+                )
+                .with_help("the page completes the authorization code or the implicit flow: enable one of them in this plugin");
+            self.errors.push(d);
+        }
         if k.provision_key.is_none() {
+            // With Warden's page, the code and implicit flows need no key
+            // (a page of one's own still POSTs one, where it is set).
+            let own_page = k.authorization_page.is_none();
             let needs: Vec<&str> = [
-                (k.enable_authorization_code, "enable_authorization_code"),
-                (k.enable_implicit_grant, "enable_implicit_grant"),
+                (
+                    k.enable_authorization_code && own_page,
+                    "enable_authorization_code",
+                ),
+                (k.enable_implicit_grant && own_page, "enable_implicit_grant"),
                 (k.enable_password_grant, "enable_password_grant"),
             ]
             .into_iter()
@@ -205,7 +344,7 @@ impl Checker<'_> {
                 let d = self
                     .r
                     .err(at, format!("{} needs a `provision_key`", needs.join(" and ")))
-                    .with_help("Kong generates one when absent; a policy must say it (so that it survives a reload): `provision_key env PROVISION_KEY`");
+                    .with_help("Kong generates one when absent; a policy must say it (so that it survives a reload): `provision_key env PROVISION_KEY` (or, for the code and implicit flows, Warden's `authorization_page`)");
                 self.errors.push(d);
             }
         }

@@ -82,6 +82,32 @@ pub struct KongSettings {
     /// The consumer a failed authentication proceeds as.
     pub anonymous: Option<ConsumerId>,
     pub realm: Option<String>,
+    /// Warden's own consent page on `…/oauth2/authorize` (`authorization_page`).
+    pub authorization_page: Option<AuthorizationPage>,
+}
+
+/// `authorization_page true` or `authorization_page { user NAME {
+/// password_hash "…" } … }`: a `GET` of the authorization endpoint serves a
+/// consent page (Kong leaves that page to every application), whose Approve
+/// completes the same flow as Kong's `provision_key` POST. The end user is
+/// the one a trusted SSO proxy names (the request's `trusted_user`), else
+/// one of `users`, signed in with a password on the same page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationPage {
+    /// Who may sign in on the page (none: only a trusted proxy's users).
+    pub users: Vec<PageUser>,
+    /// The `authorization_page` key, for diagnostics.
+    pub span: Span,
+}
+
+/// A user of the authorization page: the name becomes the code's
+/// `authenticated_userid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUser {
+    pub name: String,
+    /// A PHC string (argon2id from `warden hash-secret`, or PBKDF2), checked
+    /// by the host ([`crate::Services::verify_secret_hash`]).
+    pub password: crate::secret_hash::SecretHash,
 }
 
 impl Default for KongSettings {
@@ -100,6 +126,7 @@ impl Default for KongSettings {
             accept_http_if_already_terminated: false,
             anonymous: None,
             realm: None,
+            authorization_page: None,
         }
     }
 }

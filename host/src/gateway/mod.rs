@@ -41,6 +41,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::Request;
+use hyper::header::{HeaderMap, HeaderName};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -88,8 +89,11 @@ pub struct Gateway {
     upstreams: Upstreams,
     /// Token requests decided off the workers at once (see `decide`).
     token_slots: Semaphore,
-    /// Peers whose `X-Forwarded-Proto` counts.
+    /// Peers whose `X-Forwarded-Proto` (and user header) counts.
     trusted_proxies: TrustedProxies,
+    /// Where a trusted proxy names the end user it authenticated
+    /// (`--user-header`): read from those peers only, removed from all.
+    user_header: Option<HeaderName>,
 }
 
 /// Worker threads of `warden serve` by default: one per CPU the process may
@@ -108,7 +112,15 @@ impl Gateway {
             upstreams: Upstreams::default(),
             token_slots: Semaphore::new(2 * default_workers()),
             trusted_proxies: TrustedProxies::default(),
+            user_header: None,
         }
+    }
+
+    /// Take the end user from this header of a trusted proxy's requests
+    /// (`--user-header`); the header is removed from every request.
+    pub fn with_user_header(mut self, header: Option<HeaderName>) -> Self {
+        self.user_header = header;
+        self
     }
 
     /// Believe `X-Forwarded-Proto` from these peers (`--trusted-proxy`).
@@ -262,6 +274,26 @@ impl Gateway {
         }
     }
 
+    /// The end user a trusted proxy named in the `--user-header` header
+    /// (one field, UTF-8, not blank); the header is removed whoever sent
+    /// it, so that neither the policy nor an upstream sees a client's own.
+    fn trusted_user(&self, headers: &mut HeaderMap, peer: Option<SocketAddr>) -> Option<String> {
+        let name = self.user_header.as_ref()?;
+        let trusted = peer.is_some_and(|p| self.trusted_proxies.contains(p.ip()));
+        let mut values = headers.get_all(name).iter();
+        let user = match (values.next(), values.next()) {
+            // Several fields: which one the proxy set is unknown, so none.
+            (Some(v), None) if trusted => std::str::from_utf8(v.as_bytes())
+                .ok()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
+            _ => None,
+        };
+        headers.remove(name);
+        user
+    }
+
     /// Ask `policy`: on this worker thread, or off it for a token request.
     ///
     /// A decision runs inline, as a proxy-wasm filter runs in Envoy: it takes
@@ -316,10 +348,12 @@ impl Gateway {
             return refused;
         }
         let (scheme, proxy_terminated) = self.scheme(&parts.headers, peer, tls);
+        let trusted_user = self.trusted_user(&mut parts.headers, peer);
         // This request finishes on the policy it starts with.
         let policy = self.policy.load_full();
         let mut context = OwnedRequest::from_head(&parts, peer, scheme);
         context.proxy_terminated = proxy_terminated;
+        context.trusted_user = trusted_user;
         let (context, decision) = self.decide(&policy, context).await;
         let (context, decision, body) = match decision {
             Ok(Decision::NeedBody { max_bytes }) => {

@@ -191,3 +191,40 @@ async fn unreachable_upstream_is_502() {
     let (status, ..) = send(&gw, get("/r/x").body(Full::default()).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
+
+#[test]
+fn the_user_header_counts_from_trusted_proxies_only_and_never_passes() {
+    use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut trusted = crate::tls::TrustedProxies::default();
+    trusted.push("10.0.0.0/8".parse().unwrap());
+    let gw = gateway(fixed())
+        .with_trusted_proxies(trusted)
+        .with_user_header(Some(HeaderName::from_static("x-forwarded-user")));
+    let headers = |values: &[&[u8]]| {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-user", HeaderValue::from_bytes(v).unwrap());
+        }
+        h.insert("x-other", HeaderValue::from_static("1"));
+        h
+    };
+    let proxy = Some("10.1.2.3:4000".parse().unwrap());
+    let client = Some("127.0.0.1:4000".parse().unwrap());
+    for (values, peer, want) in [
+        (&[&b"carol"[..]][..], proxy, Some("carol")),
+        (&["Jos\u{e9}".as_bytes()][..], proxy, Some("Jos\u{e9}")),
+        (&[&b"carol"[..]][..], client, None),
+        (&[&b"carol"[..], &b"mallory"[..]][..], proxy, None),
+        (&[&b"  "[..]][..], proxy, None),
+        (&[][..], proxy, None),
+    ] {
+        let mut h = headers(values);
+        assert_eq!(gw.trusted_user(&mut h, peer).as_deref(), want, "{values:?}");
+        assert!(!h.contains_key("x-forwarded-user") && h.contains_key("x-other"));
+    }
+    // Without --user-header nothing is read or removed.
+    let plain = gateway(fixed());
+    let mut h = headers(&[b"carol"]);
+    assert_eq!(plain.trusted_user(&mut h, proxy), None);
+    assert!(h.contains_key("x-forwarded-user"));
+}

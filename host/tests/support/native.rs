@@ -21,5 +21,6 @@ pub fn engine_request<'a>(
         route: req.route.as_deref(),
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
+        trusted_user: req.trusted_user.as_deref(),
     }
 }
