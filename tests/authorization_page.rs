@@ -12,6 +12,8 @@
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/redis.rs"]
+mod redis_server;
 mod support;
 
 use browser::{Browser, Callback, free_port, tmp};
@@ -424,4 +426,74 @@ fn the_user_header_of_an_untrusted_peer_is_ignored() {
     assert_eq!(seen["headers"]["x-authenticated-userid"], "bob");
     assert!(seen["headers"].get("x-forwarded-user").is_none(), "{seen}");
     drop(server);
+}
+
+/// The README's walkthrough, end to end: two nodes on one Redis, an
+/// application made through node A's Admin API, a code from the page in the
+/// browser on node A, exchanged on node B.
+#[test]
+fn a_code_from_the_page_on_one_node_is_exchanged_on_the_other() {
+    let redis = redis_server::shared();
+    let store = redis.url(0);
+    let callback = Callback::start();
+    let token_file = tmp(&format!("page-admin-token-{}", std::process::id()));
+    std::fs::write(&token_file, "page-admin-token-0123456789").unwrap();
+    let (a, client, base_a) = serve(
+        "http://127.0.0.1:1/unused",
+        &[
+            "--store",
+            &store,
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let (_b, client_b, base_b) = serve("http://127.0.0.1:1/unused", &["--store", &store]);
+    let admin = a.admin.clone().unwrap();
+    let call = |path: &str, body: serde_json::Value| {
+        let resp = client
+            .post(format!("{admin}{path}"))
+            .bearer_auth("page-admin-token-0123456789")
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{path}");
+    };
+    call("/consumers", serde_json::json!({"username": "shop2"}));
+    call(
+        "/consumers/shop2/oauth2",
+        serde_json::json!({"name": "Second Shop", "client_id": "second-shop",
+                           "client_type": "public", "redirect_uris": [callback.uri]}),
+    );
+    let browser = Browser::start();
+    let url = authorize_url(&base_a, &callback.uri, "two-nodes")
+        .replace("client_id=demo-shop", "client_id=second-shop");
+    browser.goto(&url);
+    assert_eq!(browser.title(), "Authorize Second Shop");
+    browser.fill("#username", "bob");
+    browser.fill("#password", "builder");
+    browser.click("button[value=approve]");
+    let landed = browser.wait_for_url(&callback.uri);
+    let code = query_param(&landed, "code").expect("a code");
+    // On node B (its own certificate: its own client).
+    let resp = client_b
+        .post(format!("{base_b}/api/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "second-shop"),
+            ("code", code.as_str()),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let tokens: Value = resp.json().unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    for (client, base) in [(&client, &base_a), (&client_b, &base_b)] {
+        let (status, seen) = upstream(client, base, access, None);
+        assert_eq!(status, 200, "{seen}");
+        assert_eq!(seen["headers"]["x-consumer-username"], "shop2");
+        assert_eq!(seen["headers"]["x-authenticated-userid"], "bob");
+    }
 }
