@@ -118,6 +118,10 @@ impl Reloader {
     /// API's consumers); with `keep`, serve that from now on (later file
     /// reloads keep `suffix`), else only check that it compiles.
     pub fn recompose(&mut self, suffix: &str, keep: bool) -> Reload {
+        if keep && suffix == self.suffix {
+            // Being served already (a node hears its own announcements).
+            return Reload::Unchanged;
+        }
         let text = format!("{}{suffix}", self.source);
         match self.compile(&text, keep) {
             Reload::Reloaded(runtime) if keep => {

@@ -88,7 +88,7 @@ pub async fn follow(
         changes.mark_unchanged();
         let (r, c) = (registry.clone(), composer.clone());
         match tokio::task::spawn_blocking(move || refresh(&r, &c)).await {
-            Ok(Ok(())) => tracing::info!("consumers from the Admin API reloaded"),
+            Ok(Ok(())) => tracing::debug!("consumers from the Admin API read again"),
             Ok(Err(e)) => tracing::error!(error = %e, "could not apply the Admin API's consumers"),
             Err(_) => tracing::error!("applying the Admin API's consumers panicked"),
         }
