@@ -25,9 +25,14 @@ struct Node {
     admin: Option<String>,
 }
 
+/// A file with the Admin API's token: one per call, as the tests of this
+/// binary start servers in parallel (rewriting a shared file could be read
+/// half-written by another server starting).
 fn token_file() -> String {
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("admin-token-{}", std::process::id()));
+        .join(format!("admin-token-{}-{n}", std::process::id()));
     std::fs::write(&path, format!("{ADMIN_TOKEN}\n")).unwrap();
     path.display().to_string()
 }
