@@ -520,12 +520,6 @@ fn rejected(diagnostics: &str) -> AdminError {
         if let Some(rest) = diagnostics.split_once(&marker).map(|(_, r)| r)
             && let Some((value, _)) = rest.split_once('`')
         {
-            let field: &'static str = match field {
-                "client_id" => "client_id",
-                "username" => "username",
-                "custom_id" => "custom_id",
-                _ => "id",
-            };
             return AdminError::Unique(field, value.to_string());
         }
     }
