@@ -678,13 +678,7 @@ fn deleting_a_credential_kills_its_codes_and_refresh_tokens_too() {
         assert_eq!(status, 200, "{body}");
         let uri = body["redirect_uri"].as_str().unwrap();
         assert!(uri.starts_with("https://frank.example/cb?code="), "{uri}");
-        uri.split_once("code=")
-            .unwrap()
-            .1
-            .split('&')
-            .next()
-            .unwrap()
-            .to_string()
+        support::redirect_param(uri, "code").unwrap()
     };
     let exchange = |code: &str| {
         post(

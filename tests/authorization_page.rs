@@ -19,7 +19,7 @@ mod support;
 use browser::{Browser, Callback, free_port, tmp};
 use reqwest::blocking::Client;
 use serde_json::Value;
-use support::{Server, policy, tls_server};
+use support::{Server, policy, redirect_param, tls_server};
 
 const SIGNING_KEY: &str = "page-e2e-signing-key-0123456789abcdef0123";
 // RFC 7636 appendix B.
@@ -69,13 +69,6 @@ fn authorize_url(base: &str, redirect: &str, state: &str) -> String {
     format!("{base}/api/oauth2/authorize?{query}")
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// Exchange `code` with the PKCE verifier: the token endpoint's answer.
 fn exchange(client: &Client, base: &str, code: &str, redirect: &str) -> (u16, Value) {
     let resp = client
@@ -122,8 +115,8 @@ fn sign_in_approve_land_on_the_redirect_uri_and_exchange_the_code() {
 
     browser.click("button[value=approve]");
     let landed = browser.wait_for_url(&callback.uri);
-    assert_eq!(query_param(&landed, "state").as_deref(), Some("xyz 1&2"));
-    let code = query_param(&landed, "code").expect("a code");
+    assert_eq!(redirect_param(&landed, "state").as_deref(), Some("xyz 1&2"));
+    let code = redirect_param(&landed, "code").expect("a code");
     assert!(
         browser.source().contains("the client got its answer"),
         "the callback page loaded"
@@ -168,11 +161,11 @@ fn a_wrong_password_shows_the_page_again_and_deny_goes_back_with_access_denied()
     browser.click("button[value=deny]");
     let landed = browser.wait_for_url(&callback.uri);
     assert_eq!(
-        query_param(&landed, "error").as_deref(),
+        redirect_param(&landed, "error").as_deref(),
         Some("access_denied")
     );
-    assert_eq!(query_param(&landed, "state").as_deref(), Some("s-42"));
-    assert_eq!(query_param(&landed, "code"), None);
+    assert_eq!(redirect_param(&landed, "state").as_deref(), Some("s-42"));
+    assert_eq!(redirect_param(&landed, "code"), None);
     server.assert_logs_keep(&["not-her-password"]);
 }
 
@@ -315,10 +308,10 @@ fn a_forged_csrf_token_is_refused_and_the_headers_are_strict() {
     assert_eq!(resp.status(), 302);
     let location = resp.headers()["location"].to_str().unwrap();
     assert_eq!(
-        query_param(location, "error").as_deref(),
+        redirect_param(location, "error").as_deref(),
         Some("invalid_scope")
     );
-    assert_eq!(query_param(location, "state").as_deref(), Some("st"));
+    assert_eq!(redirect_param(location, "state").as_deref(), Some("st"));
     server.assert_logs_keep(&["wonderland"]);
 }
 
@@ -356,8 +349,8 @@ fn a_trusted_proxys_user_header_signs_the_user_in_and_reaches_no_one() {
         .unwrap();
     assert_eq!(resp.status(), 302);
     let location = resp.headers()["location"].to_str().unwrap().to_string();
-    let code = query_param(&location, "code").expect("a code");
-    assert_eq!(query_param(&location, "state").as_deref(), Some("sso"));
+    let code = redirect_param(&location, "code").expect("a code");
+    assert_eq!(redirect_param(&location, "state").as_deref(), Some("sso"));
     let (status, tokens) = exchange(&client, &base, &code, &callback.uri);
     assert_eq!(status, 200, "{tokens}");
     let (status, seen) = upstream(
@@ -413,7 +406,7 @@ fn the_user_header_of_an_untrusted_peer_is_ignored() {
     form.extend([("username", "bob"), ("password", "builder")]);
     let resp = post(&form);
     assert_eq!(resp.status(), 302);
-    let code = query_param(resp.headers()["location"].to_str().unwrap(), "code").unwrap();
+    let code = redirect_param(resp.headers()["location"].to_str().unwrap(), "code").unwrap();
     let (status, tokens) = exchange(&client, &base, &code, &callback.uri);
     assert_eq!(status, 200, "{tokens}");
     let (status, seen) = upstream(
@@ -475,7 +468,7 @@ fn a_code_from_the_page_on_one_node_is_exchanged_on_the_other() {
     browser.fill("#password", "builder");
     browser.click("button[value=approve]");
     let landed = browser.wait_for_url(&callback.uri);
-    let code = query_param(&landed, "code").expect("a code");
+    let code = redirect_param(&landed, "code").expect("a code");
     // On node B (its own certificate: its own client).
     let resp = client_b
         .post(format!("{base_b}/api/oauth2/token"))

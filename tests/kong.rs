@@ -78,11 +78,7 @@ fn error(body: &Value) -> (&str, &str) {
 }
 
 fn redirect_param(body: &Value, name: &str) -> Option<String> {
-    let uri = body["redirect_uri"].as_str()?;
-    let params = uri.split_once(['?', '#'])?.1;
-    form_urlencoded::parse(params.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    support::redirect_param(body["redirect_uri"].as_str()?, name)
 }
 
 #[test]

@@ -102,10 +102,7 @@ impl Got {
     }
 
     fn param(&self, name: &str) -> String {
-        let params = self.redirect().split_once(['?', '#']).unwrap().1;
-        form_urlencoded::parse(params.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        support::redirect_param(self.redirect(), name)
             .unwrap_or_else(|| panic!("no {name} in {}", self.redirect()))
     }
 

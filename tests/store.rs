@@ -82,12 +82,7 @@ impl Node {
         );
         let code = body["redirect_uri"]
             .as_str()
-            .and_then(|u| u.split_once('?'))
-            .and_then(|(_, q)| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == "code")
-                    .map(|(_, v)| v.into_owned())
-            });
+            .and_then(|u| support::redirect_param(u, "code"));
         match (status, code) {
             (200, Some(code)) => Ok(code),
             _ => Err((status, body)),

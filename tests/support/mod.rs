@@ -26,6 +26,16 @@ pub fn policy(name: &str) -> String {
     format!("{}/../policies/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The decoded value of `name` in `uri`'s query (or fragment, where the
+/// implicit grant puts its token): as a client reads a redirect. Warden, as
+/// Kong, percent-encodes even `-` in what it puts there.
+pub fn redirect_param(uri: &str, name: &str) -> Option<String> {
+    let params = uri.split_once(['?', '#'])?.1;
+    form_urlencoded::parse(params.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A running `warden serve`, killed on drop.
 pub struct Server {
     pub child: Child,
