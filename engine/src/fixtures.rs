@@ -147,7 +147,11 @@ pub struct Scenario {
 impl Scenario {
     /// `policies/{name}` at `now`; it must compile without warnings.
     pub fn load(name: &str, now: u64) -> Scenario {
-        let services = FixedServices::at(now);
+        Scenario::with_services(name, FixedServices::at(now))
+    }
+
+    /// `policies/{name}` decided with `services` (a key ring, say).
+    pub fn with_services(name: &str, services: FixedServices) -> Scenario {
         let policy = Policy::compile(&policy_source(name), &services)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert!(
@@ -175,4 +179,31 @@ pub fn consumer(d: &Decision) -> Option<&str> {
 /// The status of a reply decision; 0 for a forward.
 pub fn status(d: &Decision) -> u16 {
     d.reply().map_or(0, |r| r.status)
+}
+
+/// Test-only signing keys (public, in `engine/testdata/keys`): (kid, PEM).
+/// Two ES256 keys (`es256-a` older, `es256-b` newer: rotation), and one each
+/// of EdDSA, ES384 and RS256.
+pub const TEST_KEYS: [(&str, &str); 5] = [
+    ("eddsa-a", include_str!("../testdata/keys/eddsa-a.pem")),
+    ("es256-a", include_str!("../testdata/keys/es256-a.pem")),
+    ("es256-b", include_str!("../testdata/keys/es256-b.pem")),
+    ("es384-a", include_str!("../testdata/keys/es384-a.pem")),
+    ("rs256-a", include_str!("../testdata/keys/rs256-a.pem")),
+];
+
+/// A key ring of the [`TEST_KEYS`] named `kids`, in that order.
+#[cfg(feature = "rust-crypto")]
+pub fn key_ring(kids: &[&str]) -> crate::KeyRing {
+    let keys = kids
+        .iter()
+        .map(|kid| {
+            let (_, pem) = TEST_KEYS
+                .iter()
+                .find(|(k, _)| k == kid)
+                .unwrap_or_else(|| panic!("no test key `{kid}`"));
+            crate::HostKey::from_pem(kid, pem.as_bytes()).unwrap_or_else(|e| panic!("{kid}: {e}"))
+        })
+        .collect();
+    crate::KeyRing::new(keys).unwrap_or_else(|e| panic!("{e}"))
 }

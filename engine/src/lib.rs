@@ -15,7 +15,9 @@
 //! - `oauth`: the token endpoint (RFC 6749 client_credentials);
 //! - `kong`: Kong's endpoints and access rules (`dialect kong`), with the
 //!   host's store for codes, refresh tokens and revocations;
-//! - `token`: JWT access tokens (RFC 9068, Higress-compatible HS256).
+//! - `token`: JWT access tokens (RFC 9068, Higress-compatible HS256, or
+//!   signed by the host's keys);
+//! - `keys`: algorithms and the host's signing keys (`KeyRing`, natively).
 //!
 //! The public surface is [`Policy`] and the types it speaks (listed below);
 //! the stages themselves are private, reachable for Warden's own tests and
@@ -28,6 +30,7 @@ mod diagnostic;
 pub mod fixtures;
 mod graph;
 mod hmac_crypto;
+mod keys;
 mod kong;
 mod model;
 mod oauth;
@@ -44,6 +47,9 @@ mod upstream;
 // The public surface: what a host embedding the engine needs.
 pub use diagnostic::{Diagnostic, Severity, line_col};
 pub use graph::VerifiedTokens;
+pub use keys::{Alg, KeyRef, SigCheck};
+#[cfg(feature = "rust-crypto")]
+pub use keys::{HostKey, KeyError, KeyRing};
 pub use request::{
     Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, push_header, unpack_headers,
 };

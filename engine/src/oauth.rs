@@ -192,8 +192,8 @@ fn issue(
         sub: name.to_string(),
         authenticated_userid: None,
     };
-    let token =
-        token::issue(&claims, &keys.signing).map_err(|e| OAuthError::ServerError(e.to_string()))?;
+    let token = token::issue(&claims, &keys.signing, services)
+        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
     Ok(token_reply(
         &token,
         s.settings.token_ttl,

@@ -6,6 +6,7 @@
 //! the WIT `services` imports; native tests and benchmarks implement it
 //! directly. That keeps the engine pure and deterministic given its host.
 
+use crate::keys::{Alg, KeyRef, SigCheck};
 use crate::store::{MemoryStore, StoreError};
 
 /// Services the engine asks of whoever embeds it.
@@ -26,6 +27,36 @@ pub trait Services {
         crate::secret_hash::verify(phc, presented)
     }
 
+    /// The `kid` of the host's key that signs with `alg` now; `None` when
+    /// the host holds none (a scope's `signing_alg` then cannot issue).
+    fn signing_key(&self, alg: Alg) -> Option<String> {
+        let _ = alg;
+        None
+    }
+    /// `message` (the JWS signing input) signed with the host's key `kid`:
+    /// the signature, base64url. Private keys never leave the host.
+    fn sign(&self, kid: &str, message: &str) -> Option<String> {
+        let _ = (kid, message);
+        None
+    }
+    /// Whether `signature` (base64url) over `message` verifies with `key`
+    /// under `alg`; a key of another algorithm is [`SigCheck::UnknownKey`].
+    fn verify_signature(
+        &self,
+        key: KeyRef<'_>,
+        alg: Alg,
+        message: &str,
+        signature: &str,
+    ) -> SigCheck {
+        let _ = (key, alg, message, signature);
+        SigCheck::UnknownKey
+    }
+    /// The host's public keys as a JWK Set (RFC 7517), for
+    /// `/.well-known/jwks.json`.
+    fn public_keys(&self) -> String {
+        r#"{"keys":[]}"#.to_string()
+    }
+
     /// Store `value` under `key` for `ttl` seconds (0: no expiry).
     fn store_put(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError>;
     /// The value under `key`, if any and not expired.
@@ -42,14 +73,16 @@ pub trait Services {
 }
 
 /// A deterministic host for tests, benchmarks and tools: a fixed clock,
-/// a counter for randomness, a fixed table of secrets and an in-process
-/// store.
+/// a counter for randomness, a fixed table of secrets, an in-process
+/// store and (natively) a key ring.
 #[derive(Debug, Default)]
 pub struct FixedServices {
     pub now: u64,
     pub secrets: Vec<(String, Vec<u8>)>,
     counter: std::sync::atomic::AtomicU64,
     pub store: MemoryStore,
+    #[cfg(feature = "rust-crypto")]
+    pub keys: crate::keys::KeyRing,
 }
 
 impl FixedServices {
@@ -80,6 +113,34 @@ impl Services for FixedServices {
             .iter()
             .find(|(r, _)| r == reference)
             .map(|(_, v)| v.clone())
+    }
+
+    #[cfg(feature = "rust-crypto")]
+    fn signing_key(&self, alg: Alg) -> Option<String> {
+        self.keys.signing_key(alg).map(str::to_string)
+    }
+
+    #[cfg(feature = "rust-crypto")]
+    fn sign(&self, kid: &str, message: &str) -> Option<String> {
+        self.keys.sign(kid, message.as_bytes())
+    }
+
+    #[cfg(feature = "rust-crypto")]
+    fn verify_signature(
+        &self,
+        key: KeyRef<'_>,
+        alg: Alg,
+        message: &str,
+        signature: &str,
+    ) -> SigCheck {
+        match key {
+            KeyRef::Own(kid) => self.keys.verify(kid, alg, message.as_bytes(), signature),
+        }
+    }
+
+    #[cfg(feature = "rust-crypto")]
+    fn public_keys(&self) -> String {
+        self.keys.public_jwks()
     }
 
     fn store_put(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {

@@ -1,17 +1,20 @@
 //! JWT access tokens: issue and verify (RFC 9068 profile, Higress-compatible).
 //!
 //! Tokens are HS256 JWTs signed with the consumer's client secret (or the
-//! scope's `signing_key`), header `typ` `application/at+jwt`, claims `aud`,
+//! scope's `signing_key`) — or, with a scope's `signing_alg`, RS256, ES256 or
+//! EdDSA JWTs signed by a key the host holds, named by `kid` ([`Signing`]) —
+//! header `typ` `application/at+jwt`, claims `aud`,
 //! `client_id`, `exp`, `iat`, `iss`, `jti`, optional `scope`, and `sub` (the
 //! consumer name) — exactly what a Higress gateway issues, so tokens cross
 //! between the two unchanged; Kong-dialect tokens may add
 //! `authenticated_userid`.
 //!
 //! Verification is split so the caller can pick the key between the steps:
-//! [`parse`] checks the structure, header and claim types without trusting
-//! anything; the caller finds the consumer by `client_id`; then
-//! [`Unverified::verify`] checks the signature (with `jsonwebtoken`, one
-//! algorithm bound to the key) and the registered claims against the host's
+//! [`parse`] checks the structure, header (the scope's one algorithm, RFC
+//! 8725) and claim types without trusting anything; the caller finds the
+//! consumer by `client_id`; then [`Unverified::verify`] checks the signature
+//! (HS256 with `jsonwebtoken`; a host key through [`Services`]) and the
+//! registered claims against the host's
 //! clock — not the system clock, so `WARDEN_NOW` and every host agree.
 
 use base64::Engine as _;
@@ -19,7 +22,29 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
+use crate::Services;
+use crate::keys::{Alg, KeyRef, SigCheck};
 use crate::model::Secret;
+
+/// What signs (and verifies) a scope's tokens.
+#[derive(Debug, Clone)]
+pub enum Signing {
+    /// HS256 with this key: the client secret, or the scope's `signing_key`.
+    Hmac(Secret),
+    /// The host's current key for this (asymmetric) algorithm; tokens name
+    /// it by `kid`, and any host key of the algorithm verifies.
+    Host(Alg),
+}
+
+impl Signing {
+    /// The one algorithm tokens signed this way carry.
+    pub fn alg(&self) -> Alg {
+        match self {
+            Signing::Hmac(_) => Alg::HS256,
+            Signing::Host(alg) => *alg,
+        }
+    }
+}
 
 /// The JWT `typ` of access tokens (RFC 9068 §2.1).
 pub const TYP: &str = "application/at+jwt";
@@ -44,8 +69,14 @@ pub enum TokenError {
     TooLong,
     #[error("token header is not valid JSON with an `alg`")]
     BadHeader,
-    #[error("token algorithm `{0}` is not allowed (only HS256)")]
+    #[error("token algorithm `{0}` is not the one this scope's key is bound to")]
     Algorithm(String),
+    #[error("token header embeds or points at a key (`jwk`, `jku`, `x5u`, `x5c`): refused")]
+    EmbeddedKey,
+    #[error("token has no `kid` naming the key that signed it")]
+    NoKeyId,
+    #[error("token `kid` names no key of this algorithm")]
+    UnknownKey,
     #[error("token `typ` is not `application/at+jwt`")]
     Type,
     #[error("token has a `crit` header, and no extension is understood")]
@@ -94,13 +125,38 @@ pub struct Claims {
     pub authenticated_userid: Option<String>,
 }
 
-/// Sign `claims` with `secret` (HS256, `typ` `application/at+jwt`).
-pub fn issue(claims: &Claims, secret: &Secret) -> Result<String, TokenError> {
-    crate::hmac_crypto::ensure_installed();
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some(TYP.to_string());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.expose()))
-        .map_err(|e| TokenError::Sign(e.to_string()))
+/// Sign `claims` as `signing` says (`typ` `application/at+jwt`): HS256 here,
+/// an asymmetric algorithm by the host, with the signing key's `kid`.
+pub fn issue(
+    claims: &Claims,
+    signing: &Signing,
+    services: &dyn Services,
+) -> Result<String, TokenError> {
+    match signing {
+        Signing::Hmac(secret) => {
+            crate::hmac_crypto::ensure_installed();
+            let mut header = Header::new(Algorithm::HS256);
+            header.typ = Some(TYP.to_string());
+            jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.expose()))
+                .map_err(|e| TokenError::Sign(e.to_string()))
+        }
+        Signing::Host(alg) => {
+            let kid = services
+                .signing_key(*alg)
+                .ok_or_else(|| TokenError::Sign(format!("the host has no {alg} signing key")))?;
+            let header = serde_json::json!({"alg": alg.name(), "kid": kid, "typ": TYP});
+            let claims = serde_json::to_vec(claims).map_err(|e| TokenError::Sign(e.to_string()))?;
+            let message = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims)
+            );
+            let signature = services.sign(&kid, &message).ok_or_else(|| {
+                TokenError::Sign(format!("the host could not sign with key `{kid}`"))
+            })?;
+            Ok(format!("{message}.{signature}"))
+        }
+    }
 }
 
 /// A random version-4 UUID, from 16 random bytes (the `jti` format Higress uses).
@@ -118,15 +174,26 @@ pub fn uuid_v4(mut b: [u8; 16]) -> String {
     )
 }
 
-/// The parts of a JOSE header Warden looks at; the rest (`kid`, `jku`, `jwk`,
-/// `x5u`, …) is ignored and never fetched.
+/// The parts of a JOSE header Warden looks at. A key carried in the token
+/// itself (`jwk`, `x5c`) or pointed at (`jku`, `x5u`) is never trusted or
+/// fetched: a header with one is refused (RFC 8725 §3.10).
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
     #[serde(default)]
     typ: Option<String>,
     #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
     crit: Present,
+    #[serde(default)]
+    jwk: Present,
+    #[serde(default)]
+    jku: Present,
+    #[serde(default)]
+    x5u: Present,
+    #[serde(default)]
+    x5c: Present,
 }
 
 /// Whether a member is present at all, whatever its value (`null` included).
@@ -150,13 +217,16 @@ fn is_object(json: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Unverified<'t> {
     pub claims: Claims,
+    /// The header's `kid`, if any.
+    pub kid: Option<String>,
     message: &'t str,
     signature: &'t str,
 }
 
-/// Split and decode `token`, checking the header (HS256, typ, no crit) and
-/// the claim types. Nothing here is trusted until [`Unverified::verify`].
-pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
+/// Split and decode `token`, checking the header (`alg` exactly `alg`, typ,
+/// no crit, no embedded key) and the claim types. Nothing here is trusted
+/// until [`Unverified::verify`].
+pub fn parse(token: &str, alg: Alg) -> Result<Unverified<'_>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
@@ -176,7 +246,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
         return Err(TokenError::BadHeader);
     }
     let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
-    if header.alg != "HS256" {
+    if header.alg != alg.name() {
         let alg: String = header
             .alg
             .chars()
@@ -187,6 +257,9 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
     }
     if header.crit.0 {
         return Err(TokenError::Critical);
+    }
+    if header.jwk.0 || header.jku.0 || header.x5u.0 || header.x5c.0 {
+        return Err(TokenError::EmbeddedKey);
     }
     match header.typ.as_deref() {
         Some(t) if t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("at+jwt") => {}
@@ -205,6 +278,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
     let message = &token[..h.len() + 1 + p.len()];
     Ok(Unverified {
         claims,
+        kid: header.kid,
         message,
         signature: s,
     })
@@ -282,19 +356,42 @@ impl Claims {
 }
 
 impl Unverified<'_> {
-    /// Check the signature with `secret`, then issuer, subject, audience and
-    /// times (`exp`, `iat`, `nbf` with `skew` seconds of leeway).
-    pub fn verify(self, secret: &Secret, expect: &Expect<'_>) -> Result<Claims, TokenError> {
-        crate::hmac_crypto::ensure_installed();
-        let key = DecodingKey::from_secret(secret.expose());
-        match jsonwebtoken::crypto::verify(
-            self.signature,
-            self.message.as_bytes(),
-            &key,
-            Algorithm::HS256,
-        ) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Err(TokenError::Signature),
+    /// Check the signature as `signing` says (the algorithm was checked by
+    /// [`parse`]), then issuer, subject, audience and times (`exp`, `iat`,
+    /// `nbf` with `skew` seconds of leeway).
+    pub fn verify(
+        self,
+        signing: &Signing,
+        expect: &Expect<'_>,
+        services: &dyn Services,
+    ) -> Result<Claims, TokenError> {
+        match signing {
+            Signing::Hmac(secret) => {
+                crate::hmac_crypto::ensure_installed();
+                let key = DecodingKey::from_secret(secret.expose());
+                match jsonwebtoken::crypto::verify(
+                    self.signature,
+                    self.message.as_bytes(),
+                    &key,
+                    Algorithm::HS256,
+                ) {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => return Err(TokenError::Signature),
+                }
+            }
+            Signing::Host(alg) => {
+                let kid = self.kid.as_deref().ok_or(TokenError::NoKeyId)?;
+                match services.verify_signature(
+                    KeyRef::Own(kid),
+                    *alg,
+                    self.message,
+                    self.signature,
+                ) {
+                    SigCheck::Valid => {}
+                    SigCheck::Invalid => return Err(TokenError::Signature),
+                    SigCheck::UnknownKey => return Err(TokenError::UnknownKey),
+                }
+            }
         }
         let c = self.claims;
         if c.iss != expect.issuer {
@@ -325,8 +422,12 @@ mod tests {
         }
     }
 
-    fn secret() -> Secret {
-        Secret::new("abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+    fn secret() -> Signing {
+        Signing::Hmac(Secret::new("abcdefgh-xxxx-xxxx-xxxx-xxxxxxxxxxxx"))
+    }
+
+    fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
+        super::parse(token, Alg::HS256)
     }
 
     #[test]
@@ -334,23 +435,37 @@ mod tests {
         let t = parse(HIGRESS_SAMPLE).unwrap();
         assert_eq!(t.claims.client_id, "12345678-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
         assert_eq!(t.claims.iat, 1_687_944_263);
-        let c = t.verify(&secret(), &expect(1_687_944_263 + 100)).unwrap();
+        let c = t
+            .verify(
+                &secret(),
+                &expect(1_687_944_263 + 100),
+                &crate::FixedServices::default(),
+            )
+            .unwrap();
         assert_eq!(c.sub, "consumer1");
-        let after = parse(HIGRESS_SAMPLE)
-            .unwrap()
-            .verify(&secret(), &expect(1_687_951_463 + 61));
+        let after = parse(HIGRESS_SAMPLE).unwrap().verify(
+            &secret(),
+            &expect(1_687_951_463 + 61),
+            &crate::FixedServices::default(),
+        );
         assert_eq!(after, Err(TokenError::Expired));
-        let within_skew = parse(HIGRESS_SAMPLE)
-            .unwrap()
-            .verify(&secret(), &expect(1_687_951_463 + 60));
+        let within_skew = parse(HIGRESS_SAMPLE).unwrap().verify(
+            &secret(),
+            &expect(1_687_951_463 + 60),
+            &crate::FixedServices::default(),
+        );
         assert!(within_skew.is_ok());
-        let before = parse(HIGRESS_SAMPLE)
-            .unwrap()
-            .verify(&secret(), &expect(1_687_944_263 - 61));
+        let before = parse(HIGRESS_SAMPLE).unwrap().verify(
+            &secret(),
+            &expect(1_687_944_263 - 61),
+            &crate::FixedServices::default(),
+        );
         assert_eq!(before, Err(TokenError::IssuedInFuture));
-        let wrong = parse(HIGRESS_SAMPLE)
-            .unwrap()
-            .verify(&Secret::new("nope"), &expect(1_687_944_300));
+        let wrong = parse(HIGRESS_SAMPLE).unwrap().verify(
+            &Signing::Hmac(Secret::new("nope")),
+            &expect(1_687_944_300),
+            &crate::FixedServices::default(),
+        );
         assert_eq!(wrong, Err(TokenError::Signature));
     }
 
@@ -368,7 +483,7 @@ mod tests {
             sub: "consumer1".into(),
             authenticated_userid: None,
         };
-        let token = issue(&claims, &secret()).unwrap();
+        let token = issue(&claims, &secret(), &crate::FixedServices::default()).unwrap();
         let header = URL_SAFE_NO_PAD
             .decode(token.split('.').next().unwrap())
             .unwrap();
@@ -379,7 +494,11 @@ mod tests {
         );
         let back = parse(&token)
             .unwrap()
-            .verify(&secret(), &expect(10_000_001))
+            .verify(
+                &secret(),
+                &expect(10_000_001),
+                &crate::FixedServices::default(),
+            )
             .unwrap();
         assert_eq!(back, claims);
         assert_eq!(claims.jti, "07070707-0707-4707-8707-070707070707");

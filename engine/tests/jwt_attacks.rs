@@ -208,6 +208,9 @@ const ANY: &[&str] = &[
     "Algorithm",
     "Type",
     "Critical",
+    "EmbeddedKey",
+    "NoKeyId",
+    "UnknownKey",
     "BadClaims",
     "Signature",
     "Expired",
@@ -241,6 +244,9 @@ fn class_of(reason: &str) -> Option<&'static str> {
         ("BadHeader", TokenError::BadHeader),
         ("Type", TokenError::Type),
         ("Critical", TokenError::Critical),
+        ("EmbeddedKey", TokenError::EmbeddedKey),
+        ("NoKeyId", TokenError::NoKeyId),
+        ("UnknownKey", TokenError::UnknownKey),
         ("Signature", TokenError::Signature),
         ("Expired", TokenError::Expired),
         ("IssuedInFuture", TokenError::IssuedInFuture),
@@ -529,7 +535,8 @@ fn corpus(demo: &Harness, scoped: &Harness) -> Vec<Case> {
             &["Signature"],
         );
     }
-    // Key-carrying headers: never fetched, never trusted.
+    // Key-carrying headers: never fetched, never trusted, refused outright
+    // (RFC 8725 §3.10).
     for (name, key, value) in [
         ("jku", "jku", json!("https://attacker.example/jwks.json")),
         ("x5u", "x5u", json!("https://attacker.example/cert.pem")),
@@ -546,7 +553,12 @@ fn corpus(demo: &Harness, scoped: &Harness) -> Vec<Case> {
         c.reject(
             format!("{name} header, signed with the attacker's key"),
             &with_header(&h, Sig::Hs(256, ATTACKER_KEY)),
-            &["Signature"],
+            &["EmbeddedKey"],
+        );
+        c.reject(
+            format!("{name} header, validly signed"),
+            &with_header(&h, Sig::Hs(256, SECRET1)),
+            &["EmbeddedKey"],
         );
     }
     c.reject(

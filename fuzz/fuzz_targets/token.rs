@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use warden_engine::fixtures::{CONSUMER1, HIGRESS_SAMPLE_IAT};
 use warden_engine::internal::model::Secret;
 use warden_engine::internal::token::{self, Expect};
-use warden_engine::{FixedServices, Policy, Request};
+use warden_engine::{Alg, FixedServices, Policy, Request};
 
 const DEMO: &str = include_str!("../../policies/demo.policy");
 /// Inside the Higress sample token's validity: `verify` accepts it fully.
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(unverified) = token::parse(input) {
+    if let Ok(unverified) = token::parse(input, Alg::HS256) {
         let expect = Expect {
             issuer: "Higress-Gateway",
             consumer: "consumer1",
@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
             now: SAMPLE_NOW,
             skew: 60,
         };
-        let _ = unverified.verify(&Secret::new(CONSUMER1.1), &expect);
+        let signing = token::Signing::Hmac(Secret::new(CONSUMER1.1));
+        let _ = unverified.verify(&signing, &expect, &FixedServices::at(NOW));
     }
     let credential = format!("Bearer {input}");
     let headers = [("authorization", credential.as_str())];

@@ -3,7 +3,7 @@
 //!
 //! It exports the `decisions` interface's `policy` resource over
 //! [`warden_engine::Policy`] and implements [`warden_engine::Services`] over the
-//! imported `services` and `store` interfaces. Nothing else lives here: every conversion is a
+//! imported `services`, `store` and `keys` interfaces. Nothing else lives here: every conversion is a
 //! field-for-field copy between WIT records and engine types, and the request
 //! the engine sees borrows from the WIT record without copying.
 //!
@@ -21,10 +21,11 @@ wit_bindgen::generate!({
 use std::cell::RefCell;
 
 use exports::warden::policy::decisions::{Guest, GuestPolicy, Policy as PolicyHandle};
+use warden::policy::keys;
 use warden::policy::services;
 use warden::policy::store;
 use warden::policy::types as wit;
-use warden_engine::{Decision, StoreError, VerifiedTokens, unpack_headers};
+use warden_engine::{Alg, Decision, KeyRef, SigCheck, StoreError, VerifiedTokens, unpack_headers};
 
 /// The engine's window on the world, over the host's imports.
 struct WitServices;
@@ -54,6 +55,35 @@ impl warden_engine::Services for WitServices {
 
     fn verify_secret_hash(&self, phc: &str, presented: &[u8]) -> bool {
         services::verify_secret_hash(phc, presented)
+    }
+
+    fn signing_key(&self, alg: Alg) -> Option<String> {
+        keys::signing_key(alg.name())
+    }
+
+    fn sign(&self, kid: &str, message: &str) -> Option<String> {
+        keys::sign(kid, message)
+    }
+
+    fn verify_signature(
+        &self,
+        key: KeyRef<'_>,
+        alg: Alg,
+        message: &str,
+        signature: &str,
+    ) -> SigCheck {
+        let key = match key {
+            KeyRef::Own(kid) => keys::Key::HostKey(kid.to_string()),
+        };
+        match keys::verify(&key, alg.name(), message, signature) {
+            keys::SigCheck::Valid => SigCheck::Valid,
+            keys::SigCheck::Invalid => SigCheck::Invalid,
+            keys::SigCheck::UnknownKey => SigCheck::UnknownKey,
+        }
+    }
+
+    fn public_keys(&self) -> String {
+        keys::public_keys()
     }
 
     fn store_put(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {

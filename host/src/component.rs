@@ -21,7 +21,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 use crate::bindings::{Guest, GuestPre};
 use crate::cache;
 use crate::error::HostError;
-use crate::services::{Clock, GuestState, SecretSnapshot, StateStore};
+use crate::services::{Clock, GuestState, SecretSnapshot, SharedKeys, StateStore};
 
 /// The guest component, built by `build.rs` and embedded in the binary.
 pub const GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/warden_guest.wasm"));
@@ -146,7 +146,7 @@ impl GuestComponent {
             Clock::System,
             memory_limit,
             SecretSnapshot::default(),
-            StateStore::default(),
+            (StateStore::default(), SharedKeys::default()),
             Duration::from_secs(1),
         )
         .map(drop)
@@ -158,12 +158,12 @@ impl GuestComponent {
         clock: Clock,
         memory_limit: usize,
         secrets: SecretSnapshot,
-        state: StateStore,
+        (state, keys): (StateStore, SharedKeys),
         deadline: Duration,
     ) -> Result<(Store<GuestState>, Guest), HostError> {
         let mut store = Store::new(
             &self.engine,
-            GuestState::new(clock, memory_limit, secrets, state),
+            GuestState::new(clock, memory_limit, secrets, state, keys),
         );
         store.limiter(|state| &mut state.limits);
         // Every call's budget is checked at each epoch tick (see

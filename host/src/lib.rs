@@ -27,7 +27,7 @@ pub use component::{ComponentConfig, GUEST_WASM, GuestComponent};
 pub use error::{HostError, LoadError};
 pub use request::OwnedRequest;
 pub use runtime::{PolicyRuntime, RuntimeOptions, RuntimeStats};
-pub use services::{Clock, ManualClock};
+pub use services::{Clock, ManualClock, SharedKeys, generate_key, load_keys};
 pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity, Upstream};
 
 /// A fresh directory under the system temp dir for one unit test, named

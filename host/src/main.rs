@@ -3,7 +3,8 @@
 //! `warden serve` runs the HTTP gateway over a policy (the embedded demo
 //! policy by default); `warden check` compiles policy files and prints their
 //! diagnostics; `warden explain` shows how a policy decides one request;
-//! `warden import kong` converts a Kong configuration (the one-shot
+//! `warden import kong` converts a Kong configuration; `warden keys
+//! generate` makes a signing key (the one-shot
 //! commands are in `tools`).
 //! Every policy is compiled and evaluated inside the WebAssembly guest, the
 //! same way any other host would run it.
@@ -18,8 +19,8 @@ use clap::{Parser, Subcommand};
 
 mod serve;
 mod tools;
-use serve::{AdminArgs, StoreArgs, Watch, serve};
-use tools::{check, explain, hash_secret, import_kong};
+use serve::{AdminArgs, KeyArgs, StoreArgs, Watch, serve};
+use tools::{check, explain, generate_key, hash_secret, import_kong};
 use warden_host::Upstream;
 use warden_host::tls::TrustedNet;
 use warden_host::{
@@ -65,7 +66,7 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         watch_ms: u64,
         /// Run this guest component instead of the embedded one (any build
-        /// exporting warden:policy@0.4.0; for testing hosts and guests).
+        /// exporting warden:policy@0.5.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
         /// Address to listen on (plain HTTP/1.1).
@@ -89,6 +90,13 @@ enum Command {
         store: StoreArgs,
         #[command(flatten)]
         admin: AdminArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
+    /// The host's signing keys (`serve --keys DIR`).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Hash a client secret for `client_secret hash "…"` (argon2id, OWASP
     /// parameters). Reads the secret from stdin (one trailing newline is
@@ -123,6 +131,21 @@ enum Command {
         data: Option<String>,
         /// Request URL (`http://host/path?query`) or path (`/path?query`).
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Write a new private key to DIR as `<kid>.pem` (owner-only), its kid
+    /// starting with the UTC time: the newest key of an algorithm signs, the
+    /// others still verify. Prints the kid and the path.
+    Generate {
+        /// RS256 (RSA 3072), ES256 (P-256) or EdDSA (Ed25519).
+        #[arg(long, value_name = "ALG", default_value = "ES256")]
+        alg: String,
+        /// The key directory `warden serve --keys` reads.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -194,6 +217,7 @@ fn main() -> ExitCode {
             limits,
             store,
             admin,
+            keys,
         } => serve(
             policy,
             Watch {
@@ -204,8 +228,11 @@ fn main() -> ExitCode {
             (listen, &tls),
             upstream,
             workers,
-            (&limits, &store, &admin),
+            (&limits, &store, &admin, &keys),
         ),
+        Command::Keys {
+            action: KeysAction::Generate { alg, dir },
+        } => generate_key(&alg, &dir),
         Command::Check { files, limits } => return check(&files, &limits),
         Command::HashSecret => hash_secret(),
         Command::Import {

@@ -26,7 +26,7 @@ use crate::bindings::{self, Guest};
 use crate::component::GuestComponent;
 use crate::error::{HostError, LoadError};
 use crate::request::OwnedRequest;
-use crate::services::{Clock, GuestState, SecretSnapshot, StateStore, begin_call};
+use crate::services::{Clock, GuestState, SecretSnapshot, SharedKeys, StateStore, begin_call};
 
 /// Instantiation only runs the guest's initialisers: microseconds. The bound
 /// is there for safety, apart from the configurable call deadlines.
@@ -50,6 +50,8 @@ pub struct RuntimeOptions {
     /// Codes, refresh tokens and revocations (shared by the runtimes a
     /// reload makes from these options).
     pub store: StateStore,
+    /// The host's signing keys (shared likewise; swapped when re-read).
+    pub keys: SharedKeys,
 }
 
 impl Default for RuntimeOptions {
@@ -61,6 +63,7 @@ impl Default for RuntimeOptions {
             clock: Clock::System,
             max_idle: 64,
             store: StateStore::default(),
+            keys: SharedKeys::default(),
         }
     }
 }
@@ -327,7 +330,7 @@ impl PolicyRuntime {
             self.options.clock.clone(),
             self.options.memory_limit,
             self.secrets.clone(),
-            self.options.store.clone(),
+            (self.options.store.clone(), self.options.keys.clone()),
             INSTANTIATE_DEADLINE,
         )?;
         self.created.fetch_add(1, Ordering::Relaxed);

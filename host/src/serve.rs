@@ -12,7 +12,7 @@ use std::time::Duration;
 use warden_host::admin::{self, AdminApi, Composer, Registry};
 use warden_host::gateway::Gateway;
 use warden_host::reload::{Reload, Reloader};
-use warden_host::services::{RedisStore, StateStore, StoreUrl};
+use warden_host::services::{RedisStore, SharedKeys, StateStore, StoreUrl, load_keys};
 use warden_host::tls::{self, TrustedProxies};
 use warden_host::{ComponentConfig, GuestComponent, HostError, RuntimeOptions, Upstream};
 
@@ -63,6 +63,49 @@ impl AdminArgs {
             )));
         }
         Ok(Some((addr, token)))
+    }
+}
+
+/// The host's own signing keys.
+#[derive(clap::Args, Clone)]
+pub(crate) struct KeyArgs {
+    /// A directory of private keys (`*.pem`; made by `warden keys generate`)
+    /// that sign the tokens of scopes with `signing_alg RS256|ES256|EdDSA`;
+    /// their public halves are served at `/.well-known/jwks.json`. SIGHUP
+    /// reads it again (rotation).
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    fn open(&self) -> Result<SharedKeys, HostError> {
+        let Some(dir) = &self.keys else {
+            return Ok(SharedKeys::default());
+        };
+        let ring = load_keys(dir)?;
+        for key in ring.keys() {
+            tracing::info!(kid = key.kid(), alg = %key.alg(), "signing key");
+        }
+        if ring.is_empty() {
+            tracing::warn!(dir = %dir.display(), "--keys: the directory holds no *.pem key");
+        }
+        Ok(SharedKeys::new(ring))
+    }
+
+    /// Read the directory again (SIGHUP); a key that does not read keeps
+    /// the keys in use.
+    fn reload(&self, keys: &SharedKeys) {
+        let Some(dir) = &self.keys else { return };
+        match load_keys(dir) {
+            Ok(ring) => {
+                let kids: Vec<&str> = ring.keys().iter().map(|k| k.kid()).collect();
+                tracing::info!(?kids, "signing keys reloaded");
+                keys.replace(ring);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "signing keys not reloaded; still using the previous ones")
+            }
+        }
     }
 }
 
@@ -126,7 +169,7 @@ pub(crate) fn serve(
     (listen, tls): (SocketAddr, &TlsArgs),
     upstream: Upstream,
     workers: Option<u16>,
-    (limits, store, admin_args): (&Limits, &StoreArgs, &AdminArgs),
+    (limits, store, admin_args, key_args): (&Limits, &StoreArgs, &AdminArgs, &KeyArgs),
 ) -> CliResult {
     let admin_listen = admin_args.open()?;
     // Certificate and key are read before anything else: a bad file is
@@ -165,6 +208,8 @@ pub(crate) fn serve(
     options.memory_limit = usize::from(limits.memory_mib) << 20;
     options.store = store.open(&options.clock)?;
     tracing::info!(store = %options.store, "store");
+    options.keys = key_args.open()?;
+    let keys = options.keys.clone();
     let component = match &guest {
         None => GuestComponent::shared()?,
         Some(path) => {
@@ -239,6 +284,7 @@ pub(crate) fn serve(
         let composer = Composer(compose);
         tokio::spawn(reload_policy(
             (reloader, reloadable),
+            (key_args.clone(), keys),
             hangup,
             watch,
             composing,
@@ -313,6 +359,7 @@ fn hangup_signal() -> Hangup {
 #[cfg_attr(not(unix), allow(unused_mut))]
 async fn reload_policy(
     (reloader, reloadable): (Reloader, bool),
+    (key_args, keys): (KeyArgs, SharedKeys),
     mut hangup: Hangup,
     watch: Watch,
     mut composing: tokio::sync::mpsc::Receiver<admin::Compose>,
@@ -340,6 +387,9 @@ async fn reload_policy(
             _ = tick.tick(), if watch.enabled && reloadable => Job::Poll(false),
             Some(c) = composing.recv() => Job::Compose(c),
         };
+        if matches!(job, Job::Poll(true)) {
+            key_args.reload(&keys);
+        }
         if matches!(job, Job::Poll(_)) && !reloadable {
             tracing::info!("SIGHUP: serving the embedded demo policy, nothing to reload");
             continue;

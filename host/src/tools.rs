@@ -127,3 +127,16 @@ pub(crate) fn explain(
     println!("{}", explanation.trim_end());
     Ok(())
 }
+
+/// `warden keys generate`: a new key in `dir`.
+pub(crate) fn generate_key(alg: &str, dir: &Path) -> CliResult {
+    let alg = warden_engine::Alg::parse(alg)
+        .filter(|a| warden_engine::Alg::HOST_SIGNING.contains(a))
+        .ok_or_else(|| HostError::Config(format!("--alg {alg}: use RS256, ES256 or EdDSA")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (path, kid) = warden_host::generate_key(alg, dir, now)?;
+    println!("{kid}\t{}", path.display());
+    Ok(())
+}

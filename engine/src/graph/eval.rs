@@ -217,6 +217,10 @@ impl DecisionGraph {
                     .into(),
             );
         }
+        if let Some(reply) = self.published.answer(req, services) {
+            trace.step(|| format!("`{}`: a document the policy publishes", req.path));
+            return Decision::Reply(reply);
+        }
         let (mut ctx, entry) = self.dispatch(req, trace);
         if self.dialect == Dialect::Kong {
             if ctx.route.is_none() && req.route.is_none() && !self.routes.is_empty() {
@@ -498,7 +502,7 @@ impl DecisionGraph {
                 let granted = granted.cloned();
                 return Ok(verified(consumer, aud, granted));
             }
-            let (consumer, claims) = self.verify(s, token, &expect)?;
+            let (consumer, claims) = self.verify(s, token, &expect, services)?;
             let granted = kong.then(|| Granted::of(&claims));
             memo.insert(
                 scope,
@@ -510,7 +514,7 @@ impl DecisionGraph {
             );
             return Ok(verified(consumer, &claims.aud, granted));
         }
-        let (consumer, claims) = self.verify(s, token, &expect)?;
+        let (consumer, claims) = self.verify(s, token, &expect, services)?;
         let granted = kong.then(|| Granted::of(&claims));
         Ok(verified(consumer, &claims.aud, granted))
     }
@@ -521,14 +525,15 @@ impl DecisionGraph {
         s: &CompiledScope,
         token: &str,
         expect: &impl Fn(ConsumerId) -> Expect<'s>,
+        services: &dyn Services,
     ) -> Result<(ConsumerId, Claims), (bool, TokenError)> {
-        let unverified = token::parse(token).map_err(|e| (true, e))?;
+        let unverified = token::parse(token, s.settings.signing_alg).map_err(|e| (true, e))?;
         let (consumer, keys) = s
             .clients
             .get(unverified.claims.client_id.as_str())
             .ok_or((true, TokenError::UnknownClient))?;
         let claims = unverified
-            .verify(&keys.signing, &expect(*consumer))
+            .verify(&keys.signing, &expect(*consumer), services)
             .map_err(|e| (true, e))?;
         Ok((*consumer, claims))
     }

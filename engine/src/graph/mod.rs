@@ -17,6 +17,7 @@ mod allow_set;
 mod eval;
 mod http;
 pub mod index;
+mod published;
 pub mod routes;
 mod verified;
 
@@ -34,8 +35,9 @@ pub use verified::{Granted, MemoStats, VerifiedTokens};
 
 use crate::model::{
     Action, ClientSecret, ConsumerId, Dialect, DomainPattern, INSTANCE, KongConsumer, Matcher,
-    Model, ScopeId, Secret, Settings,
+    Model, ScopeId, Settings,
 };
+use crate::token::Signing;
 use crate::{Diagnostic, RouteInfo, Upstream};
 
 /// Index of a node in the arena.
@@ -65,12 +67,13 @@ pub struct CompiledScope {
 }
 
 /// A client's keys: what the token endpoint checks its secret against, and
-/// the key its tokens are signed and verified with (the scope's
-/// `signing_key`, else the client secret itself, as Higress does).
+/// the key its tokens are signed and verified with (the host's keys with an
+/// asymmetric `signing_alg`; else the scope's `signing_key`, else the
+/// client secret itself, as Higress does).
 #[derive(Debug, Clone)]
 pub struct ClientKeys {
     pub check: ClientSecret,
-    pub signing: Secret,
+    pub signing: Signing,
     /// Kong: the registered redirect URIs (the first is the default).
     pub redirect_uris: Vec<String>,
     /// Kong: the application's name (the credential's `name`), which the
@@ -128,6 +131,8 @@ pub struct DecisionGraph {
     kong_consumers: Vec<KongConsumer>,
     /// (rule, earlier rule) pairs where every key of the rule was taken.
     shadowed: Vec<(RulePos, RulePos)>,
+    /// The JWKS and metadata documents the policy serves.
+    published: published::Published,
 }
 
 /// Arena builder that shares identical nodes.
@@ -239,9 +244,13 @@ impl DecisionGraph {
                             .filter_map(move |c| {
                                 // A hashed secret without a signing key does
                                 // not compile (model::hashed_secrets_need_signing_keys).
+                                let alg = s.settings.signing_alg;
                                 let signing = match (&s.settings.signing_key, &c.secret) {
-                                    (Some(key), _) => key.clone(),
-                                    (None, ClientSecret::Plain(secret)) => secret.clone(),
+                                    _ if alg.is_asymmetric() => Signing::Host(alg),
+                                    (Some(key), _) => Signing::Hmac(key.clone()),
+                                    (None, ClientSecret::Plain(secret)) => {
+                                        Signing::Hmac(secret.clone())
+                                    }
                                     (None, ClientSecret::Hashed(_) | ClientSecret::Public) => {
                                         return None;
                                     }
@@ -294,6 +303,7 @@ impl DecisionGraph {
             rule_entry,
             rule_label: model.rules.iter().map(|r| r.label().into()).collect(),
             unmatched_entry,
+            published: published::Published::of(&model.scopes),
             shadowed: shadowed
                 .into_iter()
                 .map(|pos| {

@@ -519,7 +519,7 @@ pub(super) fn generate(
         sub: graph.consumer_name(consumer).to_string(),
         authenticated_userid: user.map(str::to_string),
     };
-    let access = token::issue(&claims, &keys.signing)
+    let access = token::issue(&claims, &keys.signing, services)
         .map_err(|e| Failure::Store(StoreError(e.to_string())))?;
     let refresh_token = match refresh {
         Refresh::None => None,

@@ -348,11 +348,11 @@ impl Checker<'_> {
                 self.errors.push(d);
             }
         }
-        if s.signing_key.is_none() {
+        if s.signing_key.is_none() && !s.signing_alg.is_asymmetric() {
             let d = self
                 .r
                 .err(at, "the Kong dialect needs a `signing_key`")
-                .with_help("Warden issues JWT access tokens signed with it (public clients have no secret to sign with): `signing_key env WARDEN_SIGNING_KEY`, 32 or more random bytes");
+                .with_help("Warden issues JWT access tokens signed with it (public clients have no secret to sign with): `signing_key env WARDEN_SIGNING_KEY`, 32 or more random bytes; or `signing_alg ES256` (RS256, EdDSA) to sign with the host's keys");
             self.errors.push(d);
         }
     }

@@ -32,6 +32,7 @@ const SCOPE_SETTINGS: &[&str] = &[
     "clock_skew_seconds",
     "keep_token",
     "signing_key",
+    "signing_alg",
 ];
 const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rule", "dialect"];
 const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
@@ -304,6 +305,20 @@ impl<'s> Checker<'s> {
     fn check_signing_keys(&mut self, scopes: &[Scope]) {
         for scope in scopes {
             let key = scope.settings.signing_key.as_ref();
+            let host_signs = scope.settings.signing_alg.is_asymmetric();
+            if key.is_some() && host_signs {
+                let d = self
+                    .r
+                    .err(
+                        scope.span,
+                        format!(
+                            "this scope has both a `signing_key` and `signing_alg {}`",
+                            scope.settings.signing_alg
+                        ),
+                    )
+                    .with_help("`signing_key` is an HS256 key; with an asymmetric `signing_alg` the host's keys sign and verify: remove one of them");
+                self.errors.push(d);
+            }
             for &id in &scope.consumers {
                 let consumer = &self.consumers[id as usize];
                 for c in &consumer.credentials {
@@ -322,7 +337,7 @@ impl<'s> Checker<'s> {
                             .with_help("a client knowing the signing key could sign tokens for any consumer: use a separate random key");
                         self.errors.push(d);
                     }
-                    if let (None, ClientSecret::Hashed(h)) = (key, &c.secret) {
+                    if let (None, false, ClientSecret::Hashed(h)) = (key, host_signs, &c.secret) {
                         let d = self
                             .r
                             .err(
@@ -334,7 +349,7 @@ impl<'s> Checker<'s> {
                                 ),
                             )
                             .with_help(
-                                "add `signing_key env NAME` (32 or more random bytes) next to the consumers: tokens are then signed with it",
+                                "add `signing_key env NAME` (32 or more random bytes) next to the consumers: tokens are then signed with it (or `signing_alg ES256`: the host's keys sign)",
                             );
                         self.errors.push(d);
                     }
@@ -350,6 +365,7 @@ impl<'s> Checker<'s> {
             && !matches!(
                 key,
                 "signing_key"
+                    | "signing_alg"
                     | "issuer"
                     | "global_credentials"
                     | "auth_header_name"
@@ -412,6 +428,31 @@ impl<'s> Checker<'s> {
             }
             "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
             "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            "signing_alg" => {
+                use crate::keys::Alg;
+                let name = self.r.nonempty(key, v)?;
+                s.signing_alg = match Alg::parse(name) {
+                    Some(alg) if alg == Alg::HS256 || Alg::HOST_SIGNING.contains(&alg) => alg,
+                    _ => {
+                        let mut d = self.r.err(
+                            v.span,
+                            format!(
+                                "`signing_alg` must be HS256, RS256, ES256 or EdDSA, found `{name}`"
+                            ),
+                        );
+                        let names = ["HS256", "RS256", "ES256", "EdDSA"];
+                        if let Some(c) = names
+                            .iter()
+                            .copied()
+                            .find(|n| n.eq_ignore_ascii_case(name))
+                            .or_else(|| closest(name, names))
+                        {
+                            d = d.with_help(format!("did you mean `{c}`?"));
+                        }
+                        return Err(d);
+                    }
+                };
+            }
             "signing_key" => unreachable!("handled above"),
             _ => unreachable!("SCOPE_SETTINGS and this match list the same keys"),
         }

@@ -147,6 +147,9 @@ pub struct Settings {
     /// Signs (and verifies) this scope's tokens instead of each client's
     /// secret. Required where a secret is stored hashed.
     pub signing_key: Option<Secret>,
+    /// HS256 (the default: the client secret or `signing_key`), or an
+    /// asymmetric algorithm whose keys the host holds (`signing_alg`).
+    pub signing_alg: crate::keys::Alg,
     pub dialect: Dialect,
     pub kong: KongSettings,
 }
@@ -180,6 +183,7 @@ impl Default for Settings {
             clock_skew_seconds: 60,
             keep_token: true,
             signing_key: None,
+            signing_alg: crate::keys::Alg::HS256,
             dialect: Dialect::Higress,
             kong: KongSettings::default(),
         }

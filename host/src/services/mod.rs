@@ -1,8 +1,9 @@
 //! The services the host gives the guest: the WIT `services` imports (clock,
-//! randomness, secrets, secret hashes, panic reports), the `store` import,
-//! and a WASI context that grants nothing. One module per concern: [`clock`],
-//! [`budget`] (the call's CPU-time budget), [`secrets`], [`output`] (what a
-//! failing guest said), [`store`].
+//! randomness, secrets, secret hashes, panic reports), the `store` and
+//! `keys` imports, and a WASI context that grants nothing. One module per
+//! concern: [`clock`], [`budget`] (the call's CPU-time budget), [`secrets`],
+//! [`output`] (what a failing guest said), [`store`], [`keys`] (the host's
+//! signing keys).
 //!
 //! Each guest instance owns one [`GuestState`] inside its wasmtime `Store`.
 //! The guest sees no filesystem, no environment, no arguments and no network:
@@ -13,6 +14,7 @@
 
 mod budget;
 mod clock;
+mod keys;
 mod output;
 mod secrets;
 mod store;
@@ -29,6 +31,7 @@ use budget::thread_cpu_time;
 pub use budget::{MAX_HOST_WORK, WALL_CLOCK_BACKSTOP};
 use clock::WasiWallClock;
 pub use clock::{Clock, ManualClock};
+pub use keys::{SharedKeys, generate as generate_key, load_dir as load_keys};
 pub use output::GuestOutput;
 pub use secrets::{SecretSnapshot, resolve_secret};
 pub use store::{RedisStore, StateStore, StoreUrl};
@@ -41,6 +44,7 @@ pub struct GuestState {
     clock: Clock,
     secrets: SecretSnapshot,
     store: StateStore,
+    keys: SharedKeys,
     pub(crate) call: CallBudget,
     pub(crate) stderr: GuestOutput,
     wasi: WasiCtx,
@@ -56,6 +60,7 @@ impl GuestState {
         memory_limit: usize,
         secrets: SecretSnapshot,
         store: StateStore,
+        keys: SharedKeys,
     ) -> Self {
         let stderr = GuestOutput::default();
         let mut wasi = WasiCtx::builder();
@@ -78,12 +83,31 @@ impl GuestState {
             clock,
             secrets,
             store,
+            keys,
             call: CallBudget::new(Duration::ZERO),
             stderr,
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
         }
+    }
+}
+
+impl GuestState {
+    /// Run host work the guest call is not charged for (a password hash, a
+    /// signature, a store round trip): its CPU and wall time move the call's
+    /// budget and backstop, up to the budget's limit.
+    pub(crate) fn native<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        let before = thread_cpu_time();
+        let started = Instant::now();
+        let out = work();
+        let wall = started.elapsed();
+        let cpu = match (before, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => wall,
+        };
+        self.call.exclude(cpu, wall);
+        out
     }
 }
 
@@ -166,16 +190,7 @@ impl services::Host for GuestState {
 
     fn verify_secret_hash(&mut self, phc: String, presented: Vec<u8>) -> bool {
         // Natively, and off the guest's budget: the hash is slow on purpose.
-        let before = thread_cpu_time();
-        let started = Instant::now();
-        let genuine = warden_engine::verify_secret_hash(&phc, &presented);
-        let wall = started.elapsed();
-        let cpu = match (before, thread_cpu_time()) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => wall,
-        };
-        self.call.exclude(cpu, wall);
-        genuine
+        self.native(|| warden_engine::verify_secret_hash(&phc, &presented))
     }
 
     fn guest_panicked(&mut self, message: String) {

@@ -15,13 +15,11 @@
 mod redis;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use warden_engine::MemoryStore;
 
 pub use self::redis::{RedisStore, StoreUrl};
 use super::GuestState;
-use super::budget::thread_cpu_time;
 use crate::bindings::warden::policy::store::{self, StoreError};
 
 /// The store every guest instance of a runtime (and of its reloads) uses.
@@ -166,16 +164,8 @@ impl GuestState {
         if matches!(self.store, StateStore::Memory(_)) {
             return call(&self.store, now);
         }
-        let before = thread_cpu_time();
-        let started = Instant::now();
-        let out = call(&self.store, now);
-        let wall = started.elapsed();
-        let cpu = match (before, thread_cpu_time()) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => wall,
-        };
-        self.call.exclude(cpu, wall);
-        out
+        let store = self.store.clone();
+        self.native(|| call(&store, now))
     }
 }
 

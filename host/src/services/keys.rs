@@ -1,0 +1,276 @@
+//! The WIT `keys` import: the host's own asymmetric signing keys, read from
+//! a directory (`warden serve --keys DIR`), and `warden keys generate`,
+//! which writes a new one there.
+//!
+//! Every `*.pem` file of the directory is one private key (PKCS#8, or
+//! PKCS#1 for RSA), its `kid` the file name without `.pem`; its type fixes
+//! its algorithm (RSA → RS256, P-256 → ES256, P-384 → ES384, Ed25519 →
+//! EdDSA). Of the keys of one algorithm the last in name order signs, the
+//! others verify: `warden keys generate` names keys by their creation time,
+//! so generating one rotates, and deleting the old file (after its tokens
+//! have expired) retires it. The directory is read at start and on every
+//! policy reload; a key that cannot be read stops the start (or the
+//! reload keeps the keys it had), naming the file.
+//!
+//! Signing and verifying run natively, off the guest call's budget (an
+//! RSA signature costs about a millisecond).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use warden_engine::{Alg, HostKey, KeyRing, SigCheck};
+
+use super::GuestState;
+use crate::bindings::warden::policy::keys::{self, Key};
+use crate::error::HostError;
+
+/// The key ring every guest instance of a process uses; swapped whole when
+/// the directory is read again.
+#[derive(Clone, Default)]
+pub struct SharedKeys(Arc<ArcSwap<KeyRing>>);
+
+impl std::fmt::Debug for SharedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ring = self.0.load();
+        let kids: Vec<_> = ring.keys().iter().map(|k| (k.kid(), k.alg())).collect();
+        f.debug_tuple("SharedKeys").field(&kids).finish()
+    }
+}
+
+impl SharedKeys {
+    pub fn new(ring: KeyRing) -> Self {
+        SharedKeys(Arc::new(ArcSwap::from_pointee(ring)))
+    }
+
+    /// The keys now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.0.load_full()
+    }
+
+    /// Serve `ring` from now on.
+    pub fn replace(&self, ring: KeyRing) {
+        self.0.store(Arc::new(ring));
+    }
+}
+
+/// The keys in `dir`, in name order.
+pub fn load_dir(dir: &Path) -> Result<KeyRing, HostError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| HostError::Config(format!("--keys {}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| HostError::Config(format!("--keys {}: {e}", dir.display())))?
+            .path();
+        if path.extension().is_some_and(|x| x == "pem") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut keys = Vec::with_capacity(files.len());
+    for path in &files {
+        let kid = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let pem = std::fs::read(path)
+            .map_err(|e| HostError::Config(format!("key {}: {e}", path.display())))?;
+        let key = HostKey::from_pem(kid, &pem)
+            .map_err(|e| HostError::Config(format!("key {}: {e}", path.display())))?;
+        keys.push(key);
+    }
+    KeyRing::new(keys).map_err(|e| HostError::Config(format!("--keys {}: {e}", dir.display())))
+}
+
+/// A new private key for `alg` (RS256: RSA 3072; ES256: P-256; EdDSA:
+/// Ed25519) written to `dir` (created if needed) as `<kid>.pem`, readable
+/// by its owner only; its path and kid.
+pub fn generate(alg: Alg, dir: &Path, now: u64) -> Result<(PathBuf, String), HostError> {
+    let der = match alg {
+        Alg::ES256 => ec_p256_pkcs8()?,
+        Alg::EdDSA => ed25519_pkcs8()?,
+        Alg::RS256 => rsa_pkcs8()?,
+        other => {
+            return Err(HostError::Config(format!(
+                "`warden keys generate` makes RS256, ES256 or EdDSA keys, not {other}"
+            )));
+        }
+    };
+    let pem = pem_wrap("PRIVATE KEY", &der);
+    let mut tag = [0u8; 3];
+    getrandom::fill(&mut tag).map_err(|e| HostError::Config(format!("randomness: {e}")))?;
+    // Creation time first: name order is age order, so the newest signs.
+    let kid = format!(
+        "{}-{}-{}",
+        utc_stamp(now),
+        alg.name().to_ascii_lowercase(),
+        hex::encode(tag)
+    );
+    std::fs::create_dir_all(dir)
+        .map_err(|e| HostError::Config(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!("{kid}.pem"));
+    write_private(&path, pem.as_bytes())?;
+    // Proves the file reads back as the key it is meant to be.
+    let key = HostKey::from_pem(&kid, pem.as_bytes())
+        .map_err(|e| HostError::Config(format!("generated key does not read back: {e}")))?;
+    if key.alg() != alg {
+        return Err(HostError::Config(format!(
+            "generated key reads back as {}, not {alg}",
+            key.alg()
+        )));
+    }
+    Ok((path, kid))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| HostError::Config(format!("{}: {e}", path.display())))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| HostError::Config(format!("{}: {e}", path.display())))
+}
+
+fn ec_p256_pkcs8() -> Result<Vec<u8>, HostError> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map(|doc| doc.as_ref().to_vec())
+        .map_err(|_| HostError::Config("could not generate a P-256 key".into()))
+}
+
+/// PKCS#8 v1 (RFC 8410 §7): what OpenSSL writes, and what verifiers read.
+fn ed25519_pkcs8() -> Result<Vec<u8>, HostError> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| HostError::Config(format!("randomness: {e}")))?;
+    let mut der = PREFIX.to_vec();
+    der.extend_from_slice(&seed);
+    Ok(der)
+}
+
+fn rsa_pkcs8() -> Result<Vec<u8>, HostError> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 3072)
+        .map_err(|e| HostError::Config(format!("could not generate an RSA key: {e}")))?;
+    key.to_pkcs8_der()
+        .map(|doc| doc.as_bytes().to_vec())
+        .map_err(|e| HostError::Config(format!("could not encode the RSA key: {e}")))
+}
+
+fn pem_wrap(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
+/// `YYYYMMDDTHHMMSSZ` for Unix seconds `t` (UTC, proleptic Gregorian).
+fn utc_stamp(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+impl keys::Host for GuestState {
+    fn signing_key(&mut self, alg: String) -> Option<String> {
+        let alg = Alg::parse(&alg)?;
+        self.keys.ring().signing_key(alg).map(str::to_string)
+    }
+
+    fn sign(&mut self, kid: String, message: String) -> Option<String> {
+        let ring = self.keys.ring();
+        self.native(|| ring.sign(&kid, message.as_bytes()))
+    }
+
+    fn verify(
+        &mut self,
+        key: Key,
+        alg: String,
+        message: String,
+        signature: String,
+    ) -> keys::SigCheck {
+        let Some(alg) = Alg::parse(&alg) else {
+            return keys::SigCheck::UnknownKey;
+        };
+        let ring = self.keys.ring();
+        let found = match key {
+            Key::HostKey(kid) => {
+                self.native(|| ring.verify(&kid, alg, message.as_bytes(), &signature))
+            }
+        };
+        match found {
+            SigCheck::Valid => keys::SigCheck::Valid,
+            SigCheck::Invalid => keys::SigCheck::Invalid,
+            SigCheck::UnknownKey => keys::SigCheck::UnknownKey,
+        }
+    }
+
+    fn public_keys(&mut self) -> String {
+        self.keys.ring().public_jwks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_and_sort_by_time() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_796_150_825), "20261201T184705Z");
+        assert!(utc_stamp(1_796_150_825) < utc_stamp(1_796_150_826));
+    }
+
+    #[test]
+    fn generated_keys_read_back_and_the_newest_signs() {
+        let dir = std::env::temp_dir().join(format!("warden-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (_, old) = generate(Alg::ES256, &dir, 1_700_000_000).unwrap();
+        let (_, ed) = generate(Alg::EdDSA, &dir, 1_700_000_001).unwrap();
+        let (_, new) = generate(Alg::ES256, &dir, 1_700_000_002).unwrap();
+        let ring = load_dir(&dir).unwrap();
+        assert_eq!(ring.keys().len(), 3);
+        assert_eq!(ring.signing_key(Alg::ES256), Some(new.as_str()));
+        assert_eq!(ring.signing_key(Alg::EdDSA), Some(ed.as_str()));
+        let sig = ring.sign(&old, b"m").unwrap();
+        assert_eq!(ring.verify(&old, Alg::ES256, b"m", &sig), SigCheck::Valid);
+        std::fs::write(dir.join("broken.pem"), b"junk").unwrap();
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("broken.pem"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
