@@ -77,6 +77,11 @@ impl std::fmt::Display for Alg {
 pub enum KeyRef<'a> {
     /// One of the host's own signing keys, by `kid`.
     Own(&'a str),
+    /// A public key given as a JWK (RFC 7517) in the policy.
+    Jwk(&'a str),
+    /// A key of the JWK Set the host fetches from `url`: the one named
+    /// `kid`, or (without one) the only key that fits the algorithm.
+    Remote { url: &'a str, kid: Option<&'a str> },
 }
 
 /// What the host found checking a signature.
@@ -92,7 +97,7 @@ pub enum SigCheck {
 #[cfg(feature = "rust-crypto")]
 mod keyring;
 #[cfg(feature = "rust-crypto")]
-pub use keyring::{HostKey, KeyError, KeyRing};
+pub use keyring::{HostKey, KeyError, KeyRing, verify_jwk};
 
 #[cfg(test)]
 mod tests {

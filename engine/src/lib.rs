@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod diagnostic;
+mod external;
 #[cfg(feature = "test-util")]
 pub mod fixtures;
 mod graph;
@@ -49,7 +50,7 @@ pub use diagnostic::{Diagnostic, Severity, line_col};
 pub use graph::VerifiedTokens;
 pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
-pub use keys::{HostKey, KeyError, KeyRing};
+pub use keys::{HostKey, KeyError, KeyRing, verify_jwk};
 pub use request::{
     Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, push_header, unpack_headers,
 };

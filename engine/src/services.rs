@@ -135,6 +135,8 @@ impl Services for FixedServices {
     ) -> SigCheck {
         match key {
             KeyRef::Own(kid) => self.keys.verify(kid, alg, message.as_bytes(), signature),
+            KeyRef::Jwk(jwk) => crate::keys::verify_jwk(jwk, alg, message.as_bytes(), signature),
+            KeyRef::Remote { .. } => SigCheck::UnknownKey,
         }
     }
 

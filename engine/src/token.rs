@@ -77,6 +77,10 @@ pub enum TokenError {
     NoKeyId,
     #[error("token `kid` names no key of this algorithm")]
     UnknownKey,
+    #[error("token has no string claim `{0}` naming its consumer")]
+    NoConsumer(String),
+    #[error("token lacks the required scope `{0}`")]
+    InsufficientScope(String),
     #[error("token `typ` is not `application/at+jwt`")]
     Type,
     #[error("token has a `crit` header, and no extension is understood")]

@@ -74,6 +74,11 @@ impl warden_engine::Services for WitServices {
     ) -> SigCheck {
         let key = match key {
             KeyRef::Own(kid) => keys::Key::HostKey(kid.to_string()),
+            KeyRef::Jwk(jwk) => keys::Key::Jwk(jwk.to_string()),
+            KeyRef::Remote { url, kid } => keys::Key::Remote(keys::RemoteKey {
+                url: url.to_string(),
+                kid: kid.map(str::to_string),
+            }),
         };
         match keys::verify(&key, alg.name(), message, signature) {
             keys::SigCheck::Valid => SigCheck::Valid,

@@ -13,13 +13,16 @@ use std::fmt::Write as _;
 use super::{
     CompiledScope, DecisionGraph, Granted, Node, NodeId, VerifiedTokens, index::MatchKeys,
 };
+use crate::external::Principal;
 use crate::kong::{self, Endpoint};
-use crate::model::{ConsumerId, Dialect, ScopeId};
+use crate::model::{ConsumerId, Dialect, IssuerId, ScopeId};
 use crate::oauth;
 use crate::token::{self, Claims, Expect, TokenError};
 use crate::{Decision, Forward, Request, Services, Upstream};
 
-use super::http::{bearer, forbidden, normal_path, normalize_host, spoofable, unauthorized};
+use super::http::{
+    bearer, forbidden, insufficient_scope, normal_path, normalize_host, spoofable, unauthorized,
+};
 
 /// The rule layer's answer for an already-authenticated request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +73,16 @@ pub(crate) struct Ctx<'r> {
     strip: Option<usize>,
     /// The host's service name, else the route's `service`.
     service: Option<&'r str>,
+    /// Who an external issuer's token names (`jwt_issuer`), in which scope.
+    external: Option<(Principal, ScopeId)>,
+}
+
+/// Who a token proved to be.
+pub(crate) enum Authenticated {
+    /// A consumer of the scope, by its own token.
+    Consumer(ConsumerId),
+    /// Someone an external issuer's token names.
+    External(IssuerId, Principal),
 }
 
 /// Edits of the forwarded request beyond its headers.
@@ -238,6 +251,10 @@ impl DecisionGraph {
                 kong::endpoint(self, &ctx, scope, which, services)
             }
             Outcome::Decided(decision) => decision,
+            Outcome::Unauthenticated {
+                why: TokenError::InsufficientScope(scope),
+                ..
+            } => Decision::Reply(insufficient_scope(req, &scope)),
             Outcome::Unauthenticated { presented, why } => {
                 Decision::Reply(unauthorized(req, presented, why))
             }
@@ -262,6 +279,7 @@ impl DecisionGraph {
             https_only: false,
             strip: None,
             service: req.service,
+            external: None,
         };
         let declared = match req.route {
             Some(name) => self.route_by_name.get(name).copied(),
@@ -384,11 +402,13 @@ impl DecisionGraph {
                         Identify::Token { services, memo } => {
                             self.authenticate(ctx, scope, *services, memo.as_deref_mut())
                         }
-                        Identify::Known(Some(c)) if self.in_scope(*c, scope) => Ok(*c),
+                        Identify::Known(Some(c)) if self.in_scope(*c, scope) => {
+                            Ok(Authenticated::Consumer(*c))
+                        }
                         Identify::Known(c) => Err((c.is_some(), TokenError::UnknownClient)),
                     };
                     match found {
-                        Ok(consumer) => {
+                        Ok(Authenticated::Consumer(consumer)) => {
                             trace.step(|| {
                                 format!(
                                     "authenticated as `{}`",
@@ -396,6 +416,23 @@ impl DecisionGraph {
                                 )
                             });
                             ctx.consumer = Some((consumer, scope));
+                            node = next;
+                        }
+                        Ok(Authenticated::External(issuer, principal)) => {
+                            trace.step(|| {
+                                format!(
+                                    "authenticated as `{}` by jwt_issuer `{}`{}",
+                                    principal.name,
+                                    self.issuers[issuer as usize].name,
+                                    if principal.consumer.is_some() {
+                                        ""
+                                    } else {
+                                        " (not a consumer of the policy)"
+                                    }
+                                )
+                            });
+                            ctx.consumer = principal.consumer.map(|c| (c, scope));
+                            ctx.external = Some((principal, scope));
                             node = next;
                         }
                         Err((presented, why)) => {
@@ -420,15 +457,17 @@ impl DecisionGraph {
         }
     }
 
-    /// Verify the bearer token against `scope` (or find it in `memo`); the
-    /// consumer, or whether a token was presented and why it failed.
+    /// Verify the bearer token against `scope` (or find it in `memo`): its
+    /// own tokens, or those of an external issuer it lists whose `iss` the
+    /// token names. Who it is, or whether a token was presented and why it
+    /// failed.
     fn authenticate(
         &self,
         ctx: &Ctx<'_>,
         scope: ScopeId,
         services: &dyn Services,
         memo: Option<&mut VerifiedTokens>,
-    ) -> Result<ConsumerId, (bool, TokenError)> {
+    ) -> Result<Authenticated, (bool, TokenError)> {
         let s = &self.scopes[scope as usize];
         let mut values = ctx
             .req
@@ -442,13 +481,36 @@ impl DecisionGraph {
             return Err((true, TokenError::Ambiguous));
         }
         let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
+        if let Some(found) = self.external_issuer(s, token) {
+            let now = (services.now(), s.settings.clock_skew_seconds);
+            return crate::external::verify(&self.issuers[found as usize], token, now, services)
+                .map(|p| Authenticated::External(found, p))
+                .map_err(|e| (true, e));
+        }
         let audience = if s.settings.global_credentials {
             "default"
         } else {
             ctx.scope_key()
         };
         self.verify_in(ctx, scope, token, services, memo, Some(audience))
-            .map(|v| v.consumer)
+            .map(|v| Authenticated::Consumer(v.consumer))
+    }
+
+    /// The external issuer of `s` whose `iss` the token names (never for
+    /// the scope's own issuer).
+    fn external_issuer(&self, s: &CompiledScope, token: &str) -> Option<IssuerId> {
+        if s.settings.issuers.is_empty() {
+            return None;
+        }
+        let iss = crate::external::peek_issuer(token)?;
+        if iss == s.settings.issuer {
+            return None;
+        }
+        s.settings
+            .issuers
+            .iter()
+            .copied()
+            .find(|&id| self.issuers[id as usize].iss == iss)
     }
 
     /// Whether consumer `c` authenticates in `scope`.
@@ -551,9 +613,30 @@ impl DecisionGraph {
                 remove.push(name.to_ascii_lowercase());
             }
         }
+        for h in &self.claim_headers {
+            if !remove.iter().any(|r| r.eq_ignore_ascii_case(h)) {
+                remove.push(String::from(&**h));
+            }
+        }
         let mut set = Vec::new();
         let mut consumer = None;
-        if let Some((id, scope)) = ctx.consumer {
+        if let Some((p, scope)) = ctx.external {
+            // An external issuer's token: the consumer it names (a policy
+            // consumer, or a name the issuer vouches for), its claims.
+            if let Some(h) = &self.consumer_header {
+                set.push((String::from(&**h), p.name.clone()));
+            }
+            consumer = Some(p.name);
+            set.extend(p.headers);
+            if !self.scopes[scope as usize].settings.keep_token {
+                remove.push(
+                    self.scopes[scope as usize]
+                        .settings
+                        .auth_header_name
+                        .clone(),
+                );
+            }
+        } else if let Some((id, scope)) = ctx.consumer {
             let name = String::from(&*self.consumer_names[id as usize]);
             if let Some(h) = &self.consumer_header {
                 set.push((String::from(&**h), name.clone()));

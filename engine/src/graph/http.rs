@@ -81,6 +81,20 @@ pub(super) fn forbidden(req: &Request<'_>) -> Reply {
     )
 }
 
+/// RFC 6750 §3.1: a valid token without a scope the resource requires.
+pub(super) fn insufficient_scope(req: &Request<'_>, scope: &str) -> Reply {
+    let challenge = format!(
+        "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{scope}\"",
+        realm(req)
+    );
+    plain(
+        403,
+        "Access Denied",
+        challenge,
+        format!("token lacks the required scope `{scope}`"),
+    )
+}
+
 /// `Bearer <token>` with the scheme in any case and one or more spaces.
 pub(super) fn bearer(value: &str) -> Option<&str> {
     let scheme = value.get(..6)?;

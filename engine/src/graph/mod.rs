@@ -133,6 +133,11 @@ pub struct DecisionGraph {
     shadowed: Vec<(RulePos, RulePos)>,
     /// The JWKS and metadata documents the policy serves.
     published: published::Published,
+    /// External JWT issuers, by [`crate::model::IssuerId`].
+    issuers: Vec<crate::model::ExternalIssuer>,
+    /// Headers external issuers' claims are forwarded in: always removed
+    /// from what a client sent.
+    claim_headers: Vec<Box<str>>,
 }
 
 /// Arena builder that shares identical nodes.
@@ -304,6 +309,16 @@ impl DecisionGraph {
             rule_label: model.rules.iter().map(|r| r.label().into()).collect(),
             unmatched_entry,
             published: published::Published::of(&model.scopes),
+            issuers: model.issuers.clone(),
+            claim_headers: {
+                let mut h: Vec<Box<str>> = Vec::new();
+                for (_, name) in model.issuers.iter().flat_map(|i| &i.claims_to_headers) {
+                    if !h.iter().any(|k| **k == **name) {
+                        h.push(name.as_str().into());
+                    }
+                }
+                h
+            },
             shadowed: shadowed
                 .into_iter()
                 .map(|pos| {

@@ -143,6 +143,41 @@ impl HostKey {
     }
 }
 
+/// Whether `signature` over `message` verifies with the public JWK `jwk`
+/// (JSON) under `alg`: a key of another type is [`SigCheck::UnknownKey`].
+pub fn verify_jwk(jwk: &str, alg: Alg, message: &[u8], signature: &str) -> SigCheck {
+    crate::hmac_crypto::ensure_installed();
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(jwk) else {
+        return SigCheck::UnknownKey;
+    };
+    if value
+        .get("alg")
+        .is_some_and(|a| a.as_str() != Some(alg.name()))
+    {
+        return SigCheck::UnknownKey;
+    }
+    let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+        return SigCheck::UnknownKey;
+    };
+    let fits = matches!(
+        (&jwk.algorithm, alg),
+        (
+            AlgorithmParameters::RSA(_),
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256
+        ) | (
+            AlgorithmParameters::EllipticCurve(_),
+            Alg::ES256 | Alg::ES384
+        ) | (AlgorithmParameters::OctetKeyPair(_), Alg::EdDSA)
+    );
+    let Some(key) = fits.then(|| DecodingKey::from_jwk(&jwk).ok()).flatten() else {
+        return SigCheck::UnknownKey;
+    };
+    match jsonwebtoken::crypto::verify(signature, message, &key, jose(alg)) {
+        Ok(true) => SigCheck::Valid,
+        Ok(false) | Err(_) => SigCheck::Invalid,
+    }
+}
+
 /// The bit length of an RSA modulus given base64url-encoded.
 fn rsa_bits(n: &str) -> usize {
     use base64::Engine as _;

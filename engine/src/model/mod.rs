@@ -8,10 +8,12 @@
 //! an error so that one run reports every problem in the file.
 
 mod consumers;
+mod issuers;
 mod kong;
 mod types;
 mod values;
 
+pub use issuers::parse_jwks;
 pub use kong::{check_redirect_uri, is_uuid};
 pub use types::*;
 pub use values::{DurationError, parse_duration};
@@ -33,8 +35,16 @@ const SCOPE_SETTINGS: &[&str] = &[
     "keep_token",
     "signing_key",
     "signing_alg",
+    "issuers",
 ];
-const INSTANCE_ONLY: &[&str] = &["global_auth", "consumer_header", "route", "rule", "dialect"];
+const INSTANCE_ONLY: &[&str] = &[
+    "global_auth",
+    "consumer_header",
+    "route",
+    "rule",
+    "dialect",
+    "jwt_issuer",
+];
 const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
 const CONSUMER_KEYS: &[&str] = &["client_id", "client_secret", "credential"];
 const CREDENTIAL_KEYS: &[&str] = &["client_id", "client_secret"];
@@ -66,6 +76,7 @@ pub fn check(
         warnings: Vec::new(),
         consumers: Vec::new(),
         dialect: Dialect::Higress,
+        issuer_names: Vec::new(),
     };
     let model = c.file(file);
     if c.errors.is_empty() {
@@ -85,6 +96,8 @@ struct Checker<'s> {
     warnings: Vec<Diagnostic>,
     consumers: Vec<Consumer>,
     dialect: Dialect,
+    /// The `jwt_issuer` names, by [`IssuerId`] (for `issuers`).
+    issuer_names: Vec<String>,
 }
 
 /// Tracks which keys a block has set, to report the second of a pair (a
@@ -226,9 +239,25 @@ impl<'s> Checker<'s> {
                 instance.ids.push(id);
             }
         }
+        // Then external issuers: they may name consumers, and scopes name them.
+        let mut issuers: Vec<ExternalIssuer> = Vec::new();
+        for item in file.items.iter().filter(|i| i.key == "jwt_issuer") {
+            if self.dialect == Dialect::Kong {
+                let d = self
+                    .r
+                    .err(item.key_span, "`jwt_issuer` is not available in the Kong dialect yet")
+                    .with_help("Kong's oauth2 plugin verifies only its own tokens; external issuers work in Warden's default dialect");
+                self.errors.push(d);
+                continue;
+            }
+            if let Some(i) = self.jwt_issuer(item, &mut instance, &issuers) {
+                issuers.push(i);
+            }
+        }
+        self.issuer_names = issuers.iter().map(|i| i.name.clone()).collect();
         for item in &file.items {
             match item.key.as_str() {
-                "consumer" | "dialect" => {}
+                "consumer" | "dialect" | "jwt_issuer" => {}
                 "route" => {
                     if let Some(route) = self.route(item, &routes) {
                         routes.add(route);
@@ -295,6 +324,7 @@ impl<'s> Checker<'s> {
             scopes,
             rules,
             routes: routes.list,
+            issuers,
         }
     }
 
@@ -428,6 +458,23 @@ impl<'s> Checker<'s> {
             }
             "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
             "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            "issuers" => {
+                let mut ids = Vec::new();
+                for (name, span) in self.r.texts(key, v)? {
+                    let Some(id) = self.issuer_names.iter().position(|n| n == name) else {
+                        let mut d = self.r.err(span, format!("unknown jwt_issuer `{name}`"));
+                        d = match closest(name, self.issuer_names.iter().map(String::as_str)) {
+                            Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                            None => d.with_help("declare it first: `jwt_issuer NAME { iss …; audiences […]; algorithms […]; jwks_url … }`"),
+                        };
+                        return Err(d);
+                    };
+                    if !ids.contains(&(id as IssuerId)) {
+                        ids.push(id as IssuerId);
+                    }
+                }
+                s.issuers = ids;
+            }
             "signing_alg" => {
                 use crate::keys::Alg;
                 let name = self.r.nonempty(key, v)?;

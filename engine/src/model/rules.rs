@@ -124,12 +124,14 @@ impl Checker<'_> {
                 Action::Authenticate((scopes.len() - 1) as ScopeId)
             }
             (None, Some(at), None) => {
-                if own.ids.is_empty() {
+                // A rule may authenticate only external issuers' tokens.
+                let external_only = settings.as_ref().is_some_and(|s| !s.issuers.is_empty());
+                if own.ids.is_empty() && !external_only {
                     if first_consumer.is_none() {
                         let d = self
                             .r
                             .err(at, "this rule changes settings but declares no `consumer`")
-                            .with_help("add the consumers who may authenticate here, or move the setting to the top level");
+                            .with_help("add the consumers who may authenticate here (or `issuers [...]` whose tokens it accepts), or move the setting to the top level");
                         return self.fail(d);
                     }
                     return None; // its consumers were malformed and already reported

@@ -36,6 +36,58 @@ pub struct Model {
     pub rules: Vec<Rule>,
     /// Routes of the standalone gateway.
     pub routes: Vec<Route>,
+    /// External JWT issuers (`jwt_issuer NAME { … }`), by [`IssuerId`].
+    pub issuers: Vec<ExternalIssuer>,
+}
+
+/// Index of an external issuer in [`Model::issuers`].
+pub type IssuerId = u32;
+
+/// `jwt_issuer NAME { … }`: an identity provider whose JWTs a scope listing
+/// it in `issuers` accepts, verified with its published keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIssuer {
+    pub name: String,
+    /// The `iss` its tokens carry (compared exactly).
+    pub iss: String,
+    /// Accepted `aud` values: a token must name one of them.
+    pub audiences: Vec<String>,
+    /// The algorithms its tokens may use (each key is also bound to its own).
+    pub algorithms: Vec<crate::keys::Alg>,
+    pub keys: IssuerKeys,
+    /// The claim whose string value names the consumer (`sub` by default).
+    pub consumer_claim: String,
+    /// Consumers of the policy its tokens may name (for `allow` lists).
+    pub consumers: Vec<(String, ConsumerId)>,
+    /// Scopes every token must grant (`scope`, space-separated, or `scp`).
+    pub required_scopes: Vec<String>,
+    /// (claim, lower-case header): string claims forwarded upstream.
+    pub claims_to_headers: Vec<(String, String)>,
+    pub span: Span,
+}
+
+/// Where an external issuer's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerKeys {
+    /// A JWK Set in the policy (or a file or variable it names).
+    Inline(Vec<PublicJwk>),
+    /// A JWK Set the host fetches from `url` and refreshes every
+    /// `refresh` seconds.
+    Url { url: String, refresh: u64 },
+}
+
+/// One public key of a JWK Set, as the policy checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicJwk {
+    pub kid: Option<String>,
+    /// `RSA`, `EC` or `OKP`.
+    pub kty: String,
+    /// The curve of an `EC`/`OKP` key.
+    pub crv: Option<String>,
+    /// The key's own `alg`, when it says one.
+    pub alg: Option<crate::keys::Alg>,
+    /// The key's JSON, as the host parses it to verify.
+    pub json: String,
 }
 
 /// Which product's OAuth2 plugin a policy answers like (`dialect kong`).
@@ -150,6 +202,8 @@ pub struct Settings {
     /// HS256 (the default: the client secret or `signing_key`), or an
     /// asymmetric algorithm whose keys the host holds (`signing_alg`).
     pub signing_alg: crate::keys::Alg,
+    /// External issuers whose tokens this scope accepts too (`issuers`).
+    pub issuers: Vec<IssuerId>,
     pub dialect: Dialect,
     pub kong: KongSettings,
 }
@@ -184,6 +238,7 @@ impl Default for Settings {
             keep_token: true,
             signing_key: None,
             signing_alg: crate::keys::Alg::HS256,
+            issuers: Vec::new(),
             dialect: Dialect::Higress,
             kong: KongSettings::default(),
         }

@@ -230,6 +230,10 @@ impl keys::Host for GuestState {
             Key::HostKey(kid) => {
                 self.native(|| ring.verify(&kid, alg, message.as_bytes(), &signature))
             }
+            Key::Jwk(jwk) => {
+                self.native(|| warden_engine::verify_jwk(&jwk, alg, message.as_bytes(), &signature))
+            }
+            Key::Remote(_) => SigCheck::UnknownKey,
         };
         match found {
             SigCheck::Valid => keys::SigCheck::Valid,
