@@ -90,35 +90,6 @@ pub(crate) fn peek_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<Iss>(&bytes).ok().map(|i| i.iss)
 }
 
-/// Whether `jwk` can verify `alg`: its type (and curve) fits, and its own
-/// `alg`, when it names one, is `alg`.
-fn fits(jwk: &PublicJwk, alg: Alg) -> bool {
-    let family = match alg {
-        Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 => jwk.kty == "RSA",
-        Alg::ES256 => jwk.kty == "EC" && jwk.crv.as_deref() == Some("P-256"),
-        Alg::ES384 => jwk.kty == "EC" && jwk.crv.as_deref() == Some("P-384"),
-        Alg::EdDSA => jwk.kty == "OKP" && jwk.crv.as_deref() == Some("Ed25519"),
-        Alg::HS256 => false,
-    };
-    family && jwk.alg.is_none_or(|a| a == alg)
-}
-
-/// The inline key for a token's `kid` and `alg`: by `kid` when it has one,
-/// else the only key that fits.
-fn inline_key<'k>(keys: &'k [PublicJwk], kid: Option<&str>, alg: Alg) -> Option<&'k PublicJwk> {
-    match kid {
-        Some(kid) => keys
-            .iter()
-            .find(|k| k.kid.as_deref() == Some(kid))
-            .filter(|k| fits(k, alg)),
-        None => {
-            let mut fitting = keys.iter().filter(|k| fits(k, alg));
-            let only = fitting.next()?;
-            fitting.next().is_none().then_some(only)
-        }
-    }
-}
-
 fn str_claim<'c>(claims: &'c serde_json::Map<String, Value>, name: &str) -> Option<&'c str> {
     claims.get(name).and_then(Value::as_str)
 }
@@ -154,10 +125,12 @@ fn granted_scopes(claims: &serde_json::Map<String, Value>) -> Vec<&str> {
 
 /// Verify `token` as issued by `issuer`, at `now` with `skew` seconds of
 /// leeway.
+/// `refreshed`: the host has just fetched the issuer's JWK Set again, so an
+/// unknown key is refused rather than asked for once more.
 pub(crate) fn verify(
     issuer: &ExternalIssuer,
     token: &str,
-    (now, skew): (u64, u64),
+    (now, skew, refreshed): (u64, u64, bool),
     services: &dyn Services,
 ) -> Result<Principal, TokenError> {
     let p = split(token)?;
@@ -202,14 +175,24 @@ pub(crate) fn verify(
         Some(_) => return Err(TokenError::BadHeader),
     };
     let check = match &issuer.keys {
-        IssuerKeys::Inline(keys) => match inline_key(keys, kid, alg) {
+        IssuerKeys::Inline(keys) => match PublicJwk::select(keys, kid, alg) {
             Some(jwk) => {
                 services.verify_signature(KeyRef::Jwk(&jwk.json), alg, p.message, p.signature)
             }
             None => SigCheck::UnknownKey,
         },
         IssuerKeys::Url { url, .. } => {
-            services.verify_signature(KeyRef::Remote { url, kid }, alg, p.message, p.signature)
+            match services.verify_signature(
+                KeyRef::Remote { url, kid },
+                alg,
+                p.message,
+                p.signature,
+            ) {
+                SigCheck::UnknownKey if !refreshed => {
+                    return Err(TokenError::RefreshKeys(url.clone()));
+                }
+                other => other,
+            }
         }
     };
     match check {
@@ -297,22 +280,25 @@ mod tests {
             jwk(None, "OKP", Some("Ed25519"), None),
         ];
         assert_eq!(
-            inline_key(&keys, Some("r"), Alg::RS256)
+            PublicJwk::select(&keys, Some("r"), Alg::RS256)
                 .unwrap()
                 .kid
                 .as_deref(),
             Some("r")
         );
-        assert!(inline_key(&keys, Some("r"), Alg::ES256).is_none());
-        assert!(inline_key(&keys, Some("e"), Alg::ES384).is_none());
-        assert!(inline_key(&keys, Some("x"), Alg::RS256).is_none());
-        assert_eq!(inline_key(&keys, None, Alg::EdDSA).unwrap().kty, "OKP");
+        assert!(PublicJwk::select(&keys, Some("r"), Alg::ES256).is_none());
+        assert!(PublicJwk::select(&keys, Some("e"), Alg::ES384).is_none());
+        assert!(PublicJwk::select(&keys, Some("x"), Alg::RS256).is_none());
+        assert_eq!(
+            PublicJwk::select(&keys, None, Alg::EdDSA).unwrap().kty,
+            "OKP"
+        );
         let two_rsa = [
             jwk(Some("a"), "RSA", None, None),
             jwk(Some("b"), "RSA", None, None),
         ];
         assert!(
-            inline_key(&two_rsa, None, Alg::RS256).is_none(),
+            PublicJwk::select(&two_rsa, None, Alg::RS256).is_none(),
             "ambiguous without a kid"
         );
     }

@@ -145,6 +145,12 @@ impl Policy {
         self.graph.token_paths()
     }
 
+    /// The JWK Sets of external issuers the host is to fetch and keep:
+    /// (URL, refresh interval in seconds), each URL once.
+    pub fn jwks_urls(&self) -> Vec<(String, u32)> {
+        self.graph.jwks_urls()
+    }
+
     /// The compiled graph (for inspection: DOT output, statistics).
     #[doc(hidden)]
     pub fn graph(&self) -> &DecisionGraph {

@@ -35,6 +35,8 @@ pub struct Request<'a> {
     /// host reads only from such a proxy, and removes from every request):
     /// who the Kong dialect's authorization page signs in.
     pub trusted_user: Option<&'a str>,
+    /// The host fetched again the JWK Set a `RefreshKeys` decision named.
+    pub keys_refreshed: bool,
 }
 
 impl<'a> Request<'a> {
@@ -129,6 +131,9 @@ pub enum Decision {
     /// body is the host's 413) and decide again with it. Every other request
     /// is decided on its head alone, so that its body can stream upstream.
     NeedBody { max_bytes: u32 },
+    /// A token names a key the host's copy of the JWK Set at `url` lacks:
+    /// fetch it again, then decide again with `Request::keys_refreshed`.
+    RefreshKeys { url: String },
 }
 
 /// Header edits and metadata for a request that goes upstream.

@@ -81,6 +81,10 @@ pub enum TokenError {
     NoConsumer(String),
     #[error("token lacks the required scope `{0}`")]
     InsufficientScope(String),
+    /// Not a refusal: the key may be new at the issuer; the host is to
+    /// fetch its JWK Set again (`Decision::RefreshKeys`) and ask again.
+    #[error("token `kid` not in the fetched key set yet: fetching it again")]
+    RefreshKeys(String),
     #[error("token `typ` is not `application/at+jwt`")]
     Type,
     #[error("token has a `crit` header, and no extension is understood")]

@@ -370,6 +370,7 @@ fn observed(d: &Decision) -> Result<Expected, String> {
             }
         }
         Decision::NeedBody { .. } => Err("asked for a body".into()),
+        Decision::RefreshKeys { url } => Err(format!("asked to fetch {url}")),
     }
 }
 

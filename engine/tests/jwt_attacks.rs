@@ -1214,6 +1214,9 @@ fn check(case: &Case, d: &Decision) -> Result<(), String> {
             ));
         }
         Decision::NeedBody { .. } => return Err("asked for the body instead of 401".into()),
+        Decision::RefreshKeys { url } => {
+            return Err(format!("asked to fetch {url} instead of 401"));
+        }
     };
     if r.status != 401 {
         return Err(format!(

@@ -54,6 +54,7 @@ fn outcome(d: &Decision) -> String {
         Decision::Forward(f) => format!("forward {:?}", f.consumer),
         Decision::Reply(r) => format!("{} {}", r.status, r.reason),
         Decision::NeedBody { max_bytes } => format!("need body {max_bytes}"),
+        Decision::RefreshKeys { url } => format!("refresh keys {url}"),
     }
 }
 

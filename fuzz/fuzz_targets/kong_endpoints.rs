@@ -108,6 +108,7 @@ fn trace(method: &str, path: &str, d: &Decision) {
         Decision::NeedBody { max_bytes } => {
             eprintln!("{method} {path}: need the body ({max_bytes})")
         }
+        Decision::RefreshKeys { url } => eprintln!("{method} {path}: fetch {url}"),
     }
 }
 

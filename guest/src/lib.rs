@@ -199,6 +199,10 @@ impl GuestPolicy for CompiledPolicy {
         self.policy.token_paths()
     }
 
+    fn jwks_urls(&self) -> Vec<(String, u32)> {
+        self.policy.jwks_urls()
+    }
+
     fn routes(&self) -> Vec<wit::RouteInfo> {
         self.policy
             .routes()
@@ -231,6 +235,7 @@ fn request_from_wit<'r>(
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
         trusted_user: req.trusted_user.as_deref(),
+        keys_refreshed: req.keys_refreshed,
     }
 }
 
@@ -253,6 +258,7 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
             reason: r.reason,
         }),
         Decision::NeedBody { max_bytes } => wit::Decision::NeedBody(max_bytes),
+        Decision::RefreshKeys { url } => wit::Decision::RefreshKeys(url),
     }
 }
 

@@ -41,6 +41,7 @@ pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
             reason: r.reason,
         }),
         wit::Decision::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
+        wit::Decision::RefreshKeys(url) => Decision::RefreshKeys { url },
     }
 }
 

@@ -40,6 +40,8 @@ pub struct OwnedRequest {
     pub peer: Option<String>,
     /// The end user a trusted proxy authenticated (`--user-header`).
     pub trusted_user: Option<String>,
+    /// The JWK Set a `RefreshKeys` decision named was fetched again.
+    pub keys_refreshed: bool,
 }
 
 impl OwnedRequest {
@@ -114,6 +116,7 @@ impl OwnedRequest {
             service: None,
             peer: peer.map(|p| p.to_string()),
             trusted_user: None,
+            keys_refreshed: false,
         }
     }
 

@@ -114,6 +114,8 @@ pub struct PolicyRuntime {
     warnings: Vec<Diagnostic>,
     routes: Vec<RouteInfo>,
     token_paths: Vec<String>,
+    /// External issuers' JWK Sets the host is to keep (URL, refresh s).
+    jwks_urls: Vec<(String, u32)>,
     idle: Mutex<Vec<Instance>>,
     created: AtomicU64,
     failed: AtomicU64,
@@ -160,6 +162,7 @@ impl PolicyRuntime {
             warnings: Vec::new(),
             routes: Vec::new(),
             token_paths: Vec::new(),
+            jwks_urls: Vec::new(),
             idle: Mutex::new(Vec::new()),
             created: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -196,6 +199,10 @@ impl PolicyRuntime {
         runtime.token_paths = decisions
             .call_token_paths(&mut first.store, first.policy)
             .map_err(|e| classify("token-paths", ms, e, None).explained(&runtime.options))?;
+        begin_call(&mut first.store, budget);
+        runtime.jwks_urls = decisions
+            .call_jwks_urls(&mut first.store, first.policy)
+            .map_err(|e| classify("jwks-urls", ms, e, None).explained(&runtime.options))?;
         runtime.routes = routes.into_iter().map(bindings::route_from_wit).collect();
         runtime
             .idle
@@ -232,6 +239,12 @@ impl PolicyRuntime {
 
     /// Whether `path` may be a token request (it ends with a token path):
     /// its client-secret check may be a slow password hash.
+    /// The JWK Sets the policy's external issuers publish (URL, refresh
+    /// interval in seconds): what the host fetches, and nothing else.
+    pub fn jwks_urls(&self) -> &[(String, u32)] {
+        &self.jwks_urls
+    }
+
     pub fn may_issue_tokens(&self, path: &str) -> bool {
         self.token_paths.iter().any(|p| path.ends_with(p.as_str()))
     }
@@ -441,6 +454,7 @@ fn wit_request(req: &OwnedRequest) -> wit::Request<'_> {
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
         trusted_user: req.trusted_user.as_deref(),
+        keys_refreshed: req.keys_refreshed,
     }
 }
 

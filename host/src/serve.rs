@@ -12,7 +12,7 @@ use std::time::Duration;
 use warden_host::admin::{self, AdminApi, Composer, Registry};
 use warden_host::gateway::Gateway;
 use warden_host::reload::{Reload, Reloader};
-use warden_host::services::{RedisStore, SharedKeys, StateStore, StoreUrl, load_keys};
+use warden_host::services::{Outbound, RedisStore, SharedKeys, StateStore, StoreUrl, load_keys};
 use warden_host::tls::{self, TrustedProxies};
 use warden_host::{ComponentConfig, GuestComponent, HostError, RuntimeOptions, Upstream};
 
@@ -75,6 +75,10 @@ pub(crate) struct KeyArgs {
     /// reads it again (rotation).
     #[arg(long, value_name = "DIR")]
     keys: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) that external issuers' `https://`
+    /// `jwks_url`s must chain to, instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    outbound_ca: Option<PathBuf>,
 }
 
 impl KeyArgs {
@@ -90,6 +94,18 @@ impl KeyArgs {
             tracing::warn!(dir = %dir.display(), "--keys: the directory holds no *.pem key");
         }
         Ok(SharedKeys::new(ring))
+    }
+
+    /// The client for external issuers' JWK Sets.
+    fn outbound(&self) -> Result<Outbound, HostError> {
+        let ca = match &self.outbound_ca {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|source| HostError::Read {
+                path: path.clone(),
+                source,
+            })?),
+        };
+        Outbound::new(ca.as_deref()).map_err(|e| HostError::Config(format!("--outbound-ca: {e}")))
     }
 
     /// Read the directory again (SIGHUP); a key that does not read keeps
@@ -208,7 +224,7 @@ pub(crate) fn serve(
     options.memory_limit = usize::from(limits.memory_mib) << 20;
     options.store = store.open(&options.clock)?;
     tracing::info!(store = %options.store, "store");
-    options.keys = key_args.open()?;
+    options.keys = key_args.open()?.with_outbound(key_args.outbound()?);
     let keys = options.keys.clone();
     let component = match &guest {
         None => GuestComponent::shared()?,
@@ -250,6 +266,8 @@ pub(crate) fn serve(
     }
 
     tokio.block_on(async move {
+        // External issuers' key sets: fetched before the first request.
+        keys.remote().track(runtime.jwks_urls()).await;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| HostError::Config(format!("could not listen on {listen}: {e}")))?;
@@ -433,6 +451,7 @@ async fn reload_policy(
             }
             (Job::Poll(_), Reload::Unchanged) => {}
             (Job::Poll(_), Reload::Reloaded(runtime)) => {
+                keys.remote().track(runtime.jwks_urls()).await;
                 for warning in runtime.warnings() {
                     eprint!("{}", warning.render(runtime.name(), runtime.source()));
                 }

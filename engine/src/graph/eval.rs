@@ -189,6 +189,9 @@ impl DecisionGraph {
             Decision::NeedBody { max_bytes } => {
                 format!("read the request body (at most {max_bytes} bytes), then decide again")
             }
+            Decision::RefreshKeys { url } => {
+                format!("fetch the JWK Set at `{url}` again, then decide again")
+            }
         };
         steps.push(format!("decision: {outcome}"));
         let mut text = String::new();
@@ -255,6 +258,10 @@ impl DecisionGraph {
                 why: TokenError::InsufficientScope(scope),
                 ..
             } => Decision::Reply(insufficient_scope(req, &scope)),
+            Outcome::Unauthenticated {
+                why: TokenError::RefreshKeys(url),
+                ..
+            } => Decision::RefreshKeys { url },
             Outcome::Unauthenticated { presented, why } => {
                 Decision::Reply(unauthorized(req, presented, why))
             }
@@ -482,7 +489,11 @@ impl DecisionGraph {
         }
         let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
         if let Some(found) = self.external_issuer(s, token) {
-            let now = (services.now(), s.settings.clock_skew_seconds);
+            let now = (
+                services.now(),
+                s.settings.clock_skew_seconds,
+                ctx.req.keys_refreshed,
+            );
             return crate::external::verify(&self.issuers[found as usize], token, now, services)
                 .map(|p| Authenticated::External(found, p))
                 .map_err(|e| (true, e));

@@ -360,6 +360,21 @@ impl DecisionGraph {
         }
     }
 
+    /// External issuers' `jwks_url`s with their refresh intervals.
+    pub fn jwks_urls(&self) -> Vec<(String, u32)> {
+        let mut urls: Vec<(String, u32)> = Vec::new();
+        for i in &self.issuers {
+            if let crate::model::IssuerKeys::Url { url, refresh } = &i.keys {
+                let refresh = u32::try_from(*refresh).unwrap_or(u32::MAX);
+                match urls.iter_mut().find(|(u, _)| u == url) {
+                    Some((_, r)) => *r = (*r).min(refresh),
+                    None => urls.push((url.clone(), refresh)),
+                }
+            }
+        }
+        urls
+    }
+
     /// The token endpoint's paths (each scope's `auth_path`, distinct; Kong's
     /// token and authorization endpoints in the Kong dialect).
     pub fn token_paths(&self) -> Vec<String> {

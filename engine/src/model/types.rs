@@ -90,6 +90,42 @@ pub struct PublicJwk {
     pub json: String,
 }
 
+impl PublicJwk {
+    /// Whether this key can verify `alg`: its type (and curve) fits, and its
+    /// own `alg`, when it names one, is `alg` (RFC 8725 §3.1).
+    pub fn fits(&self, alg: crate::keys::Alg) -> bool {
+        use crate::keys::Alg;
+        let family = match alg {
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 => self.kty == "RSA",
+            Alg::ES256 => self.kty == "EC" && self.crv.as_deref() == Some("P-256"),
+            Alg::ES384 => self.kty == "EC" && self.crv.as_deref() == Some("P-384"),
+            Alg::EdDSA => self.kty == "OKP" && self.crv.as_deref() == Some("Ed25519"),
+            Alg::HS256 => false,
+        };
+        family && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// The key of `keys` for a token's `kid` and `alg`: by `kid` when it
+    /// has one, else the only key that fits.
+    pub fn select<'k>(
+        keys: &'k [PublicJwk],
+        kid: Option<&str>,
+        alg: crate::keys::Alg,
+    ) -> Option<&'k PublicJwk> {
+        match kid {
+            Some(kid) => keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .filter(|k| k.fits(alg)),
+            None => {
+                let mut fitting = keys.iter().filter(|k| k.fits(alg));
+                let only = fitting.next()?;
+                fitting.next().is_none().then_some(only)
+            }
+        }
+    }
+}
+
 /// Which product's OAuth2 plugin a policy answers like (`dialect kong`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {

@@ -355,6 +355,22 @@ impl Gateway {
         context.proxy_terminated = proxy_terminated;
         context.trusted_user = trusted_user;
         let (context, decision) = self.decide(&policy, context).await;
+        // A token of an external issuer names a key the host's copy of its
+        // JWK Set lacks: fetch it again (bounded, awaited here, never on a
+        // worker thread), then decide again, once.
+        let (context, decision) = match decision {
+            Ok(Decision::RefreshKeys { url }) => {
+                let remote = std::sync::Arc::clone(policy.options().keys.remote());
+                if !remote.refetch(&url).await {
+                    tracing::error!(%url, "the policy asked for a key set it does not list");
+                    return reply::unavailable();
+                }
+                let mut context = context;
+                context.keys_refreshed = true;
+                self.decide(&policy, context).await
+            }
+            other => (context, other),
+        };
         let (context, decision, body) = match decision {
             Ok(Decision::NeedBody { max_bytes }) => {
                 let max_bytes = max_bytes.min(MAX_DECISION_BODY);
@@ -393,6 +409,10 @@ impl Gateway {
             }
             Ok(Decision::NeedBody { .. }) => {
                 tracing::error!(method = %context.method, path = %context.path, "the policy asked for the body again after reading it");
+                reply::unavailable()
+            }
+            Ok(Decision::RefreshKeys { url }) => {
+                tracing::error!(method = %context.method, path = %context.path, %url, "the policy asked for a key set again after it was fetched");
                 reply::unavailable()
             }
             Err(e) => {

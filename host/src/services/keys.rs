@@ -22,13 +22,16 @@ use arc_swap::ArcSwap;
 use warden_engine::{Alg, HostKey, KeyRing, SigCheck};
 
 use super::GuestState;
+use super::jwks::JwksCache;
+use super::outbound::Outbound;
 use crate::bindings::warden::policy::keys::{self, Key};
 use crate::error::HostError;
 
-/// The key ring every guest instance of a process uses; swapped whole when
-/// the directory is read again.
+/// The keys every guest instance of a process uses: the host's own ring
+/// (swapped whole when the directory is read again) and the external
+/// issuers' fetched JWK Sets.
 #[derive(Clone, Default)]
-pub struct SharedKeys(Arc<ArcSwap<KeyRing>>);
+pub struct SharedKeys(Arc<ArcSwap<KeyRing>>, Arc<JwksCache>);
 
 impl std::fmt::Debug for SharedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +43,17 @@ impl std::fmt::Debug for SharedKeys {
 
 impl SharedKeys {
     pub fn new(ring: KeyRing) -> Self {
-        SharedKeys(Arc::new(ArcSwap::from_pointee(ring)))
+        SharedKeys(Arc::new(ArcSwap::from_pointee(ring)), Arc::default())
+    }
+
+    /// With the JWK Sets fetched through `outbound`.
+    pub fn with_outbound(self, outbound: Outbound) -> Self {
+        SharedKeys(self.0, Arc::new(JwksCache::new(outbound)))
+    }
+
+    /// External issuers' JWK Sets.
+    pub fn remote(&self) -> &Arc<JwksCache> {
+        &self.1
     }
 
     /// The keys now.
@@ -233,7 +246,18 @@ impl keys::Host for GuestState {
             Key::Jwk(jwk) => {
                 self.native(|| warden_engine::verify_jwk(&jwk, alg, message.as_bytes(), &signature))
             }
-            Key::Remote(_) => SigCheck::UnknownKey,
+            Key::Remote(r) => {
+                let remote = Arc::clone(self.keys.remote());
+                self.native(|| {
+                    remote.verify(
+                        &r.url,
+                        r.kid.as_deref(),
+                        alg,
+                        message.as_bytes(),
+                        &signature,
+                    )
+                })
+            }
         };
         match found {
             SigCheck::Valid => keys::SigCheck::Valid,

@@ -14,7 +14,9 @@
 
 mod budget;
 mod clock;
+mod jwks;
 mod keys;
+mod outbound;
 mod output;
 mod secrets;
 mod store;
@@ -31,7 +33,9 @@ use budget::thread_cpu_time;
 pub use budget::{MAX_HOST_WORK, WALL_CLOCK_BACKSTOP};
 use clock::WasiWallClock;
 pub use clock::{Clock, ManualClock};
+pub use jwks::{JwksCache, MIN_REFETCH};
 pub use keys::{SharedKeys, generate as generate_key, load_dir as load_keys};
+pub use outbound::{Fetched, Outbound, OutboundError};
 pub use output::GuestOutput;
 pub use secrets::{SecretSnapshot, resolve_secret};
 pub use store::{RedisStore, StateStore, StoreUrl};

@@ -22,5 +22,6 @@ pub fn engine_request<'a>(
         service: req.service.as_deref(),
         peer: req.peer.as_deref(),
         trusted_user: req.trusted_user.as_deref(),
+        keys_refreshed: req.keys_refreshed,
     }
 }
