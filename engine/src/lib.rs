@@ -31,6 +31,7 @@ mod external;
 pub mod fixtures;
 mod graph;
 mod hmac_crypto;
+mod introspect;
 mod keys;
 mod kong;
 mod model;
@@ -52,7 +53,8 @@ pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
 pub use keys::{HostKey, KeyError, KeyRing, verify_jwk};
 pub use request::{
-    Decision, Forward, HeaderBlockError, Reply, Request, pack_headers, push_header, unpack_headers,
+    Decision, Fetched, Forward, HeaderBlockError, Outbound, Reply, Request, pack_headers,
+    push_header, unpack_headers,
 };
 #[cfg(feature = "hash-verify")]
 pub use secret_hash::hash_argon2id;
@@ -149,6 +151,12 @@ impl Policy {
     /// (URL, refresh interval in seconds), each URL once.
     pub fn jwks_urls(&self) -> Vec<(String, u32)> {
         self.graph.jwks_urls()
+    }
+
+    /// The introspection endpoints (without their query): the only URLs
+    /// a [`Decision::Fetch`] of this policy names.
+    pub fn fetch_endpoints(&self) -> Vec<String> {
+        self.graph.fetch_endpoints()
     }
 
     /// The compiled graph (for inspection: DOT output, statistics).

@@ -37,6 +37,28 @@ pub struct Request<'a> {
     pub trusted_user: Option<&'a str>,
     /// The host fetched again the JWK Set a `RefreshKeys` decision named.
     pub keys_refreshed: bool,
+    /// What the host got for the `Fetch` the previous decision asked for.
+    pub fetched: Option<Fetched<'a>>,
+}
+
+/// The answer to a [`Decision::Fetch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched<'a> {
+    /// The server answered (any status).
+    Response { status: u16, body: &'a [u8] },
+    /// No answer: refused, timed out, not allowed; why, for the logs.
+    Failed(&'a str),
+}
+
+/// An HTTP request the host makes for the policy (token introspection), to
+/// an endpoint the policy declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// `GET` or `POST`.
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
 }
 
 impl<'a> Request<'a> {
@@ -134,6 +156,10 @@ pub enum Decision {
     /// A token names a key the host's copy of the JWK Set at `url` lacks:
     /// fetch it again, then decide again with `Request::keys_refreshed`.
     RefreshKeys { url: String },
+    /// The decision needs the answer to this request (an introspection
+    /// call): make it, without blocking other requests, and decide again
+    /// with `Request::fetched`.
+    Fetch(Outbound),
 }
 
 /// Header edits and metadata for a request that goes upstream.

@@ -371,6 +371,7 @@ fn observed(d: &Decision) -> Result<Expected, String> {
         }
         Decision::NeedBody { .. } => Err("asked for a body".into()),
         Decision::RefreshKeys { url } => Err(format!("asked to fetch {url}")),
+        Decision::Fetch(f) => Err(format!("asked to call {}", f.url)),
     }
 }
 

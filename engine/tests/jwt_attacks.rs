@@ -1217,6 +1217,7 @@ fn check(case: &Case, d: &Decision) -> Result<(), String> {
         Decision::RefreshKeys { url } => {
             return Err(format!("asked to fetch {url} instead of 401"));
         }
+        Decision::Fetch(f) => return Err(format!("asked to call {} instead of 401", f.url)),
     };
     if r.status != 401 {
         return Err(format!(

@@ -55,6 +55,7 @@ fn outcome(d: &Decision) -> String {
         Decision::Reply(r) => format!("{} {}", r.status, r.reason),
         Decision::NeedBody { max_bytes } => format!("need body {max_bytes}"),
         Decision::RefreshKeys { url } => format!("refresh keys {url}"),
+        Decision::Fetch(f) => format!("fetch {}", f.url),
     }
 }
 

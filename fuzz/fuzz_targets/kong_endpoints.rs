@@ -109,6 +109,7 @@ fn trace(method: &str, path: &str, d: &Decision) {
             eprintln!("{method} {path}: need the body ({max_bytes})")
         }
         Decision::RefreshKeys { url } => eprintln!("{method} {path}: fetch {url}"),
+        Decision::Fetch(f) => eprintln!("{method} {path}: call {}", f.url),
     }
 }
 

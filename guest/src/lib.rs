@@ -203,6 +203,10 @@ impl GuestPolicy for CompiledPolicy {
         self.policy.jwks_urls()
     }
 
+    fn fetch_endpoints(&self) -> Vec<String> {
+        self.policy.fetch_endpoints()
+    }
+
     fn routes(&self) -> Vec<wit::RouteInfo> {
         self.policy
             .routes()
@@ -236,6 +240,13 @@ fn request_from_wit<'r>(
         peer: req.peer.as_deref(),
         trusted_user: req.trusted_user.as_deref(),
         keys_refreshed: req.keys_refreshed,
+        fetched: req.fetched.as_ref().map(|f| match f {
+            wit::Fetched::Response(r) => warden_engine::Fetched::Response {
+                status: r.status,
+                body: &r.body,
+            },
+            wit::Fetched::Failed(why) => warden_engine::Fetched::Failed(why),
+        }),
     }
 }
 
@@ -259,6 +270,12 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
         }),
         Decision::NeedBody { max_bytes } => wit::Decision::NeedBody(max_bytes),
         Decision::RefreshKeys { url } => wit::Decision::RefreshKeys(url),
+        Decision::Fetch(f) => wit::Decision::Fetch(wit::OutboundRequest {
+            method: f.method,
+            url: f.url,
+            headers: f.headers,
+            body: f.body,
+        }),
     }
 }
 

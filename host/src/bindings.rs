@@ -42,6 +42,12 @@ pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
         }),
         wit::Decision::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
         wit::Decision::RefreshKeys(url) => Decision::RefreshKeys { url },
+        wit::Decision::Fetch(f) => Decision::Fetch(warden_engine::Outbound {
+            method: f.method,
+            url: f.url,
+            headers: f.headers,
+            body: f.body,
+        }),
     }
 }
 

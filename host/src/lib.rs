@@ -25,7 +25,7 @@ pub mod tls;
 
 pub use component::{ComponentConfig, GUEST_WASM, GuestComponent};
 pub use error::{HostError, LoadError};
-pub use request::OwnedRequest;
+pub use request::{FetchOutcome, OwnedRequest};
 pub use runtime::{PolicyRuntime, RuntimeOptions, RuntimeStats};
 pub use services::{Clock, ManualClock, SharedKeys, generate_key, load_keys};
 pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity, Upstream};

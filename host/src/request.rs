@@ -42,6 +42,15 @@ pub struct OwnedRequest {
     pub trusted_user: Option<String>,
     /// The JWK Set a `RefreshKeys` decision named was fetched again.
     pub keys_refreshed: bool,
+    /// The answer to a `Fetch` decision.
+    pub fetched: Option<FetchOutcome>,
+}
+
+/// What the host got for a `Fetch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    Response { status: u16, body: Bytes },
+    Failed(String),
 }
 
 impl OwnedRequest {
@@ -117,6 +126,7 @@ impl OwnedRequest {
             peer: peer.map(|p| p.to_string()),
             trusted_user: None,
             keys_refreshed: false,
+            fetched: None,
         }
     }
 

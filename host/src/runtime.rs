@@ -52,6 +52,8 @@ pub struct RuntimeOptions {
     pub store: StateStore,
     /// The host's signing keys (shared likewise; swapped when re-read).
     pub keys: SharedKeys,
+    /// The client for the policy's outbound calls (introspection).
+    pub outbound: crate::services::Outbound,
 }
 
 impl Default for RuntimeOptions {
@@ -64,6 +66,7 @@ impl Default for RuntimeOptions {
             max_idle: 64,
             store: StateStore::default(),
             keys: SharedKeys::default(),
+            outbound: crate::services::Outbound::default(),
         }
     }
 }
@@ -116,6 +119,8 @@ pub struct PolicyRuntime {
     token_paths: Vec<String>,
     /// External issuers' JWK Sets the host is to keep (URL, refresh s).
     jwks_urls: Vec<(String, u32)>,
+    /// The introspection endpoints a `Fetch` may name (without a query).
+    fetch_endpoints: Vec<String>,
     idle: Mutex<Vec<Instance>>,
     created: AtomicU64,
     failed: AtomicU64,
@@ -163,6 +168,7 @@ impl PolicyRuntime {
             routes: Vec::new(),
             token_paths: Vec::new(),
             jwks_urls: Vec::new(),
+            fetch_endpoints: Vec::new(),
             idle: Mutex::new(Vec::new()),
             created: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -203,6 +209,10 @@ impl PolicyRuntime {
         runtime.jwks_urls = decisions
             .call_jwks_urls(&mut first.store, first.policy)
             .map_err(|e| classify("jwks-urls", ms, e, None).explained(&runtime.options))?;
+        begin_call(&mut first.store, budget);
+        runtime.fetch_endpoints = decisions
+            .call_fetch_endpoints(&mut first.store, first.policy)
+            .map_err(|e| classify("fetch-endpoints", ms, e, None).explained(&runtime.options))?;
         runtime.routes = routes.into_iter().map(bindings::route_from_wit).collect();
         runtime
             .idle
@@ -243,6 +253,13 @@ impl PolicyRuntime {
     /// interval in seconds): what the host fetches, and nothing else.
     pub fn jwks_urls(&self) -> &[(String, u32)] {
         &self.jwks_urls
+    }
+
+    /// Whether a `Fetch` may go to `url`: one of the policy's endpoints,
+    /// with or without a query string.
+    pub fn may_fetch(&self, url: &str) -> bool {
+        let base = url.split('?').next().unwrap_or_default();
+        self.fetch_endpoints.iter().any(|e| e == base)
     }
 
     pub fn may_issue_tokens(&self, path: &str) -> bool {
@@ -455,6 +472,15 @@ fn wit_request(req: &OwnedRequest) -> wit::Request<'_> {
         peer: req.peer.as_deref(),
         trusted_user: req.trusted_user.as_deref(),
         keys_refreshed: req.keys_refreshed,
+        fetched: req.fetched.as_ref().map(|f| match f {
+            crate::request::FetchOutcome::Response { status, body } => {
+                wit::Fetched::Response(wit::FetchedResponse {
+                    status: *status,
+                    body,
+                })
+            }
+            crate::request::FetchOutcome::Failed(why) => wit::Fetched::Failed(why),
+        }),
     }
 }
 

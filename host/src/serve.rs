@@ -75,8 +75,9 @@ pub(crate) struct KeyArgs {
     /// reads it again (rotation).
     #[arg(long, value_name = "DIR")]
     keys: Option<PathBuf>,
-    /// The CA certificate(s) (PEM) that external issuers' `https://`
-    /// `jwks_url`s must chain to, instead of the system's roots.
+    /// The CA certificate(s) (PEM) that the policy's `https://` outbound
+    /// calls (external issuers' `jwks_url`s, introspection endpoints) must
+    /// chain to, instead of the system's roots.
     #[arg(long, value_name = "FILE")]
     outbound_ca: Option<PathBuf>,
 }
@@ -224,7 +225,8 @@ pub(crate) fn serve(
     options.memory_limit = usize::from(limits.memory_mib) << 20;
     options.store = store.open(&options.clock)?;
     tracing::info!(store = %options.store, "store");
-    options.keys = key_args.open()?.with_outbound(key_args.outbound()?);
+    options.outbound = key_args.outbound()?;
+    options.keys = key_args.open()?.with_outbound(options.outbound.clone());
     let keys = options.keys.clone();
     let component = match &guest {
         None => GuestComponent::shared()?,

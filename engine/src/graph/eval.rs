@@ -15,7 +15,7 @@ use super::{
 };
 use crate::external::Principal;
 use crate::kong::{self, Endpoint};
-use crate::model::{ConsumerId, Dialect, IssuerId, ScopeId};
+use crate::model::{ConsumerId, Dialect, INSTANCE, IssuerId, ScopeId};
 use crate::oauth;
 use crate::token::{self, Claims, Expect, TokenError};
 use crate::{Decision, Forward, Request, Services, Upstream};
@@ -83,6 +83,11 @@ pub(crate) enum Authenticated {
     Consumer(ConsumerId),
     /// Someone an external issuer's token names.
     External(IssuerId, Principal),
+    /// Someone an introspection server vouched for.
+    Introspected(u32, Principal),
+    /// Not decided by a token check alone: the reply (an introspection
+    /// error), or the fetch the decision needs first.
+    Stop(Decision),
 }
 
 /// Edits of the forwarded request beyond its headers.
@@ -192,6 +197,11 @@ impl DecisionGraph {
             Decision::RefreshKeys { url } => {
                 format!("fetch the JWK Set at `{url}` again, then decide again")
             }
+            Decision::Fetch(f) => format!(
+                "{} {} (introspection), then decide again",
+                f.method,
+                f.url.split('?').next().unwrap_or_default()
+            ),
         };
         steps.push(format!("decision: {outcome}"));
         let mut text = String::new();
@@ -442,6 +452,29 @@ impl DecisionGraph {
                             ctx.external = Some((principal, scope));
                             node = next;
                         }
+                        Ok(Authenticated::Introspected(id, principal)) => {
+                            trace.step(|| {
+                                format!(
+                                    "introspection `{}` vouched for `{}`",
+                                    self.introspections[id as usize].name, principal.name
+                                )
+                            });
+                            ctx.consumer = principal.consumer.map(|c| (c, scope));
+                            ctx.external = Some((principal, scope));
+                            node = next;
+                        }
+                        Ok(Authenticated::Stop(decision)) => {
+                            trace.step(|| match &decision {
+                                Decision::Fetch(f) => format!(
+                                    "introspect the token: {} {}",
+                                    f.method,
+                                    f.url.split('?').next().unwrap_or_default()
+                                ),
+                                Decision::Reply(r) => format!("introspection: {}", r.reason),
+                                _ => "introspection".into(),
+                            });
+                            return Outcome::Decided(decision);
+                        }
                         Err((presented, why)) => {
                             trace.step(|| format!("authentication failed: {why}"));
                             return Outcome::Unauthenticated { presented, why };
@@ -476,6 +509,40 @@ impl DecisionGraph {
         memo: Option<&mut VerifiedTokens>,
     ) -> Result<Authenticated, (bool, TokenError)> {
         let s = &self.scopes[scope as usize];
+        if let Some(id) = s.settings.introspect {
+            // A JWT of the scope's own issuer, or of an external one it
+            // lists, is verified as such; every other token is introspected.
+            let jwt = ctx
+                .req
+                .header(&s.settings.auth_header_name)
+                .and_then(bearer)
+                .is_some_and(|t| {
+                    crate::external::peek_issuer(t).is_some_and(|iss| iss == s.settings.issuer)
+                        || self.external_issuer(s, t).is_some()
+                });
+            if !jwt {
+                let i = &self.introspections[id as usize];
+                let by_name = |name: &str| {
+                    self.consumer_names
+                        .iter()
+                        .position(|n| &**n == name)
+                        .map(|c| c as ConsumerId)
+                        .filter(|&c| self.in_scope(c, INSTANCE) || self.in_scope(c, scope))
+                };
+                return Ok(
+                    match crate::introspect::authenticate(
+                        (i, id),
+                        ctx.req,
+                        &s.settings.auth_header_name,
+                        services,
+                        &by_name,
+                    ) {
+                        Ok(p) => Authenticated::Introspected(id, p),
+                        Err(d) => Authenticated::Stop(*d),
+                    },
+                );
+            }
+        }
         let mut values = ctx
             .req
             .headers

@@ -135,6 +135,8 @@ pub struct DecisionGraph {
     published: published::Published,
     /// External JWT issuers, by [`crate::model::IssuerId`].
     issuers: Vec<crate::model::ExternalIssuer>,
+    /// Introspection servers, by the number scopes' `introspect` give.
+    introspections: Vec<crate::model::Introspection>,
     /// Headers external issuers' claims are forwarded in: always removed
     /// from what a client sent.
     claim_headers: Vec<Box<str>>,
@@ -310,9 +312,12 @@ impl DecisionGraph {
             unmatched_entry,
             published: published::Published::of(&model.scopes),
             issuers: model.issuers.clone(),
+            introspections: model.introspections.clone(),
             claim_headers: {
                 let mut h: Vec<Box<str>> = Vec::new();
-                for (_, name) in model.issuers.iter().flat_map(|i| &i.claims_to_headers) {
+                let issued = model.issuers.iter().flat_map(|i| &i.claims_to_headers);
+                let introspected = model.introspections.iter().flat_map(|i| &i.payload_headers);
+                for (_, name) in issued.chain(introspected) {
                     if !h.iter().any(|k| **k == **name) {
                         h.push(name.as_str().into());
                     }
@@ -358,6 +363,19 @@ impl DecisionGraph {
             dialect: model.dialect,
             kong_consumers: model.consumers.iter().map(|c| c.kong.clone()).collect(),
         }
+    }
+
+    /// The introspection endpoints (the only URLs a `Fetch` may name, with
+    /// a query string of its own).
+    pub fn fetch_endpoints(&self) -> Vec<String> {
+        let mut urls: Vec<String> = Vec::new();
+        for i in &self.introspections {
+            let base = i.endpoint.split('?').next().unwrap_or_default().to_string();
+            if !urls.contains(&base) {
+                urls.push(base);
+            }
+        }
+        urls
     }
 
     /// External issuers' `jwks_url`s with their refresh intervals.

@@ -255,7 +255,7 @@ impl Checker<'_> {
     }
 
     /// `claims_to_headers { CLAIM HEADER … }`.
-    fn claims_to_headers(&mut self, item: &Item) -> Vec<(String, String)> {
+    pub(super) fn claims_to_headers(&mut self, item: &Item) -> Vec<(String, String)> {
         let Some(block) = &item.block else {
             let d = self.r.err(
                 item.span,

@@ -8,6 +8,7 @@
 //! an error so that one run reports every problem in the file.
 
 mod consumers;
+mod introspection;
 mod issuers;
 mod kong;
 mod types;
@@ -36,6 +37,7 @@ const SCOPE_SETTINGS: &[&str] = &[
     "signing_key",
     "signing_alg",
     "issuers",
+    "introspect",
 ];
 const INSTANCE_ONLY: &[&str] = &[
     "global_auth",
@@ -44,6 +46,7 @@ const INSTANCE_ONLY: &[&str] = &[
     "rule",
     "dialect",
     "jwt_issuer",
+    "introspection",
 ];
 const RULE_ONLY: &[&str] = &["match", "allow", "disable"];
 const CONSUMER_KEYS: &[&str] = &["client_id", "client_secret", "credential"];
@@ -77,6 +80,7 @@ pub fn check(
         consumers: Vec::new(),
         dialect: Dialect::Higress,
         issuer_names: Vec::new(),
+        introspection_names: Vec::new(),
     };
     let model = c.file(file);
     if c.errors.is_empty() {
@@ -98,6 +102,8 @@ struct Checker<'s> {
     dialect: Dialect,
     /// The `jwt_issuer` names, by [`IssuerId`] (for `issuers`).
     issuer_names: Vec<String>,
+    /// The `introspection` names (for `introspect`).
+    introspection_names: Vec<String>,
 }
 
 /// Tracks which keys a block has set, to report the second of a pair (a
@@ -255,9 +261,29 @@ impl<'s> Checker<'s> {
             }
         }
         self.issuer_names = issuers.iter().map(|i| i.name.clone()).collect();
+        let mut introspections: Vec<Introspection> = Vec::new();
+        for item in file.items.iter().filter(|i| i.key == "introspection") {
+            if self.dialect == Dialect::Kong {
+                let d = self
+                    .r
+                    .err(
+                        item.key_span,
+                        "`introspection` is not available in the Kong dialect",
+                    )
+                    .with_help(
+                        "it is Gravitee's `oauth2` policy: use it in Warden's default dialect",
+                    );
+                self.errors.push(d);
+                continue;
+            }
+            if let Some(i) = self.introspection(item, &introspections) {
+                introspections.push(i);
+            }
+        }
+        self.introspection_names = introspections.iter().map(|i| i.name.clone()).collect();
         for item in &file.items {
             match item.key.as_str() {
-                "consumer" | "dialect" | "jwt_issuer" => {}
+                "consumer" | "dialect" | "jwt_issuer" | "introspection" => {}
                 "route" => {
                     if let Some(route) = self.route(item, &routes) {
                         routes.add(route);
@@ -325,6 +351,7 @@ impl<'s> Checker<'s> {
             rules,
             routes: routes.list,
             issuers,
+            introspections,
         }
     }
 
@@ -458,6 +485,20 @@ impl<'s> Checker<'s> {
             }
             "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
             "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            "introspect" => {
+                let name = self.r.nonempty(key, v)?;
+                let Some(id) = self.introspection_names.iter().position(|n| n == name) else {
+                    let mut d = self
+                        .r
+                        .err(v.span, format!("unknown introspection `{name}`"));
+                    d = match closest(name, self.introspection_names.iter().map(String::as_str)) {
+                        Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                        None => d.with_help("declare it first: `introspection NAME { endpoint …; client_id …; client_secret … }`"),
+                    };
+                    return Err(d);
+                };
+                s.introspect = Some(id as u32);
+            }
             "issuers" => {
                 let mut ids = Vec::new();
                 for (name, span) in self.r.texts(key, v)? {

@@ -125,7 +125,9 @@ impl Checker<'_> {
             }
             (None, Some(at), None) => {
                 // A rule may authenticate only external issuers' tokens.
-                let external_only = settings.as_ref().is_some_and(|s| !s.issuers.is_empty());
+                let external_only = settings
+                    .as_ref()
+                    .is_some_and(|s| !s.issuers.is_empty() || s.introspect.is_some());
                 if own.ids.is_empty() && !external_only {
                     if first_consumer.is_none() {
                         let d = self

@@ -38,6 +38,41 @@ pub struct Model {
     pub routes: Vec<Route>,
     /// External JWT issuers (`jwt_issuer NAME { … }`), by [`IssuerId`].
     pub issuers: Vec<ExternalIssuer>,
+    /// Token introspection servers (`introspection NAME { … }`).
+    pub introspections: Vec<Introspection>,
+}
+
+/// `introspection NAME { … }`: an RFC 7662 endpoint that vouches for opaque
+/// tokens, with every option of Gravitee's generic OAuth2 resource and its
+/// `oauth2` policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    pub name: String,
+    /// The endpoint, `http(s)://…` (Gravitee: `authorizationServerUrl` +
+    /// `introspectionEndpoint`).
+    pub endpoint: String,
+    /// `GET` (Gravitee's default) or `POST`.
+    pub method: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Client authentication header (`None`: `client_auth none`), and its
+    /// scheme (`Basic`).
+    pub client_auth: Option<(String, String)>,
+    /// How the token is sent: query parameter, header, form field (POST).
+    pub token_query: Option<String>,
+    pub token_header: Option<String>,
+    pub token_form: Option<String>,
+    /// The claim naming the user (`sub`).
+    pub user_claim: String,
+    pub scope_separator: String,
+    pub required_scopes: Vec<String>,
+    /// All required scopes (strict, Gravitee's default) or any one.
+    pub strict: bool,
+    /// (claim, lower-case header): claims forwarded upstream.
+    pub payload_headers: Vec<(String, String)>,
+    /// Longest a positive answer is kept (seconds; 0: not cached).
+    pub cache_ttl: u64,
+    pub span: Span,
 }
 
 /// Index of an external issuer in [`Model::issuers`].
@@ -240,6 +275,8 @@ pub struct Settings {
     pub signing_alg: crate::keys::Alg,
     /// External issuers whose tokens this scope accepts too (`issuers`).
     pub issuers: Vec<IssuerId>,
+    /// The introspection server opaque tokens are checked with (`introspect`).
+    pub introspect: Option<u32>,
     pub dialect: Dialect,
     pub kong: KongSettings,
 }
@@ -275,6 +312,7 @@ impl Default for Settings {
             signing_key: None,
             signing_alg: crate::keys::Alg::HS256,
             issuers: Vec::new(),
+            introspect: None,
             dialect: Dialect::Higress,
             kong: KongSettings::default(),
         }

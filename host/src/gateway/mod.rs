@@ -27,6 +27,7 @@
 //! it; the previous policy's instances go when its last request does.
 
 mod body;
+mod fetch;
 mod filter;
 mod reply;
 pub mod upstream;
@@ -94,6 +95,8 @@ pub struct Gateway {
     /// Where a trusted proxy names the end user it authenticated
     /// (`--user-header`): read from those peers only, removed from all.
     user_header: Option<HeaderName>,
+    /// The policy's outbound calls in flight (introspection).
+    fetches: std::sync::Arc<fetch::Fetches>,
 }
 
 /// Worker threads of `warden serve` by default: one per CPU the process may
@@ -113,6 +116,7 @@ impl Gateway {
             token_slots: Semaphore::new(2 * default_workers()),
             trusted_proxies: TrustedProxies::default(),
             user_header: None,
+            fetches: fetch::shared(),
         }
     }
 
@@ -371,6 +375,24 @@ impl Gateway {
             }
             other => (context, other),
         };
+        // The decision needs an outbound answer (token introspection): made
+        // while this request waits — no worker waits — then decided again.
+        let (context, decision) = match decision {
+            Ok(Decision::Fetch(call)) => {
+                let mut context = context;
+                context.fetched = Some(if policy.may_fetch(&call.url) {
+                    let client = policy.options().outbound.clone();
+                    self.fetches.fetch(&client, call).await
+                } else {
+                    tracing::error!(url = %call.url.split('?').next().unwrap_or_default(), "the policy asked for a call to an endpoint it does not declare");
+                    crate::request::FetchOutcome::Failed(
+                        "endpoint not declared by the policy".into(),
+                    )
+                });
+                self.decide(&policy, context).await
+            }
+            other => (context, other),
+        };
         let (context, decision, body) = match decision {
             Ok(Decision::NeedBody { max_bytes }) => {
                 let max_bytes = max_bytes.min(MAX_DECISION_BODY);
@@ -413,6 +435,10 @@ impl Gateway {
             }
             Ok(Decision::RefreshKeys { url }) => {
                 tracing::error!(method = %context.method, path = %context.path, %url, "the policy asked for a key set again after it was fetched");
+                reply::unavailable()
+            }
+            Ok(Decision::Fetch(_)) => {
+                tracing::error!(method = %context.method, path = %context.path, "the policy asked for another call after its answer");
                 reply::unavailable()
             }
             Err(e) => {

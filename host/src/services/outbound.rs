@@ -1,5 +1,6 @@
-//! Outbound HTTP for the policy's own needs (external issuers' JWK Sets):
-//! the host's, never the guest's, and only to URLs the policy names.
+//! Outbound HTTP for the policy's own needs (external issuers' JWK Sets,
+//! token introspection): the host's, never the guest's, and only to URLs
+//! the policy names.
 //!
 //! One request per call over a fresh connection (these are rare: a key set
 //! every few minutes), `http://` or `https://` — TLS by rustls with the
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -106,15 +107,50 @@ impl Outbound {
 
     /// `GET url`, bounded.
     pub async fn get(&self, url: &str) -> Result<Fetched, OutboundError> {
+        self.send("GET", url, &[], None).await
+    }
+
+    /// `method url` with `headers` and `body`, bounded.
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Fetched, OutboundError> {
         let target = Target::parse(url).ok_or_else(|| OutboundError::Url(url.into()))?;
         let origin = target.origin();
-        match tokio::time::timeout(self.timeout, self.exchange(&target)).await {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&target.path_and_query)
+            .header(hyper::header::HOST, target.authority())
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("warden/", env!("CARGO_PKG_VERSION")),
+            );
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            req = req.header(hyper::header::ACCEPT, "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+            .map_err(|e| OutboundError::Url(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, self.exchange(&target, req)).await {
             Ok(result) => result,
             Err(_) => Err(OutboundError::Timeout(origin, self.timeout)),
         }
     }
 
-    async fn exchange(&self, t: &Target) -> Result<Fetched, OutboundError> {
+    async fn exchange(
+        &self,
+        t: &Target,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Fetched, OutboundError> {
         let origin = t.origin();
         let addr = format!("{}:{}", t.host, t.port);
         let tcp = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&addr))
@@ -122,15 +158,6 @@ impl Outbound {
             .map_err(|_| OutboundError::Timeout(origin.clone(), self.connect_timeout))?
             .map_err(|e| OutboundError::Connect(origin.clone(), e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let req = Request::get(&t.path_and_query)
-            .header(hyper::header::HOST, t.authority())
-            .header(hyper::header::ACCEPT, "application/json")
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("warden/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| OutboundError::Url(e.to_string()))?;
         if t.tls {
             let host = t
                 .host
@@ -142,16 +169,16 @@ impl Outbound {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| OutboundError::Tls(origin.clone(), e.to_string()))?;
-            self.send(TokioIo::new(tls), req, &origin).await
+            self.roundtrip(TokioIo::new(tls), req, &origin).await
         } else {
-            self.send(TokioIo::new(tcp), req, &origin).await
+            self.roundtrip(TokioIo::new(tcp), req, &origin).await
         }
     }
 
-    async fn send<IO>(
+    async fn roundtrip<IO>(
         &self,
         io: IO,
-        req: Request<Empty<Bytes>>,
+        req: Request<Full<Bytes>>,
         origin: &str,
     ) -> Result<Fetched, OutboundError>
     where

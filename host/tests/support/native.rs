@@ -23,5 +23,14 @@ pub fn engine_request<'a>(
         peer: req.peer.as_deref(),
         trusted_user: req.trusted_user.as_deref(),
         keys_refreshed: req.keys_refreshed,
+        fetched: req.fetched.as_ref().map(|f| match f {
+            warden_host::FetchOutcome::Response { status, body } => {
+                warden_engine::Fetched::Response {
+                    status: *status,
+                    body,
+                }
+            }
+            warden_host::FetchOutcome::Failed(why) => warden_engine::Fetched::Failed(why),
+        }),
     }
 }
