@@ -7,6 +7,8 @@
 
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/redis.rs"]
+mod redis_server;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -55,21 +57,109 @@ fn generate(alg: &str, dir: &Path) -> String {
 
 /// `policies/signing-keys.policy` with `signing_alg alg`, served with `keys`.
 fn serve(alg: &str, keys: &Path, dir: &Path) -> Server {
+    serve_with(alg, keys, dir, &[])
+}
+
+fn serve_with(alg: &str, keys: &Path, dir: &Path, extra: &[&str]) -> Server {
     let source = std::fs::read_to_string(support::policy("signing-keys.policy"))
         .unwrap()
         .replace("signing_alg ES256", &format!("signing_alg {alg}"));
     assert!(source.contains(&format!("signing_alg {alg}")));
     let file = dir.join("policy.policy");
     std::fs::write(&file, source).unwrap();
-    Server::launch(
-        &[
-            "--policy".as_ref(),
-            file.as_os_str(),
-            "--keys".as_ref(),
-            keys.as_os_str(),
-        ],
-        &[],
-    )
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--policy".as_ref(),
+        file.as_os_str(),
+        "--keys".as_ref(),
+        keys.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+    Server::launch(&args, &[])
+}
+
+/// POST `form` to `path` as `client` (HTTP Basic): status and body.
+fn post(server: &Server, path: &str, client: (&str, &str), form: &[(&str, &str)]) -> (u16, String) {
+    let resp = server
+        .client
+        .post(format!("{}{path}", server.base))
+        .basic_auth(client.0, Some(client.1))
+        .form(form)
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), resp.text().unwrap())
+}
+
+const C2: (&str, &str) = (
+    "87654321-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "hgfedcba-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+);
+
+#[test]
+fn revoked_tokens_are_refused_on_every_node_and_introspection_says_so() {
+    let dir = tmp("revocation");
+    let keys = dir.join("keys");
+    generate("ES256", &keys);
+    let store = redis_server::shared().url(7);
+    let a = serve_with("ES256", &keys, &dir, &["--store", &store]);
+    let b = serve_with("ES256", &keys, &dir, &["--store", &store]);
+    let t = token(&a);
+    assert_eq!((status(&a, &t), status(&b, &t)), (200, 200));
+
+    let (code, body) = post(&a, "/a/oauth2/introspect", C1, &[("token", &t)]);
+    assert_eq!(code, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (doc["active"].clone(), doc["sub"].clone()),
+        (Value::Bool(true), Value::from("consumer1"))
+    );
+    assert_eq!(doc["client_id"], C1.0);
+    // Wrong client secret: RFC 6749's invalid_client, 401 for Basic.
+    assert_eq!(
+        post(&a, "/a/oauth2/revoke", (C1.0, "wrong"), &[("token", &t)]).0,
+        401
+    );
+    // Another client may not revoke it (200, as RFC 7009 answers, and no effect).
+    assert_eq!(post(&a, "/a/oauth2/revoke", C2, &[("token", &t)]).0, 200);
+    assert_eq!(status(&a, &t), 200);
+    // Its own client revokes it on node A: node B refuses it within a second.
+    assert_eq!(
+        post(
+            &a,
+            "/a/oauth2/revoke",
+            C1,
+            &[("token", &t), ("token_type_hint", "access_token")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(status(&a, &t), 401);
+    let started = Instant::now();
+    while status(&b, &t) != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "node B still accepts the revoked token"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (_, body) = post(&b, "/a/oauth2/introspect", C1, &[("token", &t)]);
+    assert_eq!(body, r#"{"active":false}"#);
+    // Garbage is inactive; revoking it is a 200 that does nothing.
+    assert_eq!(
+        post(&b, "/a/oauth2/introspect", C1, &[("token", "junk")]).1,
+        r#"{"active":false}"#
+    );
+    assert_eq!(
+        post(&b, "/a/oauth2/revoke", C1, &[("token", "junk")]).0,
+        200
+    );
+    let fresh = token(&b);
+    assert_eq!(status(&a, &fresh), 200, "other tokens are untouched");
+    let get = b
+        .client
+        .get(format!("{}/a/oauth2/revoke", b.base))
+        .send()
+        .unwrap();
+    assert_eq!(get.status(), 405);
 }
 
 fn token(server: &Server) -> String {

@@ -37,6 +37,7 @@ mod kong;
 mod model;
 mod oauth;
 mod request;
+mod revocation;
 mod secret_hash;
 mod services;
 mod store;

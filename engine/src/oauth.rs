@@ -313,7 +313,7 @@ fn basic_used(req: &Request<'_>) -> bool {
 }
 
 /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`, if present.
-fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAuthError> {
+pub(crate) fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAuthError> {
     if !basic_used(req) {
         return Ok(None);
     }

@@ -390,10 +390,22 @@ fn issuer_blocks_are_checked_at_the_line() {
             "must be an http(s) URL",
         ),
         ("issuers [nope]", "unknown jwt_issuer `nope`"),
-        ("introspection a { method GET }", "introspection `a` needs an `endpoint`"),
-        ("introspection a { endpoint \"http://x/i\" }", "it needs `client_id` and `client_secret`"),
-        ("introspection a { endpoint \"http://x/i\"; client_auth_header none; token_form_field t }", "`token_form_field` needs `method POST`"),
-        ("introspection a { endpoint \"http://x/i\"; method PUT }", "`method` is GET or POST"),
+        (
+            "introspection a { method GET }",
+            "introspection `a` needs an `endpoint`",
+        ),
+        (
+            "introspection a { endpoint \"http://x/i\" }",
+            "it needs `client_id` and `client_secret`",
+        ),
+        (
+            "introspection a { endpoint \"http://x/i\"; client_auth_header none; token_form_field t }",
+            "`token_form_field` needs `method POST`",
+        ),
+        (
+            "introspection a { endpoint \"http://x/i\"; method PUT }",
+            "`method` is GET or POST",
+        ),
         ("introspect b", "unknown introspection `b`"),
     ];
     for (src, want) in bad {

@@ -480,15 +480,15 @@ fn the_compiled_component_is_cached_on_disk_and_recovers_from_corruption() {
 fn hashed_secrets_are_verified_by_the_host_off_the_call_budget() {
     const KEY: &str = "0123456789abcdef0123456789abcdef-signing";
     let phc = warden_engine::hash_argon2id(b"guest-secret", &[1; 16]).unwrap();
-    // argon2id at OWASP cost takes milliseconds natively: well over this
-    // budget, which the guest itself needs only microseconds of.
-    let budget = Duration::from_millis(1);
+    // argon2id at OWASP cost takes milliseconds natively: a third of that
+    // is the budget, which the guest itself needs only microseconds of (a
+    // third, not less: a loaded machine stretches the guest's own wall time
+    // too, and the wall-clock backstop is 4× the budget).
     let started = Instant::now();
     assert!(warden_engine::verify_secret_hash(&phc, b"guest-secret"));
-    assert!(
-        started.elapsed() > budget,
-        "the hash is slower than the budget"
-    );
+    let hash = started.elapsed();
+    let budget = (hash / 3).max(Duration::from_millis(1));
+    assert!(hash > budget, "the hash ({hash:?}) is slower than the budget");
 
     let source = format!(
         "global_auth true\nsigning_key \"{KEY}\"\nconsumer h {{ client_id h1; client_secret hash \"{phc}\" }}\n"

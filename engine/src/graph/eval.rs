@@ -149,6 +149,8 @@ enum Identify<'a> {
 enum Outcome {
     /// The path is the scope's token endpoint.
     TokenEndpoint(ScopeId),
+    /// The path is the scope's revocation or introspection endpoint.
+    Revocation(ScopeId, crate::revocation::Endpoint),
     /// The path is one of Kong's endpoints of a Kong-dialect scope.
     KongEndpoint(ScopeId, Endpoint),
     /// A Kong-dialect scope decided already (its 401, or a need for the body).
@@ -219,9 +221,10 @@ impl DecisionGraph {
         let (mut ctx, entry) = self.dispatch(req, &mut NoTrace);
         match self.walk(&mut ctx, entry, Identify::Known(consumer), &mut NoTrace) {
             Outcome::Forward if ctx.consumer.is_some() => Verdict::Allowed,
-            Outcome::Forward | Outcome::TokenEndpoint(_) | Outcome::KongEndpoint(..) => {
-                Verdict::Pass
-            }
+            Outcome::Forward
+            | Outcome::TokenEndpoint(_)
+            | Outcome::Revocation(..)
+            | Outcome::KongEndpoint(..) => Verdict::Pass,
             Outcome::Unauthenticated { .. } | Outcome::Decided(_) => Verdict::Unauthenticated,
             Outcome::Denied => Verdict::Denied,
         }
@@ -260,6 +263,9 @@ impl DecisionGraph {
         }
         match self.walk(&mut ctx, entry, Identify::Token { services, memo }, trace) {
             Outcome::TokenEndpoint(scope) => oauth::token_endpoint(self, &ctx, scope, services),
+            Outcome::Revocation(scope, which) => {
+                crate::revocation::endpoint(self, &ctx, scope, which, services)
+            }
             Outcome::KongEndpoint(scope, which) => {
                 kong::endpoint(self, &ctx, scope, which, services)
             }
@@ -371,6 +377,12 @@ impl DecisionGraph {
                     } else if serving && ctx.req.path.ends_with(path.as_str()) {
                         trace.step(|| format!("path ends with `{path}`: token endpoint"));
                         return Outcome::TokenEndpoint(scope);
+                    } else if serving
+                        && settings.revocation
+                        && let Some(which) = crate::revocation::Endpoint::of(ctx.req.path)
+                    {
+                        trace.step(|| format!("{which:?} endpoint (RFC 7009/7662)"));
+                        return Outcome::Revocation(scope, which);
                     }
                     node = next;
                 }
@@ -621,6 +633,14 @@ impl DecisionGraph {
             skew: s.settings.clock_skew_seconds,
         };
         let kong = s.settings.dialect == Dialect::Kong;
+        // Scopes whose tokens can be revoked remember each token's `jti`.
+        let keep_grant = kong || s.settings.revocation;
+        let revoked = |granted: &Option<Granted>| {
+            s.settings.revocation
+                && granted
+                    .as_ref()
+                    .is_some_and(|g| services.is_revoked(&g.jti))
+        };
         let verified = |consumer, aud: &str, granted| Verified {
             consumer,
             global: aud == "default",
@@ -640,10 +660,16 @@ impl DecisionGraph {
                     .check(aud, &expect(consumer))
                     .map_err(|e| (true, e))?;
                 let granted = granted.cloned();
+                if revoked(&granted) {
+                    return Err((true, TokenError::Revoked));
+                }
                 return Ok(verified(consumer, aud, granted));
             }
-            let (consumer, claims) = self.verify(s, token, &expect, services)?;
-            let granted = kong.then(|| Granted::of(&claims));
+            let (consumer, claims) = self.verify_token(s, token, &expect, services)?;
+            let granted = keep_grant.then(|| Granted::of(&claims));
+            if revoked(&granted) {
+                return Err((true, TokenError::Revoked));
+            }
             memo.insert(
                 scope,
                 token,
@@ -654,13 +680,16 @@ impl DecisionGraph {
             );
             return Ok(verified(consumer, &claims.aud, granted));
         }
-        let (consumer, claims) = self.verify(s, token, &expect, services)?;
-        let granted = kong.then(|| Granted::of(&claims));
+        let (consumer, claims) = self.verify_token(s, token, &expect, services)?;
+        let granted = keep_grant.then(|| Granted::of(&claims));
+        if revoked(&granted) {
+            return Err((true, TokenError::Revoked));
+        }
         Ok(verified(consumer, &claims.aud, granted))
     }
 
     /// Parse and verify `token` in scope `s`: its consumer and claims.
-    fn verify<'s>(
+    pub(crate) fn verify_token<'s>(
         &self,
         s: &CompiledScope,
         token: &str,

@@ -401,8 +401,17 @@ impl DecisionGraph {
         }
         let mut paths: Vec<String> = Vec::new();
         for s in &self.scopes {
-            if !paths.contains(&s.settings.auth_path) {
-                paths.push(s.settings.auth_path.clone());
+            let mut own = vec![s.settings.auth_path.clone()];
+            if s.settings.revocation {
+                own.extend([
+                    "/oauth2/revoke".to_string(),
+                    "/oauth2/introspect".to_string(),
+                ]);
+            }
+            for p in own {
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
             }
         }
         paths

@@ -38,6 +38,7 @@ const SCOPE_SETTINGS: &[&str] = &[
     "signing_alg",
     "issuers",
     "introspect",
+    "revocation",
 ];
 const INSTANCE_ONLY: &[&str] = &[
     "global_auth",
@@ -485,6 +486,7 @@ impl<'s> Checker<'s> {
             }
             "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
             "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            "revocation" => s.revocation = self.r.boolean(key, v)?,
             "introspect" => {
                 let name = self.r.nonempty(key, v)?;
                 let Some(id) = self.introspection_names.iter().position(|n| n == name) else {

@@ -277,6 +277,9 @@ pub struct Settings {
     pub issuers: Vec<IssuerId>,
     /// The introspection server opaque tokens are checked with (`introspect`).
     pub introspect: Option<u32>,
+    /// RFC 7009 revocation and RFC 7662 introspection endpoints for the
+    /// scope's own tokens, and revocation checked on every use (`revocation`).
+    pub revocation: bool,
     pub dialect: Dialect,
     pub kong: KongSettings,
 }
@@ -313,6 +316,7 @@ impl Default for Settings {
             signing_alg: crate::keys::Alg::HS256,
             issuers: Vec::new(),
             introspect: None,
+            revocation: false,
             dialect: Dialect::Higress,
             kong: KongSettings::default(),
         }
