@@ -113,7 +113,13 @@ fn build_guest(workspace: &Path, target_dir: &Path, features: Option<&str>) {
     cmd.stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .env_clear()
-        .envs(env::vars_os().filter(|(k, _)| keep_env(k)));
+        .envs(env::vars_os().filter(|(k, _)| keep_env(k)))
+        // The guest alone is built with whole-program optimisation: it keeps
+        // the component under its 1 MiB budget (1,070 KB without, 826 KB
+        // with, 2026-12-01) at the cost of a slower guest build, which the
+        // host's own release profile does not pay.
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
 
     let status = match cmd.status() {
         Ok(status) => status,

@@ -17,7 +17,11 @@
 //!   host's store for codes, refresh tokens and revocations;
 //! - `token`: JWT access tokens (RFC 9068, Higress-compatible HS256, or
 //!   signed by the host's keys);
-//! - `keys`: algorithms and the host's signing keys (`KeyRing`, natively).
+//! - `keys`: algorithms and the host's signing keys (`KeyRing`, natively);
+//! - `external`: tokens of external issuers (`jwt_issuer`);
+//! - `introspect`: opaque tokens, by RFC 7662 introspection (Gravitee);
+//! - `revocation`: RFC 7009 revocation and RFC 7662 introspection of the
+//!   scope's own tokens.
 //!
 //! The public surface is [`Policy`] and the types it speaks (listed below);
 //! the stages themselves are private, reachable for Warden's own tests and

@@ -263,6 +263,10 @@ fn check(decision: &Decision, body_given: bool) -> Option<Value> {
             assert!(!body_given, "NeedBody although the body was given");
             None
         }
+        // The Kong dialect has no external issuers or introspection.
+        Decision::RefreshKeys { .. } | Decision::Fetch(_) => {
+            panic!("a Kong-dialect policy asked for an outbound call: {decision:?}")
+        }
     }
 }
 

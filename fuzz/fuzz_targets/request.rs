@@ -66,6 +66,8 @@ fuzz_target!(|input: Input| {
         service: input.service.as_deref(),
         peer: input.peer.as_deref(),
         trusted_user: None,
+        keys_refreshed: false,
+        fetched: None,
     };
     let host = FixedServices::at(NOW.saturating_add_signed(input.now_offset as i64));
     // Decided on the head alone too, as the gateway first does.

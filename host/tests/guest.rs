@@ -488,7 +488,10 @@ fn hashed_secrets_are_verified_by_the_host_off_the_call_budget() {
     assert!(warden_engine::verify_secret_hash(&phc, b"guest-secret"));
     let hash = started.elapsed();
     let budget = (hash / 3).max(Duration::from_millis(1));
-    assert!(hash > budget, "the hash ({hash:?}) is slower than the budget");
+    assert!(
+        hash > budget,
+        "the hash ({hash:?}) is slower than the budget"
+    );
 
     let source = format!(
         "global_auth true\nsigning_key \"{KEY}\"\nconsumer h {{ client_id h1; client_secret hash \"{phc}\" }}\n"

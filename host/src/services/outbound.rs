@@ -44,7 +44,9 @@ pub struct Fetched {
 /// The outbound client: TLS settings and limits.
 #[derive(Clone)]
 pub struct Outbound {
-    tls: Arc<rustls::ClientConfig>,
+    /// `None`: the system's roots, read on the first TLS connection (not
+    /// when a client is made: that reads a few hundred certificates).
+    tls: Option<Arc<rustls::ClientConfig>>,
     connect_timeout: Duration,
     timeout: Duration,
     max_body: usize,
@@ -61,48 +63,58 @@ impl std::fmt::Debug for Outbound {
 
 impl Default for Outbound {
     fn default() -> Self {
-        Outbound::new(None).unwrap_or_else(|_| Outbound::with_roots(rustls::RootCertStore::empty()))
+        Outbound {
+            tls: None,
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            max_body: 256 * 1024,
+        }
     }
+}
+
+/// A client configuration trusting `roots`.
+fn config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+    Arc::new(tls)
+}
+
+/// The system's roots, read once per process.
+fn system_config() -> Arc<rustls::ClientConfig> {
+    static SYSTEM: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    Arc::clone(SYSTEM.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for cert in found.certs {
+            let _ = roots.add(cert);
+        }
+        config(roots)
+    }))
 }
 
 impl Outbound {
     /// With the system's roots, or only `ca` (PEM) when given.
     pub fn new(ca: Option<&[u8]>) -> Result<Outbound, String> {
+        let Some(pem) = ca else {
+            return Ok(Outbound::default());
+        };
         let mut roots = rustls::RootCertStore::empty();
-        match ca {
-            Some(pem) => {
-                for cert in rustls_pemfile_certs(pem)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("CA certificate: {e}"))?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                for cert in found.certs {
-                    let _ = roots.add(cert);
-                }
-            }
+        for cert in rustls_pemfile_certs(pem)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA certificate: {e}"))?;
         }
-        Ok(Outbound::with_roots(roots))
-    }
-
-    fn with_roots(roots: rustls::RootCertStore) -> Outbound {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            });
-        Outbound {
-            tls: Arc::new(tls),
-            connect_timeout: Duration::from_secs(2),
-            timeout: Duration::from_secs(5),
-            max_body: 256 * 1024,
-        }
+        Ok(Outbound {
+            tls: Some(config(roots)),
+            ..Outbound::default()
+        })
     }
 
     /// `GET url`, bounded.
@@ -165,7 +177,8 @@ impl Outbound {
                 .trim_end_matches(']')
                 .to_string();
             let name = ServerName::try_from(host).map_err(|e| OutboundError::Url(e.to_string()))?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+            let config = self.tls.clone().unwrap_or_else(system_config);
+            let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| OutboundError::Tls(origin.clone(), e.to_string()))?;
