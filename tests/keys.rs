@@ -291,6 +291,37 @@ fn a_new_key_signs_after_sighup_and_the_old_one_verifies_until_removed() {
 }
 
 #[test]
+fn private_jwks_made_by_pyjwt_sign_tokens_pyjwt_verifies() {
+    for alg in ["ES256", "RS256", "EdDSA"] {
+        let dir = tmp(&format!("jwk-{alg}"));
+        let keys = dir.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        let kid = format!("pyjwt-{}", alg.to_ascii_lowercase());
+        let out = std::process::Command::new(peers::python())
+            .arg(peers::script("idp.py"))
+            .args([
+                "private-jwk",
+                keys.join("made.jwk").to_str().unwrap(),
+                &kid,
+                alg,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let server = serve(alg, &keys, &dir);
+        let t = token(&server);
+        assert_eq!(kid_of(&t), kid, "the JWK's own kid");
+        let jwks = format!("{}/.well-known/jwks.json", server.base);
+        peers::verify_with_pyjwt(&jwks, &t, alg, ISSUER).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(status(&server, &t), 200);
+    }
+}
+
+#[test]
 fn metadata_names_the_endpoints_and_bad_keys_stop_the_start() {
     let dir = tmp("metadata");
     let keys = dir.join("keys");

@@ -109,7 +109,8 @@ pub fn token_reply(access_token: &str, expires_in: u64, reason: String) -> Reply
     json_reply(200, &body, reason)
 }
 
-fn json_reply(status: u16, body: &serde_json::Value, reason: String) -> Reply {
+/// A JSON reply that no cache keeps (RFC 6749 §5.1).
+pub(crate) fn json_reply(status: u16, body: &serde_json::Value, reason: String) -> Reply {
     Reply {
         status,
         headers: vec![

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use crate::graph::{Ctx, DecisionGraph};
 use crate::model::{ClientSecret, ScopeId};
-use crate::oauth::{MAX_PARAMS_LEN, OAuthError, basic_credentials};
+use crate::oauth::{MAX_PARAMS_LEN, OAuthError, basic_credentials, json_reply as json};
 use crate::token::Expect;
 use crate::{Decision, Reply, Services};
 
@@ -36,19 +36,6 @@ impl Endpoint {
         } else {
             None
         }
-    }
-}
-
-fn json(status: u16, body: &serde_json::Value, reason: String) -> Reply {
-    Reply {
-        status,
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("cache-control".into(), "no-store".into()),
-            ("pragma".into(), "no-cache".into()),
-        ],
-        body: body.to_string().into_bytes(),
-        reason,
     }
 }
 

@@ -69,7 +69,8 @@ impl AdminArgs {
 /// The host's own signing keys.
 #[derive(clap::Args, Clone)]
 pub(crate) struct KeyArgs {
-    /// A directory of private keys (`*.pem`; made by `warden keys generate`)
+    /// A directory of private keys (`*.pem`, made by `warden keys generate`,
+    /// or private JWKs, `*.jwk`)
     /// that sign the tokens of scopes with `signing_alg RS256|ES256|EdDSA`;
     /// their public halves are served at `/.well-known/jwks.json`. SIGHUP
     /// reads it again (rotation).

@@ -3,9 +3,12 @@
 //! which writes a new one there.
 //!
 //! Every `*.pem` file of the directory is one private key (PKCS#8, or
-//! PKCS#1 for RSA), its `kid` the file name without `.pem`; its type fixes
-//! its algorithm (RSA → RS256, P-256 → ES256, P-384 → ES384, Ed25519 →
-//! EdDSA). Of the keys of one algorithm the last in name order signs, the
+//! PKCS#1 for RSA), its `kid` the file name without `.pem`; every `*.jwk`
+//! file one private JWK (RFC 7517: `RSA` with `n e d p q`, `EC` P-256 with
+//! `d`, `OKP` Ed25519 with `d`), its `kid` the JWK's own or else the file
+//! name. A key's type fixes its algorithm (RSA → RS256, P-256 → ES256,
+//! P-384 → ES384, Ed25519 → EdDSA; a JWK's `alg`, when it has one, must
+//! agree). Of the keys of one algorithm the last in name order signs, the
 //! others verify: `warden keys generate` names keys by their creation time,
 //! so generating one rotates, and deleting the old file (after its tokens
 //! have expired) retires it. The directory is read at start and on every
@@ -76,7 +79,7 @@ pub fn load_dir(dir: &Path) -> Result<KeyRing, HostError> {
         let path = entry
             .map_err(|e| HostError::Config(format!("--keys {}: {e}", dir.display())))?
             .path();
-        if path.extension().is_some_and(|x| x == "pem") && path.is_file() {
+        if path.extension().is_some_and(|x| x == "pem" || x == "jwk") && path.is_file() {
             files.push(path);
         }
     }
@@ -87,10 +90,23 @@ pub fn load_dir(dir: &Path) -> Result<KeyRing, HostError> {
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        let pem = std::fs::read(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| HostError::Config(format!("key {}: {e}", path.display())))?;
-        let key = HostKey::from_pem(kid, &pem)
-            .map_err(|e| HostError::Config(format!("key {}: {e}", path.display())))?;
+        let bad = |e: String| HostError::Config(format!("key {}: {e}", path.display()));
+        let key = if path.extension().is_some_and(|x| x == "jwk") {
+            let (pem, own_kid, alg) = jwk_to_pem(&bytes).map_err(bad)?;
+            let key = HostKey::from_pem(own_kid.as_deref().unwrap_or(kid), pem.as_bytes())
+                .map_err(|e| bad(e.to_string()))?;
+            if alg.is_some_and(|a| a != key.alg()) {
+                return Err(bad(format!(
+                    "its `alg` is not {}, the algorithm of its key type",
+                    key.alg()
+                )));
+            }
+            key
+        } else {
+            HostKey::from_pem(kid, &bytes).map_err(|e| bad(e.to_string()))?
+        };
         keys.push(key);
     }
     KeyRing::new(keys).map_err(|e| HostError::Config(format!("--keys {}: {e}", dir.display())))
@@ -181,6 +197,70 @@ fn rsa_pkcs8() -> Result<Vec<u8>, HostError> {
     key.to_pkcs8_der()
         .map(|doc| doc.as_bytes().to_vec())
         .map_err(|e| HostError::Config(format!("could not encode the RSA key: {e}")))
+}
+
+/// A private JWK as PKCS#8 PEM, with its `kid` and `alg` when it has them.
+fn jwk_to_pem(bytes: &[u8]) -> Result<(String, Option<String>, Option<Alg>), String> {
+    use base64::Engine as _;
+    let jwk: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a JWK: {e}"))?;
+    let field = |f: &str| jwk.get(f).and_then(|v| v.as_str());
+    let bytes_of = |f: &str| -> Result<Vec<u8>, String> {
+        let text = field(f).ok_or_else(|| format!("no `{f}`: not a private key"))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| format!("`{f}` is not base64url"))
+    };
+    let kid = field("kid").map(str::to_string);
+    let alg = match field("alg") {
+        None => None,
+        Some(a) => Some(Alg::parse(a).ok_or_else(|| format!("unknown `alg` `{a}`"))?),
+    };
+    let der = match (field("kty"), field("crv")) {
+        (Some("OKP"), Some("Ed25519")) => {
+            let d = bytes_of("d")?;
+            if d.len() != 32 {
+                return Err("an Ed25519 `d` is 32 bytes".into());
+            }
+            let mut der = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
+            ];
+            der.extend_from_slice(&d);
+            der
+        }
+        (Some("EC"), Some("P-256")) => {
+            let d = bytes_of("d")?;
+            if d.len() != 32 {
+                return Err("a P-256 `d` is 32 bytes".into());
+            }
+            // PKCS#8 (RFC 5208) of a SEC1 ECPrivateKey (RFC 5915) on
+            // prime256v1, without the optional public key.
+            let mut der = vec![
+                0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+                0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27,
+                0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20,
+            ];
+            der.extend_from_slice(&d);
+            der
+        }
+        (Some("RSA"), _) => {
+            use rsa::pkcs8::EncodePrivateKey as _;
+            let big = |f: &str| bytes_of(f).map(|b| rsa::BigUint::from_bytes_be(&b));
+            let key = rsa::RsaPrivateKey::from_components(
+                big("n")?,
+                big("e")?,
+                big("d")?,
+                vec![big("p")?, big("q")?],
+            )
+            .map_err(|e| format!("not a valid RSA key: {e}"))?;
+            key.to_pkcs8_der()
+                .map(|doc| doc.as_bytes().to_vec())
+                .map_err(|e| format!("could not encode the RSA key: {e}"))?
+        }
+        _ => return Err("not an RSA, EC P-256 or OKP Ed25519 key".into()),
+    };
+    Ok((pem_wrap("PRIVATE KEY", &der), kid, alg))
 }
 
 fn pem_wrap(label: &str, der: &[u8]) -> String {
@@ -275,6 +355,60 @@ impl keys::Host for GuestState {
 mod tests {
     use super::*;
 
+    fn pem_der(pem: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    }
+
+    #[test]
+    fn rsa_and_p256_jwks_read_as_their_pem_twins() {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        // P-256: `d` is the 32 bytes after the SEC1 prefix of the PKCS#8 DER.
+        let es = warden_engine::fixtures::TEST_KEYS
+            .iter()
+            .find(|(k, _)| *k == "es256-a")
+            .unwrap()
+            .1;
+        let der = pem_der(es);
+        let at = der
+            .windows(5)
+            .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+            .unwrap()
+            + 5;
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "d": b64(&der[at..at + 32])});
+        let (pem, kid, alg) = jwk_to_pem(jwk.to_string().as_bytes()).unwrap();
+        assert_eq!((kid, alg), (None, None));
+        let a = HostKey::from_pem("a", pem.as_bytes()).unwrap();
+        let b = HostKey::from_pem("a", es.as_bytes()).unwrap();
+        assert_eq!(a.alg(), Alg::ES256);
+        assert_eq!(a.public_jwk(), b.public_jwk());
+        // RSA from its components.
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
+        let pem_text = warden_engine::fixtures::TEST_KEYS
+            .iter()
+            .find(|(k, _)| *k == "rs256-a")
+            .unwrap()
+            .1;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem_text).unwrap();
+        let jwk = serde_json::json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be()),
+            "d": b64(&key.d().to_bytes_be()), "p": b64(&key.primes()[0].to_bytes_be()), "q": b64(&key.primes()[1].to_bytes_be()),
+            "kid": "r", "alg": "RS256"});
+        let (pem, kid, alg) = jwk_to_pem(jwk.to_string().as_bytes()).unwrap();
+        assert_eq!((kid.as_deref(), alg), (Some("r"), Some(Alg::RS256)));
+        let a = HostKey::from_pem("r", pem.as_bytes()).unwrap();
+        assert_eq!(
+            a.public_jwk()["n"],
+            HostKey::from_pem("r", pem_text.as_bytes())
+                .unwrap()
+                .public_jwk()["n"]
+        );
+    }
+
     #[test]
     fn stamps_are_utc_and_sort_by_time() {
         assert_eq!(utc_stamp(0), "19700101T000000Z");
@@ -296,6 +430,37 @@ mod tests {
         assert_eq!(ring.signing_key(Alg::EdDSA), Some(ed.as_str()));
         let sig = ring.sign(&old, b"m").unwrap();
         assert_eq!(ring.verify(&old, Alg::ES256, b"m", &sig), SigCheck::Valid);
+        // Private JWKs: the Ed25519 and P-256 keys PyJWT's and jose's
+        // docs use the shape of (here made from the engine's test keys).
+        let ed = warden_engine::fixtures::TEST_KEYS
+            .iter()
+            .find(|(k, _)| *k == "eddsa-a")
+            .unwrap()
+            .1;
+        let seed = &pem_der(ed)[16..];
+        let b64 = |b: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+        };
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "d": b64(seed), "x": "-", "kid": "ed-jwk", "alg": "EdDSA"});
+        std::fs::write(dir.join("zz-ed.jwk"), jwk.to_string()).unwrap();
+        let ring = load_dir(&dir).unwrap();
+        let from_jwk = ring.keys().iter().find(|k| k.kid() == "ed-jwk").unwrap();
+        let from_pem = HostKey::from_pem("eddsa-a", ed.as_bytes()).unwrap();
+        assert_eq!(from_jwk.public_jwk()["x"], from_pem.public_jwk()["x"]);
+        let jwk =
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "d": b64(seed), "alg": "ES256"});
+        std::fs::write(dir.join("zz-ed.jwk"), jwk.to_string()).unwrap();
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("zz-ed.jwk") && err.contains("`alg`"), "{err}");
+        std::fs::write(
+            dir.join("zz-ed.jwk"),
+            r#"{"kty":"OKP","crv":"Ed25519","x":"AA"}"#,
+        )
+        .unwrap();
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("not a private key"), "{err}");
+        std::fs::remove_file(dir.join("zz-ed.jwk")).unwrap();
         std::fs::write(dir.join("broken.pem"), b"junk").unwrap();
         let err = load_dir(&dir).unwrap_err().to_string();
         assert!(err.contains("broken.pem"), "{err}");
