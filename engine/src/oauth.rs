@@ -109,6 +109,21 @@ pub fn token_reply(access_token: &str, expires_in: u64, reason: String) -> Reply
     json_reply(200, &body, reason)
 }
 
+/// Whether `presented` is the client secret `check` (constant time, or the
+/// host's hash check); a public client has none to present.
+pub(crate) fn secret_matches(
+    check: &ClientSecret,
+    presented: &str,
+    services: &dyn Services,
+) -> bool {
+    match check {
+        ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
+        ClientSecret::Hashed(hash) => services.verify_secret_hash(hash.phc(), presented.as_bytes()),
+        // Only the Kong dialect has public clients.
+        ClientSecret::Public => false,
+    }
+}
+
 /// A JSON reply that no cache keeps (RFC 6749 §5.1).
 pub(crate) fn json_reply(status: u16, body: &serde_json::Value, reason: String) -> Reply {
     Reply {
@@ -162,13 +177,7 @@ fn issue(
         .get(tr.client_id.as_str())
         .ok_or_else(|| invalid.clone())?;
     let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
-    let genuine = match &keys.check {
-        ClientSecret::Plain(secret) => secret.matches(presented.as_bytes()),
-        ClientSecret::Hashed(hash) => services.verify_secret_hash(hash.phc(), presented.as_bytes()),
-        // Only the Kong dialect has public clients.
-        ClientSecret::Public => false,
-    };
-    if !genuine {
+    if !secret_matches(&keys.check, presented, services) {
         return Err(invalid);
     }
     let mut jti = [0u8; 16];

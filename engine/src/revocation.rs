@@ -15,8 +15,10 @@
 use std::borrow::Cow;
 
 use crate::graph::{Ctx, DecisionGraph};
-use crate::model::{ClientSecret, ScopeId};
-use crate::oauth::{MAX_PARAMS_LEN, OAuthError, basic_credentials, json_reply as json};
+use crate::model::ScopeId;
+use crate::oauth::{
+    MAX_PARAMS_LEN, OAuthError, basic_credentials, json_reply as json, secret_matches,
+};
 use crate::token::Expect;
 use crate::{Decision, Reply, Services};
 
@@ -133,13 +135,9 @@ fn answer(
         .clients
         .get(client_id.as_str())
         .ok_or_else(|| Some(invalid.clone()))?;
-    let genuine = match (&keys.check, secret.as_deref()) {
-        (ClientSecret::Plain(k), Some(presented)) => k.matches(presented.as_bytes()),
-        (ClientSecret::Hashed(h), Some(presented)) => {
-            services.verify_secret_hash(h.phc(), presented.as_bytes())
-        }
-        _ => false,
-    };
+    let genuine = secret
+        .as_deref()
+        .is_some_and(|presented| secret_matches(&keys.check, presented, services));
     if !genuine {
         return Err(Some(invalid));
     }

@@ -5,7 +5,7 @@
 //! requests) make one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use sha2::{Digest, Sha256};
@@ -85,9 +85,4 @@ impl Fetches {
         }
         out
     }
-}
-
-/// One set of in-flight calls per gateway.
-pub(crate) fn shared() -> Arc<Fetches> {
-    Arc::default()
 }

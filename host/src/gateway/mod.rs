@@ -116,7 +116,7 @@ impl Gateway {
             token_slots: Semaphore::new(2 * default_workers()),
             trusted_proxies: TrustedProxies::default(),
             user_header: None,
-            fetches: fetch::shared(),
+            fetches: std::sync::Arc::default(),
         }
     }
 

@@ -58,16 +58,6 @@ impl JwksCache {
         lock(&self.entries).contains_key(url)
     }
 
-    /// The kids of `url`'s copy, for logs and tests.
-    pub fn kids(&self, url: &str) -> Vec<String> {
-        self.entry(url).map_or_else(Vec::new, |e| {
-            lock(&e.keys)
-                .iter()
-                .map(|k| k.kid.clone().unwrap_or_default())
-                .collect()
-        })
-    }
-
     /// Whether `signature` over `message` verifies under `alg` with the key
     /// of `url`'s set named `kid` (or the only one fitting).
     pub fn verify(
