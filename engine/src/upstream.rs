@@ -2,7 +2,8 @@
 //!
 //! A route's `upstream` (and `warden serve --upstream`) is parsed here, once,
 //! into an [`Upstream`]: the built-in echo upstream, or an HTTP server given
-//! by its authority and a base path. Everything a gateway could not use is
+//! by its authority and a base path — spoken to in HTTP/1.1 (`http://`) or
+//! in HTTP/2 with prior knowledge (`h2c://`, or `grpc://`: gRPC servers). Everything a gateway could not use is
 //! refused here, with a reason, so that a policy `warden check` accepts never
 //! names an upstream that `warden serve` cannot reach: credentials, a query
 //! or fragment, a port that is not a number, characters a URL path cannot
@@ -16,11 +17,15 @@ use std::str::FromStr;
 pub enum Upstream {
     /// The built-in echo upstream: answers with the request it received.
     Echo,
-    /// An HTTP server.
+    /// An HTTP/1.1 server.
     Http(HttpUpstream),
+    /// An HTTP/2 server without TLS, spoken to with prior knowledge
+    /// (RFC 9113 §3.3): a gRPC server. Requests and responses stream both
+    /// ways, trailers included.
+    H2c(HttpUpstream),
 }
 
-/// An HTTP upstream: `http://{authority}{base_path}`.
+/// An HTTP upstream: `{scheme}://{authority}{base_path}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HttpUpstream {
     /// `host`, `host:port`, `[v6]` or `[v6]:port`; the host in lower case.
@@ -34,7 +39,9 @@ pub struct HttpUpstream {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpstreamError {
-    #[error("expected `echo` or `http://host[:port][/base]`")]
+    #[error(
+        "expected `echo`, `http://host[:port][/base]` or `h2c://host[:port][/base]` (`grpc://` is the same)"
+    )]
     Shape,
     #[error("https upstreams are not supported yet; use http")]
     Https,
@@ -65,11 +72,18 @@ impl FromStr for Upstream {
         }
         let scheme_end = s.find("://").ok_or(UpstreamError::Shape)?;
         let rest = &s[scheme_end + 3..];
-        match &s[..scheme_end] {
-            scheme if scheme.eq_ignore_ascii_case("http") => {}
-            scheme if scheme.eq_ignore_ascii_case("https") => return Err(UpstreamError::Https),
+        let h2c = match &s[..scheme_end] {
+            scheme if scheme.eq_ignore_ascii_case("http") => false,
+            scheme if scheme.eq_ignore_ascii_case("h2c") || scheme.eq_ignore_ascii_case("grpc") => {
+                true
+            }
+            scheme
+                if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("grpcs") =>
+            {
+                return Err(UpstreamError::Https);
+            }
             _ => return Err(UpstreamError::Shape),
-        }
+        };
         if rest.contains('#') {
             return Err(UpstreamError::Fragment);
         }
@@ -80,10 +94,15 @@ impl FromStr for Upstream {
         if authority.contains('@') {
             return Err(UpstreamError::Credentials);
         }
-        Ok(Upstream::Http(HttpUpstream {
+        let http = HttpUpstream {
             authority: parse_authority(authority)?,
             base_path: parse_base_path(path)?,
-        }))
+        };
+        Ok(if h2c {
+            Upstream::H2c(http)
+        } else {
+            Upstream::Http(http)
+        })
     }
 }
 
@@ -161,6 +180,7 @@ impl fmt::Display for Upstream {
         match self {
             Upstream::Echo => f.write_str("echo"),
             Upstream::Http(http) => write!(f, "http://{}{}", http.authority, http.base_path),
+            Upstream::H2c(http) => write!(f, "h2c://{}{}", http.authority, http.base_path),
         }
     }
 }
@@ -186,6 +206,20 @@ mod tests {
             ("http://[::1]:8080/x", http("[::1]:8080", "/x")),
             ("http://[::1]", http("[::1]", "")),
             ("http://svc_a:80/%7Ev1", http("svc_a:80", "/%7Ev1")),
+            (
+                "h2c://127.0.0.1:50051",
+                Upstream::H2c(HttpUpstream {
+                    authority: "127.0.0.1:50051".into(),
+                    base_path: String::new(),
+                }),
+            ),
+            (
+                "GRPC://Grpc.Local:9/svc",
+                Upstream::H2c(HttpUpstream {
+                    authority: "grpc.local:9".into(),
+                    base_path: "/svc".into(),
+                }),
+            ),
         ] {
             assert_eq!(text.parse::<Upstream>(), Ok(want.clone()), "{text}");
             // Display is the canonical text, and parses back to itself.
@@ -202,6 +236,8 @@ mod tests {
             ("ftp://x", E::Shape),
             ("x y", E::Shape),
             ("https://x", E::Https),
+            ("grpcs://x", E::Https),
+            ("h2://x", E::Shape),
             ("http://u:p@x:80", E::Credentials),
             ("http://x:80/?a=1", E::Query),
             ("http://x/#top", E::Fragment),

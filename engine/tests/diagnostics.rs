@@ -167,7 +167,7 @@ fn bad_values() {
     assert_eq!(
         (msg.as_str(), caret.as_str()),
         (
-            "invalid upstream `ftp://x`: expected `echo` or `http://host[:port][/base]`",
+            "invalid upstream `ftp://x`: expected `echo`, `http://host[:port][/base]` or `h2c://host[:port][/base]` (`grpc://` is the same)",
             "ftp://x"
         )
     );

@@ -404,6 +404,47 @@ fn keep_token_false_removes_the_credential() {
 }
 
 #[test]
+fn token_query_param_reads_a_token_where_no_header_is_and_can_hide_it() {
+    let src = |keep: bool| {
+        format!(
+            "global_auth true\ntoken_query_param access_token\nkeep_token {keep}\n\
+             consumer c {{ client_id id; client_secret s3cret }}\n"
+        )
+    };
+    let gw = Harness::compile(&src(false));
+    let t = gw.token("h", "/oauth2/token", ("id", "s3cret"));
+    // The token in the query: accepted, and removed from what goes upstream
+    // (the rest of the query kept, in order).
+    let d = gw.get("h", &format!("/ws?room=1&access_token={t}&x=%20"), None);
+    let f = d.forward().expect("query token accepted");
+    assert_eq!(f.consumer.as_deref(), Some("c"));
+    assert_eq!(f.query.as_deref(), Some("room=1&x=+"));
+    // Without a token anywhere, or with two: refused.
+    assert_eq!(status(&gw.get("h", "/ws?room=1", None)), 401);
+    let twice = format!("/ws?access_token={t}&access_token={t}");
+    assert_eq!(status(&gw.get("h", &twice, None)), 401);
+    assert_eq!(status(&gw.get("h", "/ws?access_token=", None)), 401);
+    assert_eq!(status(&gw.get("h", "/ws?access_token=forged", None)), 401);
+    // The header wins over the query; a header-borne token leaves the
+    // query as it was.
+    let d = gw.get("h", "/ws?access_token=forged", Some(&t));
+    assert_eq!(d.forward().unwrap().query.as_deref(), Some(""));
+    // keep_token true: the query goes upstream untouched.
+    let gw = Harness::compile(&src(true));
+    let t = gw.token("h", "/oauth2/token", ("id", "s3cret"));
+    let d = gw.get("h", &format!("/ws?access_token={t}"), None);
+    assert_eq!(d.forward().unwrap().query, None);
+    // Off by default (as Higress): a query token is no token.
+    let gw =
+        Harness::compile("global_auth true\nconsumer c { client_id id; client_secret s3cret }\n");
+    let t = gw.token("h", "/oauth2/token", ("id", "s3cret"));
+    assert_eq!(
+        status(&gw.get("h", &format!("/ws?access_token={t}"), None)),
+        401
+    );
+}
+
+#[test]
 fn custom_header_names_and_settings() {
     let src = r#"
         global_auth true

@@ -286,6 +286,10 @@ fn upstream_to_wit(upstream: warden_engine::Upstream) -> wit::Upstream {
             authority: h.authority,
             base_path: h.base_path,
         }),
+        warden_engine::Upstream::H2c(h) => wit::Upstream::H2c(wit::HttpUpstream {
+            authority: h.authority,
+            base_path: h.base_path,
+        }),
     }
 }
 

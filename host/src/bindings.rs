@@ -68,6 +68,10 @@ fn upstream_from_wit(upstream: wit::Upstream) -> Upstream {
             authority: h.authority,
             base_path: h.base_path,
         }),
+        wit::Upstream::H2c(h) => Upstream::H2c(HttpUpstream {
+            authority: h.authority,
+            base_path: h.base_path,
+        }),
     }
 }
 

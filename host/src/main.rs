@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         watch_ms: u64,
         /// Run this guest component instead of the embedded one (any build
-        /// exporting warden:policy@0.5.0; for testing hosts and guests).
+        /// exporting warden:policy@0.6.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
         /// Address to listen on (plain HTTP/1.1).
@@ -164,8 +164,9 @@ enum ImportFrom {
     },
 }
 
-/// HTTPS beside the plain listener, and what trusted proxies may say
-/// (`X-Forwarded-Proto`, the user they signed in).
+/// HTTPS beside the plain listener, what trusted proxies may say
+/// (`X-Forwarded-Proto`, the user they signed in), and how long a
+/// WebSocket may stay open.
 #[derive(clap::Args)]
 struct TlsArgs {
     /// Also serve HTTPS here (HTTP/1.1 and h2 by ALPN); needs --tls-cert and --tls-key.
@@ -187,6 +188,13 @@ struct TlsArgs {
     /// is removed from every request, and ignored from any other peer.
     #[arg(long, value_name = "NAME", requires = "trusted_proxies")]
     user_header: Option<hyper::header::HeaderName>,
+    /// A WebSocket the policy let through is closed when no byte has moved
+    /// either way for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    websocket_idle_secs: u64,
+    /// A WebSocket is closed this many seconds after it opened, whatever moves.
+    #[arg(long, value_name = "SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    websocket_max_secs: u64,
 }
 
 #[derive(clap::Args)]

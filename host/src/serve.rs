@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warden_host::admin::{self, AdminApi, Composer, Registry};
-use warden_host::gateway::Gateway;
+use warden_host::gateway::{Gateway, TunnelLimits};
 use warden_host::reload::{Reload, Reloader};
 use warden_host::services::{Outbound, RedisStore, SharedKeys, StateStore, StoreUrl, load_keys};
 use warden_host::tls::{self, TrustedProxies};
@@ -293,7 +293,11 @@ pub(crate) fn serve(
         let gateway = Arc::new(
             Gateway::new(runtime, upstream)
                 .with_trusted_proxies(trusted)
-                .with_user_header(tls.user_header.clone()),
+                .with_user_header(tls.user_header.clone())
+                .with_tunnel_limits(TunnelLimits {
+                    idle: Duration::from_secs(tls.websocket_idle_secs),
+                    total: Duration::from_secs(tls.websocket_max_secs),
+                }),
         );
         // One shutdown signal for every listener.
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -272,16 +272,32 @@ fn add_route<'a>(
     }
     let strip_path = map.boolean("strip_path", &label)?.unwrap_or(true)
         && paths.iter().flatten().any(|p| p != "/");
-    let protocols = map.texts("protocols", &label)?;
-    if let (Some(ps), Some(node)) = (&protocols, map.get("protocols")) {
+    // Kong's `grpc`/`grpcs` routes are Warden's `http`/`https` (a route
+    // takes HTTP/1.1 and h2 alike; the upstream decides how it is spoken to).
+    let mut protocols = map.texts("protocols", &label)?;
+    if let (Some(ps), Some(node)) = (&mut protocols, map.get("protocols")) {
         if ps.is_empty() {
             return Err(node.fault(format!("{label}: `protocols` must not be empty")));
         }
-        for (p, item) in ps.iter().zip(node.items("`protocols`")?) {
-            if p != "http" && p != "https" {
-                return Err(item.fault(format!("{label}: protocol `{p}` has no Warden equivalent")));
+        for (p, item) in ps.iter_mut().zip(node.items("`protocols`")?) {
+            match p.as_str() {
+                "http" | "https" => {}
+                "grpc" => *p = "http".into(),
+                "grpcs" => *p = "https".into(),
+                _ => {
+                    return Err(
+                        item.fault(format!("{label}: protocol `{p}` has no Warden equivalent"))
+                    );
+                }
             }
         }
+        let mut seen = Vec::new();
+        ps.retain(|p| {
+            !seen.contains(p) && {
+                seen.push(p.clone());
+                true
+            }
+        });
     }
     if hosts.as_ref().is_none_or(Vec::is_empty) && paths.as_ref().is_none_or(Vec::is_empty) {
         return Err(map.node.fault(format!(

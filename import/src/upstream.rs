@@ -1,14 +1,16 @@
 //! A Kong service's upstream as a Warden `upstream` URL.
 //!
 //! From `url`, or from `protocol` (default http), `host`, `port` (default
-//! 80) and `path`; giving both forms is refused as ambiguous. Only `http`
-//! upstreams have a Warden equivalent: `https` is refused as not supported
-//! yet, any other protocol (grpc, tcp, ws, …) as having no equivalent. The
-//! result always spells out the port: `http://host:port/path`.
+//! 80) and `path`; giving both forms is refused as ambiguous. `http`
+//! upstreams become `http://…`, `grpc` ones `h2c://…` (HTTP/2 without TLS,
+//! as Kong speaks to them); `https` and `grpcs` are refused as not supported
+//! yet, any other protocol (tcp, ws, …) as having no equivalent. The result
+//! always spells out the port: `http://host:port/path`.
 
 use crate::yaml::{Map, Res};
 
-/// `http://host:port/path` from `url` or `protocol`/`host`/`port`/`path`.
+/// `http://host:port/path` (or `h2c://…`) from `url` or
+/// `protocol`/`host`/`port`/`path`.
 pub(crate) fn upstream(map: &Map<'_>, what: &str) -> Res<String> {
     let (protocol, host, port, path, at) = if let Some(url) = map.get("url") {
         for key in ["protocol", "host", "port", "path"] {
@@ -37,11 +39,12 @@ pub(crate) fn upstream(map: &Map<'_>, what: &str) -> Res<String> {
         let at = map.get("protocol").unwrap_or_else(|| map.node.clone());
         (protocol, host, port, path, at)
     };
-    match protocol.to_ascii_lowercase().as_str() {
-        "http" => {}
-        "https" => {
+    let scheme = match protocol.to_ascii_lowercase().as_str() {
+        "http" => "http",
+        "grpc" => "h2c",
+        p @ ("https" | "grpcs") => {
             return Err(at.fault(format!(
-                "{what}: https upstreams are not supported yet (Warden forwards over http only)"
+                "{what}: {p} upstreams are not supported yet (Warden forwards without TLS only)"
             )));
         }
         other => {
@@ -49,7 +52,7 @@ pub(crate) fn upstream(map: &Map<'_>, what: &str) -> Res<String> {
                 "{what}: protocol `{other}` has no Warden equivalent"
             )));
         }
-    }
+    };
     let port = port.unwrap_or(80);
     if !(1..=65535).contains(&port) {
         return Err(map.key_fault("port", format!("{what}: port {port} is out of range")));
@@ -70,7 +73,7 @@ pub(crate) fn upstream(map: &Map<'_>, what: &str) -> Res<String> {
     if !path.is_empty() && !path.starts_with('/') {
         return Err(map.key_fault("path", format!("{what}: `path` must start with `/`")));
     }
-    let upstream = format!("http://{host}:{port}{path}");
+    let upstream = format!("{scheme}://{host}:{port}{path}");
     // What the policy compiler will accept, checked here, at the YAML line.
     upstream.parse::<warden_engine::Upstream>().map_err(|why| {
         at.fault(format!(

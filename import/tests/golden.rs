@@ -297,3 +297,20 @@ fn strip_path_follows_kong_and_its_default() {
             .contains("strip_path")
     );
 }
+
+#[test]
+fn grpc_services_are_h2c_upstreams_and_grpc_routes_http_ones() {
+    let kong = "_format_version: \"3.0\"\nservices:\n- name: grpc\n  url: grpc://localhost:15002\n  routes:\n  - name: route_grpc\n    paths: [/hello.HelloService/]\n    protocols: [grpc, grpcs, http]\n";
+    let policy = kong_to_policy(kong, "kong.yml").unwrap();
+    assert!(
+        policy.contains("upstream h2c://localhost:15002"),
+        "{policy}"
+    );
+    assert!(policy.contains("protocols [http, https]"), "{policy}");
+    let services = "_format_version: \"3.0\"\nservices:\n- name: g\n  protocol: grpc\n  host: 10.0.0.2\n  port: 9000\n  routes:\n  - name: r\n    paths: [/g]\n";
+    assert!(
+        kong_to_policy(services, "kong.yml")
+            .unwrap()
+            .contains("h2c://10.0.0.2:9000")
+    );
+}

@@ -145,10 +145,10 @@ fn cases() -> Vec<Case> {
             "https upstreams are not supported yet",
         ),
         case(
-            "grpc route",
-            on_route("    protocols:\n    - grpc\n    - grpcs\n"),
-            (12, 7),
-            "protocol `grpc` has no Warden equivalent",
+            "tcp route",
+            on_route("    protocols:\n    - grpc\n    - tcp\n"),
+            (13, 7),
+            "protocol `tcp` has no Warden equivalent",
         ),
         case(
             "unknown anonymous",
@@ -308,10 +308,10 @@ fn cases() -> Vec<Case> {
             "two oauth2 credentials have the client_id `c1`",
         ),
         case(
-            "grpc upstream (the spec's grpc service)",
-            "_format_version: \"3.0\"\nservices:\n- name: grpc\n  url: grpc://localhost:15002\n",
+            "grpcs upstream",
+            "_format_version: \"3.0\"\nservices:\n- name: grpc\n  url: grpcs://localhost:15003\n",
             (4, 8),
-            "protocol `grpc` has no Warden equivalent",
+            "grpcs upstreams are not supported yet",
         ),
         case(
             "plaintext hash_secret with _transform false",

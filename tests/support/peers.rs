@@ -10,7 +10,12 @@ use std::process::Command;
 use std::sync::Mutex;
 
 /// Python packages the suites use, pinned.
-pub const PYTHON_PACKAGES: &[&str] = &["PyJWT[crypto]==2.15.1", "Authlib==1.9.10"];
+pub const PYTHON_PACKAGES: &[&str] = &[
+    "PyJWT[crypto]==2.15.1",
+    "Authlib==1.9.10",
+    "grpcio==1.85.3",
+    "websockets==17.4",
+];
 /// Node packages the suites use, pinned.
 pub const NODE_PACKAGES: &[&str] = &["jose@6.2.17"];
 
@@ -146,4 +151,57 @@ fn verdict(out: std::process::Output) -> Result<serde_json::Value, String> {
     } else {
         Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
     }
+}
+
+/// A server made by others (a script beside this file, run in the venv)
+/// that prints its port on its first line; killed on drop.
+pub struct PeerServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl PeerServer {
+    /// `python SCRIPT server`, once it has printed its port.
+    pub fn start(script_name: &str) -> PeerServer {
+        use std::io::BufRead;
+        let mut child = Command::new(python())
+            .arg(script(script_name))
+            .arg("server")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{script_name}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{script_name} server printed {line:?}, not its port"));
+        PeerServer { child, port }
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `python SCRIPT ARGS…`: the one JSON line it printed.
+pub fn peer_json(script_name: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(script(script_name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script_name} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }

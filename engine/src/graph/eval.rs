@@ -560,13 +560,20 @@ impl DecisionGraph {
             .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(&s.settings.auth_header_name));
-        let Some((_, value)) = values.next() else {
-            return Err((false, TokenError::Missing));
+        let query_token;
+        let token = match values.next() {
+            Some(_) if values.next().is_some() => return Err((true, TokenError::Ambiguous)),
+            Some((_, value)) => bearer(value).ok_or((true, TokenError::NotBearer))?,
+            // No header: the query parameter, where the scope names one
+            // (a browser's WebSocket cannot set headers).
+            None => match s.settings.token_query_param.as_deref() {
+                None => return Err((false, TokenError::Missing)),
+                Some(param) => {
+                    query_token = query_token_of(ctx.req.query, param)?;
+                    query_token.as_str()
+                }
+            },
         };
-        if values.next().is_some() {
-            return Err((true, TokenError::Ambiguous));
-        }
-        let token = bearer(value).ok_or((true, TokenError::NotBearer))?;
         if let Some(found) = self.external_issuer(s, token) {
             let now = (
                 services.now(),
@@ -727,6 +734,7 @@ impl DecisionGraph {
         }
         let mut set = Vec::new();
         let mut consumer = None;
+        let mut query = ctx.edits.query;
         if let Some((p, scope)) = ctx.external {
             // An external issuer's token: the consumer it names (a policy
             // consumer, or a name the issuer vouches for), its claims.
@@ -735,13 +743,10 @@ impl DecisionGraph {
             }
             consumer = Some(p.name);
             set.extend(p.headers);
-            if !self.scopes[scope as usize].settings.keep_token {
-                remove.push(
-                    self.scopes[scope as usize]
-                        .settings
-                        .auth_header_name
-                        .clone(),
-                );
+            let settings = &self.scopes[scope as usize].settings;
+            if !settings.keep_token {
+                remove.push(settings.auth_header_name.clone());
+                query = query.or_else(|| without_query_token(ctx.req.query, settings));
             }
         } else if let Some((id, scope)) = ctx.consumer {
             let name = String::from(&*self.consumer_names[id as usize]);
@@ -754,6 +759,7 @@ impl DecisionGraph {
                 kong::access::consumer_headers(self, id, ctx.granted.as_ref(), &mut set);
             } else if !settings.keep_token {
                 remove.push(settings.auth_header_name.clone());
+                query = query.or_else(|| without_query_token(ctx.req.query, settings));
             }
         }
         if let Some(h) = ctx.edits.remove_header {
@@ -765,9 +771,36 @@ impl DecisionGraph {
             consumer,
             route: ctx.route.map(str::to_string),
             upstream: ctx.upstream.cloned(),
-            query: ctx.edits.query,
+            query,
             body: ctx.edits.body,
             path: ctx.strip.map(|len| stripped(ctx.req.path, len)),
         }
     }
+}
+
+/// The token in query parameter `param` (`token_query_param`): the one
+/// value, percent-decoded; two are ambiguous, as two headers are.
+fn query_token_of(query: &str, param: &str) -> Result<String, (bool, TokenError)> {
+    let mut values = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == param);
+    match (values.next(), values.next()) {
+        (None, _) => Err((false, TokenError::Missing)),
+        (Some(_), Some(_)) => Err((true, TokenError::Ambiguous)),
+        (Some((_, v)), None) if v.is_empty() => Err((true, TokenError::NotBearer)),
+        (Some((_, v)), None) => Ok(v.into_owned()),
+    }
+}
+
+/// The query without the scope's `token_query_param` (`keep_token false`):
+/// `None` when it holds none, so an untouched query stays byte for byte.
+fn without_query_token(query: &str, settings: &crate::model::Settings) -> Option<String> {
+    let param = settings.token_query_param.as_deref()?;
+    let pairs = || form_urlencoded::parse(query.as_bytes());
+    if !pairs().any(|(k, _)| k == param) {
+        return None;
+    }
+    Some(
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs().filter(|(k, _)| k != param))
+            .finish(),
+    )
 }

@@ -66,6 +66,7 @@ pub(super) fn other_dialect(key: &str, dialect: Dialect) -> Option<String> {
     };
     Some(match kong {
         "token_ttl" => "Kong's name for it is `token_expiration`".into(),
+        "token_query_param" => "Kong reads the token from the `access_token` query (or body) parameter always".into(),
         "keep_token" => "Kong's name for it is `hide_credentials` (inverted: `keep_token false` is `hide_credentials true`)".into(),
         "auth_path" => "Kong's endpoints are any path ending in `/oauth2/token` and `/oauth2/authorize`".into(),
         "consumer_header" => "Kong names the consumer upstream with `X-Consumer-ID`, `X-Consumer-Username` and `X-Consumer-Custom-ID`".into(),

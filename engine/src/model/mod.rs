@@ -34,6 +34,7 @@ const SCOPE_SETTINGS: &[&str] = &[
     "token_ttl",
     "clock_skew_seconds",
     "keep_token",
+    "token_query_param",
     "signing_key",
     "signing_alg",
     "issuers",
@@ -486,6 +487,21 @@ impl<'s> Checker<'s> {
             }
             "clock_skew_seconds" => s.clock_skew_seconds = self.r.duration(key, v)?,
             "keep_token" => s.keep_token = self.r.boolean(key, v)?,
+            "token_query_param" => {
+                let name = self.r.nonempty(key, v)?;
+                if !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                {
+                    return Err(self.r.err(
+                        v.span,
+                        format!(
+                            "`token_query_param` must be a plain parameter name, found `{name}`"
+                        ),
+                    ));
+                }
+                s.token_query_param = Some(name.to_string());
+            }
             "revocation" => s.revocation = self.r.boolean(key, v)?,
             "introspect" => {
                 let name = self.r.nonempty(key, v)?;

@@ -267,6 +267,10 @@ pub struct Settings {
     pub clock_skew_seconds: u64,
     /// Forward the credential (Kong: `hide_credentials false`).
     pub keep_token: bool,
+    /// A query parameter that may carry the token when the header is
+    /// absent (`token_query_param`; off by default, as in Higress). Kong's
+    /// dialect reads `access_token` there always.
+    pub token_query_param: Option<String>,
     /// Signs (and verifies) this scope's tokens instead of each client's
     /// secret. Required where a secret is stored hashed.
     pub signing_key: Option<Secret>,
@@ -312,6 +316,7 @@ impl Default for Settings {
             token_ttl: 7200,
             clock_skew_seconds: 60,
             keep_token: true,
+            token_query_param: None,
             signing_key: None,
             signing_alg: crate::keys::Alg::HS256,
             issuers: Vec::new(),

@@ -4,7 +4,9 @@
 //! It refuses heads that would let the policy and the upstream disagree on
 //! what the request is (two `Host` headers), removes hop-by-hop headers (a
 //! client's `Connection: x-mse-consumer` must not remove what the policy
-//! sets), and makes an absolute-form target and `Host` agree.
+//! sets), and makes an absolute-form target and `Host` agree. What the
+//! removed headers asked for that Warden does carry out is kept in [`Hop`]:
+//! a WebSocket upgrade, and `TE: trailers` (gRPC's, RFC 9113 §8.2.2).
 
 use hyper::StatusCode;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -12,16 +14,34 @@ use hyper::http::request::Parts;
 
 use super::reply::{Response, plain};
 
-/// Filter the head in place; the answer for a head refused here, if it is.
-pub(super) fn request_filter(parts: &mut Parts) -> Option<Response> {
+/// What the hop-by-hop headers of a request asked for, that the gateway
+/// carries to the upstream itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Hop {
+    /// `Connection: upgrade` + `Upgrade: websocket` on an HTTP/1.1 `GET`.
+    pub(super) websocket: bool,
+    /// `TE: trailers`: the client takes trailers (gRPC clients send it).
+    pub(super) te_trailers: bool,
+}
+
+/// Filter the head in place: what its hop-by-hop headers asked for, or the
+/// answer for a head refused here.
+pub(super) fn request_filter(parts: &mut Parts) -> Result<Hop, Box<Response>> {
     // Two Host headers would let the policy and the upstream disagree on
     // the host (RFC 9112 §3.2: a server must answer 400).
     if parts.headers.get_all(header::HOST).iter().count() > 1 {
-        return Some(plain(
+        return Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
             "more than one Host header\n",
-        ));
+        )));
     }
+    let hop = Hop {
+        websocket: parts.method == hyper::Method::GET
+            && parts.version == hyper::Version::HTTP_11
+            && has_token(&parts.headers, header::CONNECTION, "upgrade")
+            && has_token(&parts.headers, header::UPGRADE, "websocket"),
+        te_trailers: has_token(&parts.headers, header::TE, "trailers"),
+    };
     // Hop-by-hop headers end here, before the policy decides and edits.
     strip_hop_by_hop(&mut parts.headers);
     // h2 may split `cookie` into several fields; an HTTP/1.1 upstream must
@@ -37,7 +57,17 @@ pub(super) fn request_filter(parts: &mut Parts) -> Option<Response> {
     {
         parts.headers.insert(header::HOST, value);
     }
-    None
+    Ok(hop)
+}
+
+/// Whether a comma-separated header lists `token` (any case).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// Join several `cookie` fields into one, with `"; "`.
@@ -97,6 +127,30 @@ mod tests {
         join_cookies(&mut h);
         assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
         assert_eq!(h[header::COOKIE], "a=1; b=2");
+    }
+
+    #[test]
+    fn websocket_upgrades_and_te_trailers_are_kept_as_flags() {
+        let head = |method: &str, headers: &[(&str, &str)]| {
+            let mut req = hyper::Request::builder().method(method).uri("/ws");
+            for (n, v) in headers {
+                req = req.header(*n, *v);
+            }
+            let (mut parts, ()) = req.body(()).unwrap().into_parts();
+            let hop = request_filter(&mut parts).ok().unwrap();
+            assert!(!parts.headers.contains_key(header::UPGRADE));
+            hop
+        };
+        let ws = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ];
+        assert!(head("GET", &ws).websocket);
+        assert!(!head("POST", &ws).websocket);
+        assert!(!head("GET", &[("upgrade", "websocket")]).websocket);
+        assert!(!head("GET", &[("connection", "upgrade"), ("upgrade", "h2c")]).websocket);
+        assert!(head("POST", &[("te", "trailers")]).te_trailers);
+        assert!(!head("POST", &[("te", "gzip")]).te_trailers);
     }
 
     #[test]

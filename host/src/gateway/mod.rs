@@ -1,8 +1,9 @@
 //! The HTTP gateway of `warden serve`, in phases (as pingora's `ProxyHttp`):
 //!
-//! 0. **connection**: HTTP/1.1 on the plain listener; on the TLS one
-//!    ([`Gateway::serve_tls`]), HTTP/1.1 or h2 as ALPN agrees. The scheme is
-//!    `https` there, else what a trusted proxy's `X-Forwarded-Proto` says;
+//! 0. **connection** ([`conn`]): HTTP/1.1 or h2 with prior knowledge (h2c)
+//!    on the plain listener; on the TLS one ([`Gateway::serve_tls`]),
+//!    HTTP/1.1 or h2 as ALPN agrees. The scheme is `https` there, else what
+//!    a trusted proxy's `X-Forwarded-Proto` says;
 //! 1. **request filter** ([`filter`]): on the head alone — two `Host`
 //!    headers refused, hop-by-hop headers removed, an absolute-form target
 //!    made to agree with `Host`;
@@ -14,7 +15,10 @@
 //!    ([`reply`]); a forward gets the decision's header edits and goes to
 //!    the decision's upstream (else the gateway's default), its body
 //!    streaming through unread;
-//! 4. **response**: the upstream's, hop-by-hop headers removed, streamed back;
+//! 4. **response**: the upstream's, hop-by-hop headers removed, streamed
+//!    back (trailers too); a WebSocket the upstream accepted is bridged
+//!    ([`tunnel`]); Warden's own answers to a gRPC call are put in gRPC's
+//!    terms ([`grpc`]);
 //! 5. **logging**: one line per decision.
 //!
 //! Fail closed: if the guest fails, the client gets a 503 and nothing is
@@ -27,9 +31,12 @@
 //! it; the previous policy's instances go when its last request does.
 
 mod body;
+mod conn;
 mod fetch;
 mod filter;
+mod grpc;
 mod reply;
+mod tunnel;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -43,9 +50,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::Request;
 use hyper::header::{HeaderMap, HeaderName};
-use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -54,6 +59,7 @@ use crate::request::OwnedRequest;
 use crate::runtime::PolicyRuntime;
 use crate::tls::TrustedProxies;
 pub use reply::Response;
+pub use tunnel::TunnelLimits;
 pub use upstream::Upstreams;
 use warden_engine::{Decision, Upstream};
 
@@ -63,24 +69,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// upstream, an upstream's response streaming back, or one of Warden's own.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
-/// How long a client may take to send its headers (or finish a TLS handshake).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// h2: how often an idle connection is pinged, and how long a ping may go
-/// unanswered before the connection is closed.
-const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
-/// h2: streams one connection may have open at once.
-const H2_MAX_STREAMS: u32 = 100;
 /// The most body a decision may ask to read, whatever the guest says.
 const MAX_DECISION_BODY: u32 = 1 << 20;
-
-/// The HTTP/1.1 connection settings of both listeners.
-fn http1_builder() -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder
-}
 
 /// The gateway: a policy, a default upstream and the HTTP client.
 #[derive(Debug)]
@@ -97,6 +87,8 @@ pub struct Gateway {
     user_header: Option<HeaderName>,
     /// The policy's outbound calls in flight (introspection).
     fetches: std::sync::Arc<fetch::Fetches>,
+    /// How long a WebSocket may stay open.
+    tunnel_limits: TunnelLimits,
 }
 
 /// Worker threads of `warden serve` by default: one per CPU the process may
@@ -117,7 +109,14 @@ impl Gateway {
             trusted_proxies: TrustedProxies::default(),
             user_header: None,
             fetches: std::sync::Arc::default(),
+            tunnel_limits: TunnelLimits::default(),
         }
+    }
+
+    /// Close WebSockets after these idle and total times.
+    pub fn with_tunnel_limits(mut self, limits: TunnelLimits) -> Self {
+        self.tunnel_limits = limits;
+        self
     }
 
     /// Take the end user from this header of a trusted proxy's requests
@@ -173,7 +172,7 @@ impl Gateway {
         tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let drain = conn::Drain::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -191,28 +190,34 @@ impl Gateway {
             let _ = stream.set_nodelay(true);
             let gateway = Arc::clone(&self);
             let secure = tls.is_some();
+            let tunnels = drain.watcher();
             let service = service_fn(move |req| {
                 let gateway = Arc::clone(&gateway);
-                async move { Ok::<_, Infallible>(gateway.handle(req, Some(peer), secure).await) }
-            });
-            match &tls {
-                // Plain: HTTP/1.1 (h2c is not offered yet).
-                None => {
-                    let conn = http1_builder().serve_connection(TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, "connection ended: {e}");
-                        }
-                    });
+                let tunnels = tunnels.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        gateway
+                            .handle_with(req, Some(peer), secure, Some(tunnels))
+                            .await,
+                    )
                 }
-                // TLS: h2 or HTTP/1.1, as ALPN agreed (nothing is sniffed, so
-                // a silent client meets the header timeout on HTTP/1.1).
-                Some(acceptor) => {
-                    let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
-                    tokio::spawn(async move {
-                        let handshake =
-                            tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+            });
+            let (tls, stop) = (tls.clone(), drain.watcher());
+            tokio::spawn(async move {
+                let served = match tls {
+                    // Plain: HTTP/1.1, or h2 with prior knowledge (h2c).
+                    None => match conn::sniff(&stream).await {
+                        Some(protocol) => conn::serve(stream, protocol, service, stop).await,
+                        None => {
+                            return tracing::debug!(%peer, "no request within the header timeout");
+                        }
+                    },
+                    // TLS: h2 or HTTP/1.1, as ALPN agreed.
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            conn::HEADER_READ_TIMEOUT,
+                            acceptor.accept(stream),
+                        );
                         let stream = match handshake.await {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(e)) => {
@@ -220,31 +225,21 @@ impl Gateway {
                             }
                             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                         };
-                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        let io = TokioIo::new(stream);
-                        let served = if h2 {
-                            let conn = http2::Builder::new(TokioExecutor::new())
-                                .timer(TokioTimer::new())
-                                .keep_alive_interval(H2_KEEP_ALIVE)
-                                .keep_alive_timeout(H2_KEEP_ALIVE)
-                                .max_concurrent_streams(H2_MAX_STREAMS)
-                                .serve_connection(io, service);
-                            watcher.watch(conn).await
-                        } else {
-                            watcher
-                                .watch(http1_builder().serve_connection(io, service))
-                                .await
+                        let protocol = match stream.get_ref().1.alpn_protocol() {
+                            Some(b"h2") => conn::Protocol::Http2,
+                            _ => conn::Protocol::Http1,
                         };
-                        if let Err(e) = served {
-                            tracing::debug!(%peer, "connection ended: {e}");
-                        }
-                    });
+                        conn::serve(stream, protocol, service, stop).await
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(%peer, "connection ended: {e}");
                 }
-            }
+            });
         }
         drop(listener);
         tokio::select! {
-            () = graceful.shutdown() => {}
+            () = drain.shutdown() => {}
             () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open at shutdown"),
         }
         Ok(())
@@ -341,16 +336,65 @@ impl Gateway {
     }
 
     /// Handle one request that came from `peer`, over TLS or not, phase by
-    /// phase (see the module documentation).
+    /// phase (see the module documentation). A WebSocket upgrade is not
+    /// offered here (no connection to bridge it on): it goes as a plain
+    /// request.
     pub async fn handle<B>(&self, req: Request<B>, peer: Option<SocketAddr>, tls: bool) -> Response
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let (mut parts, body) = req.into_parts();
-        if let Some(refused) = filter::request_filter(&mut parts) {
-            return refused;
+        self.handle_with(req, peer, tls, None).await
+    }
+
+    /// [`Self::handle`], with the connection's shutdown watch for a
+    /// WebSocket it may bridge; a gRPC call gets Warden's own answers in
+    /// gRPC's terms.
+    async fn handle_with<B>(
+        &self,
+        req: Request<B>,
+        peer: Option<SocketAddr>,
+        tls: bool,
+        tunnels: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Response
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let grpc = grpc::is_call(req.headers());
+        let response = self.respond(req, peer, tls, tunnels).await;
+        if grpc {
+            grpc::answer(response).await
+        } else {
+            response
         }
+    }
+
+    async fn respond<B>(
+        &self,
+        req: Request<B>,
+        peer: Option<SocketAddr>,
+        tls: bool,
+        tunnels: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Response
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = req.into_parts();
+        let hop = match filter::request_filter(&mut parts) {
+            Ok(hop) => hop,
+            Err(refused) => return *refused,
+        };
+        // The client's side of a WebSocket upgrade, taken before the head
+        // goes upstream.
+        let upgrade = match (hop.websocket, tunnels) {
+            (true, Some(stop)) => parts
+                .extensions
+                .remove::<hyper::upgrade::OnUpgrade>()
+                .map(|client| (client, stop)),
+            _ => None,
+        };
         let (scheme, proxy_terminated) = self.scheme(&parts.headers, peer, tls);
         let trusted_user = self.trusted_user(&mut parts.headers, peer);
         // This request finishes on the policy it starts with.
@@ -424,9 +468,22 @@ impl Gateway {
                     Some(replaced) => reply::full(Bytes::from(replaced)),
                     None => body,
                 };
-                match upstream::upstream_request(parts, body, &forward, peer, scheme) {
-                    Some(req) => self.upstreams.send(upstream, req).await,
-                    None => reply::unavailable(),
+                let Some(req) = upstream::upstream_request(parts, body, &forward, peer, scheme)
+                else {
+                    return reply::unavailable();
+                };
+                match (upgrade, upstream) {
+                    (None, _) => self.upstreams.send(upstream, req, hop.te_trailers).await,
+                    (Some((client, stop)), Upstream::Http(http)) => {
+                        tunnel::open(client, http, req, self.tunnel_limits, stop).await
+                    }
+                    (Some(_), _) => {
+                        tracing::warn!(%upstream, "a WebSocket upgrade for an upstream that takes none");
+                        reply::plain(
+                            hyper::StatusCode::BAD_GATEWAY,
+                            "this upstream does not take WebSocket upgrades\n",
+                        )
+                    }
                 }
             }
             Ok(Decision::NeedBody { .. }) => {

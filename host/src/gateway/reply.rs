@@ -13,6 +13,11 @@ use super::Body;
 /// The gateway's responses.
 pub type Response = hyper::Response<Body>;
 
+/// Marks a response Warden made itself (not an upstream's): a gRPC call
+/// gets it in gRPC's terms ([`super::grpc`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Own;
+
 /// The HTTP response for a policy reply. A status or header the guest got
 /// wrong turns into a 503 rather than a guess.
 pub(super) fn policy_reply(reply: Reply) -> Response {
@@ -25,6 +30,7 @@ pub(super) fn policy_reply(reply: Reply) -> Response {
     };
     let mut response = hyper::Response::new(full(reply.body));
     *response.status_mut() = status;
+    response.extensions_mut().insert(Own);
     for (name, value) in &reply.headers {
         match (
             HeaderName::from_bytes(name.as_bytes()),
@@ -53,6 +59,7 @@ pub(super) fn full(body: impl Into<Bytes>) -> Body {
 pub(super) fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response {
     let mut response = hyper::Response::new(full(text));
     *response.status_mut() = status;
+    response.extensions_mut().insert(Own);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -5,8 +5,11 @@
 //! `echo` answers with a JSON description of what it received (so a demo or
 //! a test can see `x-mse-consumer`); it drains the body and reports its
 //! length. An HTTP upstream gets the request through a pooled client with
-//! hop-by-hop headers stripped; a connection failure becomes a 502, no
-//! response headers within 30 s a 504.
+//! hop-by-hop headers stripped, in HTTP/1.1, or in HTTP/2 for an `h2c`
+//! upstream (gRPC): one multiplexed connection, bodies streaming both ways
+//! and trailers passed through (`grpc-status`), `TE: trailers` kept when
+//! the client sent it, `:authority` the upstream's. A connection failure
+//! becomes a 502, no response headers within 30 s a 504.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use hyper::http::request::Parts;
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use warden_engine::{Forward, HttpUpstream, Upstream};
 
 use super::Body;
@@ -27,7 +30,11 @@ use super::filter::strip_hop_by_hop;
 use super::reply::{Response, full, plain};
 
 /// How long an upstream may take to answer (headers) before a 504.
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to an upstream may take before a 502.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// h2c upstreams: how often an idle connection is pinged.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// The request to send upstream: the client's, with the decision's edits
 /// applied (removals first, then sets), `X-Forwarded-For` extended and
@@ -109,56 +116,102 @@ pub(super) fn upstream_request(
     Some(Request::from_parts(parts, body))
 }
 
-/// Sends forwarded requests; holds the pooled HTTP client.
+/// The URI of a request to `upstream`: its authority and base path, then
+/// the request's path and query. `None` (logged) if the decision named an
+/// upstream that is not a URL: the policy compiler checked the authority
+/// and base path, so a guest that sent anything else (an authority the URI
+/// does not keep as it is, `x@evil`) gets no request through.
+pub(super) fn upstream_uri(upstream: &HttpUpstream, parts: &Parts) -> Option<Uri> {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let target = format!(
+        "http://{}{}{path_and_query}",
+        upstream.authority, upstream.base_path
+    );
+    let uri = target
+        .parse::<Uri>()
+        .ok()
+        .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority.as_str()));
+    if uri.is_none() {
+        tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
+    }
+    uri
+}
+
+/// Sends forwarded requests; holds the pooled HTTP clients.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    client: Client<HttpConnector, Body>,
+    http1: Client<HttpConnector, Body>,
+    h2c: Client<HttpConnector, Body>,
 }
 
 impl Default for Upstreams {
     fn default() -> Self {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         Upstreams {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            http1: Client::builder(TokioExecutor::new()).build(connector.clone()),
+            h2c: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .timer(TokioTimer::new())
+                .http2_keep_alive_interval(H2_KEEP_ALIVE)
+                .http2_keep_alive_timeout(H2_KEEP_ALIVE)
+                .build(connector),
         }
     }
 }
 
 impl Upstreams {
     /// Send `req` (already edited by the policy) to `upstream`; the
-    /// response, its hop-by-hop headers removed.
-    pub async fn send(&self, upstream: &Upstream, req: Request<Body>) -> Response {
+    /// response, its hop-by-hop headers removed. `te_trailers`: the client
+    /// said it takes trailers (`TE: trailers`), which an h2c upstream is told.
+    pub async fn send(
+        &self,
+        upstream: &Upstream,
+        req: Request<Body>,
+        te_trailers: bool,
+    ) -> Response {
         match upstream {
             Upstream::Echo => echo(req).await,
-            Upstream::Http(http) => self.proxy(http, req).await,
+            Upstream::Http(http) => self.proxy(http, req, None).await,
+            Upstream::H2c(http) => self.proxy(http, req, Some(te_trailers)).await,
         }
     }
 
-    async fn proxy(&self, upstream: &HttpUpstream, req: Request<Body>) -> Response {
+    /// `h2c`: `Some(te_trailers)` for an HTTP/2 upstream.
+    async fn proxy(
+        &self,
+        upstream: &HttpUpstream,
+        req: Request<Body>,
+        h2c: Option<bool>,
+    ) -> Response {
         let (mut parts, body) = req.into_parts();
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let target = format!(
-            "http://{}{}{path_and_query}",
-            upstream.authority, upstream.base_path
-        );
-        // The policy compiler checked the authority and base path; a guest
-        // that sent anything else (an authority the URI does not keep as it
-        // is, `x@evil`) gets no request through.
-        let uri = target
-            .parse::<Uri>()
-            .ok()
-            .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority.as_str()));
-        let Some(uri) = uri else {
-            tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
+        let Some(uri) = upstream_uri(upstream, &parts) else {
             return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
         };
         parts.uri = uri;
-        parts.version = hyper::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
+        let client = match h2c {
+            None => {
+                parts.version = hyper::Version::HTTP_11;
+                &self.http1
+            }
+            Some(te_trailers) => {
+                parts.version = hyper::Version::HTTP_2;
+                // `:authority` is the upstream's (from the URI); a `Host`
+                // naming another would make the request malformed
+                // (RFC 9113 §8.3.1).
+                parts.headers.remove(header::HOST);
+                if te_trailers {
+                    parts
+                        .headers
+                        .insert(header::TE, HeaderValue::from_static("trailers"));
+                }
+                &self.h2c
+            }
+        };
         let out = Request::from_parts(parts, body);
-        match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(out)).await {
+        match tokio::time::timeout(UPSTREAM_TIMEOUT, client.request(out)).await {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
