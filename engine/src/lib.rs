@@ -40,6 +40,7 @@ mod keys;
 mod kong;
 mod model;
 mod oauth;
+pub mod policy_tests;
 mod request;
 mod revocation;
 mod secret_hash;

@@ -3,6 +3,7 @@
 //! `warden serve` runs the HTTP gateway over a policy (the embedded demo
 //! policy by default); `warden check` compiles policy files and prints their
 //! diagnostics; `warden explain` shows how a policy decides one request;
+//! `warden test` runs policy tests (`testing`);
 //! `warden import kong` converts a Kong configuration; `warden keys
 //! generate` makes a signing key (the one-shot
 //! commands are in `tools`).
@@ -18,14 +19,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod serve;
+mod testing;
 mod tools;
 use serve::{AdminArgs, KeyArgs, StoreArgs, Watch, serve};
 use tools::{check, explain, generate_key, hash_secret, import_kong};
 use warden_host::Upstream;
 use warden_host::tls::TrustedNet;
-use warden_host::{
-    GuestComponent, HostError, LoadError, OwnedRequest, PolicyRuntime, RuntimeOptions,
-};
+use warden_host::{GuestComponent, HostError, LoadError, PolicyRuntime, RuntimeOptions};
 
 /// The policy `warden serve` uses without `--policy`.
 const DEMO_POLICY: &str = include_str!("../../policies/demo.policy");
@@ -116,6 +116,14 @@ enum Command {
         from: ImportFrom,
     },
     /// Show, step by step, how a policy decides one request.
+    /// Run policy tests: each `*.test` file (or every one in a directory)
+    /// names its policy and the requests to decide, with what each decision
+    /// must be; tokens are minted for named consumers. Exit 1 on a failure.
+    Test {
+        /// Test files or directories of them.
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+    },
     Explain {
         /// Policy file.
         #[arg(long, value_name = "FILE")]
@@ -246,6 +254,7 @@ fn main() -> ExitCode {
         Command::Import {
             from: ImportFrom::Kong { file, output },
         } => import_kong(&file, output.as_deref()),
+        Command::Test { paths } => return testing::run(&paths),
         Command::Explain {
             policy,
             method,

@@ -262,6 +262,12 @@ impl PolicyRuntime {
         self.fetch_endpoints.iter().any(|e| e == base)
     }
 
+    /// The paths the policy answers as its token endpoint (a request whose
+    /// path ends with one).
+    pub fn token_paths(&self) -> &[String] {
+        &self.token_paths
+    }
+
     pub fn may_issue_tokens(&self, path: &str) -> bool {
         self.token_paths.iter().any(|p| path.ends_with(p.as_str()))
     }

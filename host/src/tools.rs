@@ -95,34 +95,15 @@ pub(crate) fn explain(
         &source,
         RuntimeOptions::from_env()?,
     )?;
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| HostError::Config(format!("invalid URL `{url}`: {e}")))?;
-    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut req = OwnedRequest::new(method, target);
-    if let Some(authority) = uri.authority() {
-        req.authority = authority.to_string();
-    }
-    if let Some(scheme) = uri.scheme_str() {
-        req.scheme = scheme.to_owned();
-    }
+    let mut pairs = Vec::new();
     for header in headers {
         let (name, value) = header.split_once(':').ok_or_else(|| {
             HostError::Config(format!("invalid header `{header}`: expected `Name: value`"))
         })?;
-        req = req.with_header(name.trim(), value.trim());
-    }
-    match req.header("host").map(str::to_owned) {
-        // Like the gateway: an origin-form target takes its authority from Host.
-        Some(host) if uri.authority().is_none() => req.authority = host,
-        Some(_) => {}
-        None => {
-            let authority = req.authority.clone();
-            req = req.with_header("host", &authority);
-        }
+        pairs.push((name.trim().to_string(), value.trim().to_string()));
     }
     // `explain` has the whole request: a decision never waits for its body.
-    req.body = Some(data.unwrap_or_default().into());
+    let req = crate::testing::request_of(method, url, &pairs, data.as_deref())?;
     let explanation = runtime.explain(&req)?;
     println!("{}", explanation.trim_end());
     Ok(())
