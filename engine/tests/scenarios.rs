@@ -548,7 +548,7 @@ fn explain_and_dot_describe_the_decision() {
     assert!(text.contains("reply 401 (no bearer token)"), "{text}");
     let dot = gw.0.policy.graph().to_dot();
     assert!(
-        dot.starts_with("digraph warden {") && dot.contains("authorize"),
+        dot.starts_with("digraph warden {") && dot.contains("allow\\nconsumer2"),
         "{dot}"
     );
 }

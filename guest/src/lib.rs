@@ -187,6 +187,21 @@ impl GuestPolicy for CompiledPolicy {
         }
     }
 
+    fn graph(&self, req: Option<wit::Request>) -> String {
+        report_panics_to_host();
+        let Some(req) = req else {
+            return self.policy.graph().to_dot();
+        };
+        match unpack_headers(&req.headers) {
+            Ok(headers) => self
+                .policy
+                .graph()
+                .path_dot(&request_from_wit(&req, &headers), &WitServices),
+            // The graph alone: the request cannot be read.
+            Err(_) => self.policy.graph().to_dot(),
+        }
+    }
+
     fn warnings(&self) -> Vec<wit::Diagnostic> {
         self.policy
             .warnings()

@@ -22,7 +22,7 @@ mod serve;
 mod testing;
 mod tools;
 use serve::{AdminArgs, KeyArgs, StoreArgs, Watch, serve};
-use tools::{check, explain, generate_key, hash_secret, import_kong};
+use tools::{check, explain, generate_key, graph, hash_secret, import_kong};
 use warden_host::Upstream;
 use warden_host::tls::TrustedNet;
 use warden_host::{GuestComponent, HostError, LoadError, PolicyRuntime, RuntimeOptions};
@@ -124,10 +124,31 @@ enum Command {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
+    /// The compiled decision graph as Graphviz DOT, or SVG (`--svg`, or an
+    /// `-o` file ending in `.svg`; needs Graphviz's `dot`).
+    Graph {
+        /// Policy file.
+        file: PathBuf,
+        /// Render SVG with Graphviz's `dot`.
+        #[arg(long)]
+        svg: bool,
+        /// Write here instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// How the policy decides one request, step by step (or, with
+    /// `--graph`, the decision graph with its path highlighted).
     Explain {
         /// Policy file.
         #[arg(long, value_name = "FILE")]
         policy: PathBuf,
+        /// Print the decision graph (DOT; SVG with `-o FILE.svg`) with the
+        /// request's path highlighted, instead of the steps.
+        #[arg(long)]
+        graph: bool,
+        /// With `--graph`: write here instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE", requires = "graph")]
+        output: Option<PathBuf>,
         /// Request method.
         #[arg(long, short = 'X', default_value = "GET")]
         method: String,
@@ -255,13 +276,28 @@ fn main() -> ExitCode {
             from: ImportFrom::Kong { file, output },
         } => import_kong(&file, output.as_deref()),
         Command::Test { paths } => return testing::run(&paths),
+        Command::Graph { file, svg, output } => graph(&file, None, svg, output.as_deref()),
         Command::Explain {
             policy,
+            graph: false,
             method,
             headers,
             data,
             url,
+            ..
         } => explain(&policy, &method, &headers, data, &url),
+        Command::Explain {
+            policy,
+            output,
+            method,
+            headers,
+            data,
+            url,
+            ..
+        } => {
+            let req = (method.as_str(), headers.as_slice(), data, url.as_str());
+            graph(&policy, Some(req), false, output.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

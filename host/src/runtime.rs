@@ -290,6 +290,14 @@ impl PolicyRuntime {
         })
     }
 
+    /// The decision graph in Graphviz DOT; with `req`, its path highlighted.
+    pub fn graph(&self, req: Option<&OwnedRequest>) -> Result<String, HostError> {
+        self.call("graph", |inst| {
+            let decisions = inst.bindings.warden_policy_decisions().policy();
+            decisions.call_graph(&mut inst.store, inst.policy, req.map(wit_request))
+        })
+    }
+
     /// Make sure at least `n` instances (at most `max_idle`) are ready, so
     /// that the first concurrent requests do not each compile the policy.
     pub fn prewarm(&self, n: usize) -> Result<(), HostError> {

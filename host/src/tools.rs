@@ -3,6 +3,7 @@
 //! library). `serve` and the shared CLI types stay in `main.rs`.
 
 use super::*;
+use warden_host::OwnedRequest;
 
 /// `warden import kong FILE [-o OUT]`.
 pub(crate) fn import_kong(file: &Path, output: Option<&Path>) -> CliResult {
@@ -95,6 +96,20 @@ pub(crate) fn explain(
         &source,
         RuntimeOptions::from_env()?,
     )?;
+    let req = cli_request(method, headers, data.as_deref(), url)?;
+    let explanation = runtime.explain(&req)?;
+    println!("{}", explanation.trim_end());
+    Ok(())
+}
+
+/// The request `explain` is asked about: `Name: value` headers; the whole
+/// body known, so a decision never waits for it.
+fn cli_request(
+    method: &str,
+    headers: &[String],
+    data: Option<&str>,
+    url: &str,
+) -> Result<OwnedRequest, HostError> {
     let mut pairs = Vec::new();
     for header in headers {
         let (name, value) = header.split_once(':').ok_or_else(|| {
@@ -102,11 +117,75 @@ pub(crate) fn explain(
         })?;
         pairs.push((name.trim().to_string(), value.trim().to_string()));
     }
-    // `explain` has the whole request: a decision never waits for its body.
-    let req = crate::testing::request_of(method, url, &pairs, data.as_deref())?;
-    let explanation = runtime.explain(&req)?;
-    println!("{}", explanation.trim_end());
+    crate::testing::request_of(method, url, &pairs, data)
+}
+
+/// `warden graph FILE` and `warden explain --graph`: the decision graph in
+/// DOT (the guest draws it), with a request's path when one is given; SVG
+/// through Graphviz's `dot` when asked for or written to `*.svg`.
+pub(crate) fn graph(
+    policy: &Path,
+    request: Option<(&str, &[String], Option<String>, &str)>,
+    svg: bool,
+    output: Option<&Path>,
+) -> CliResult {
+    let source = read_policy(policy)?;
+    let runtime = load(
+        GuestComponent::shared()?,
+        &policy.display().to_string(),
+        &source,
+        RuntimeOptions::from_env()?,
+    )?;
+    let req = match request {
+        Some((method, headers, data, url)) => {
+            Some(cli_request(method, headers, data.as_deref(), url)?)
+        }
+        None => None,
+    };
+    let dot = runtime.graph(req.as_ref())?;
+    let svg = svg || output.is_some_and(|o| o.extension().is_some_and(|e| e == "svg"));
+    let bytes = if svg {
+        render_svg(&dot)?
+    } else {
+        dot.into_bytes()
+    };
+    match output {
+        Some(out) => std::fs::write(out, bytes)
+            .map_err(|e| HostError::Config(format!("cannot write {}: {e}", out.display())))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes).map_err(HostError::Io)?;
+        }
+    }
     Ok(())
+}
+
+/// DOT → SVG with Graphviz's `dot`.
+fn render_svg(dot: &str) -> Result<Vec<u8>, HostError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            HostError::Config(format!(
+                "SVG needs Graphviz's `dot` ({e}): install it (Debian: apt-get install graphviz), or print DOT without --svg"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(dot.as_bytes()).map_err(HostError::Io)?;
+    }
+    let out = child.wait_with_output().map_err(HostError::Io)?;
+    if !out.status.success() {
+        return Err(HostError::Config(format!(
+            "dot failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
 }
 
 /// `warden keys generate`: a new key in `dir`.

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use super::{
     CompiledScope, DecisionGraph, Granted, Node, NodeId, VerifiedTokens, index::MatchKeys,
+    index::RulePos,
 };
 use crate::external::Principal;
 use crate::kong::{self, Endpoint};
@@ -38,8 +39,34 @@ pub enum Verdict {
 }
 
 /// Collects the steps of an evaluation (or not).
-trait Trace {
+pub(super) trait Trace {
     fn step(&mut self, f: impl FnOnce() -> String);
+    /// The walk reached node `id`.
+    #[inline(always)]
+    fn visit(&mut self, _id: NodeId) {}
+    /// Dispatch chose the entry of rule `pos` (`None`: no rule matched).
+    #[inline(always)]
+    fn entered(&mut self, _rule: Option<RulePos>) {}
+}
+
+/// The path one request took: the rule it entered and the nodes it
+/// visited (`warden explain --graph`).
+#[derive(Debug, Default)]
+pub(super) struct PathTrace {
+    pub(super) dispatched: bool,
+    pub(super) rule: Option<RulePos>,
+    pub(super) nodes: Vec<NodeId>,
+}
+
+impl Trace for PathTrace {
+    fn step(&mut self, _: impl FnOnce() -> String) {}
+    fn visit(&mut self, id: NodeId) {
+        self.nodes.push(id);
+    }
+    fn entered(&mut self, rule: Option<RulePos>) {
+        self.dispatched = true;
+        self.rule = rule;
+    }
 }
 
 struct NoTrace;
@@ -232,7 +259,7 @@ impl DecisionGraph {
 
     /// The walk that serves requests: path check, dispatch, the rule's
     /// node chain, and the reply or forward its outcome calls for.
-    fn evaluate(
+    pub(super) fn evaluate(
         &self,
         req: &Request<'_>,
         services: &dyn Services,
@@ -345,10 +372,12 @@ impl DecisionGraph {
         let node = match self.index.first_match(&keys) {
             Some(pos) => {
                 trace.step(|| format!("first matching rule: {}", self.rule_label[pos as usize]));
+                trace.entered(Some(pos));
                 self.rule_entry[pos as usize]
             }
             None => {
                 trace.step(|| "no rule matches: instance behaviour (`global_auth`)".into());
+                trace.entered(None);
                 self.unmatched_entry
             }
         };
@@ -364,6 +393,7 @@ impl DecisionGraph {
         trace: &mut impl Trace,
     ) -> Outcome {
         loop {
+            trace.visit(node);
             match self.nodes[node as usize] {
                 Node::TokenEndpoint { scope, next } => {
                     let settings = &self.scopes[scope as usize].settings;

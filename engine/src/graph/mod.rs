@@ -14,6 +14,7 @@
 //! - no rule matched: by `global_auth` (see [`DecisionGraph::compile`]).
 
 mod allow_set;
+mod dot;
 mod eval;
 mod http;
 pub mod index;
@@ -21,7 +22,6 @@ mod published;
 pub mod routes;
 mod verified;
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
@@ -479,47 +479,6 @@ impl DecisionGraph {
     /// Number of nodes, rules and consumer sets (for tests and `graph`).
     pub fn stats(&self) -> (usize, usize, usize) {
         (self.nodes.len(), self.rule_entry.len(), self.sets.len())
-    }
-
-    /// The graph in Graphviz DOT form: entry points, nodes and edges.
-    pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph warden {\n  rankdir=LR;\n  node [shape=box];\n");
-        for (id, node) in self.nodes.iter().enumerate() {
-            let (label, next) = match node {
-                Node::TokenEndpoint { scope, next } => (
-                    format!(
-                        "token endpoint\\n{}",
-                        self.scopes[*scope as usize].settings.auth_path
-                    ),
-                    Some(next),
-                ),
-                Node::Authenticate { scope, next } => {
-                    (format!("authenticate\\nscope {scope}"), Some(next))
-                }
-                Node::Authorize { set, next } => {
-                    (format!("authorize\\nallow set {set}"), Some(next))
-                }
-                Node::Forward => ("forward".to_string(), None),
-            };
-            let _ = writeln!(out, "  n{id} [label=\"{label}\"];");
-            if let Some(next) = next {
-                let _ = writeln!(out, "  n{id} -> n{next};");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "  unmatched [shape=plaintext, label=\"no rule matches\"];\n  unmatched -> n{};",
-            self.unmatched_entry
-        );
-        for (pos, entry) in self.rule_entry.iter().enumerate() {
-            let label = self.rule_label[pos].replace('"', "'");
-            let _ = writeln!(
-                out,
-                "  r{pos} [shape=plaintext, label=\"{label}\"];\n  r{pos} -> n{entry};"
-            );
-        }
-        out.push_str("}\n");
-        out
     }
 }
 
