@@ -266,15 +266,15 @@ fn rule(
     Ok(())
 }
 
-/// Indented lines.
+/// Indented lines (two spaces a level); shared with the Higress importer.
 #[derive(Default)]
-struct Writer {
-    out: String,
+pub(crate) struct Writer {
+    pub(crate) out: String,
     depth: usize,
 }
 
 impl Writer {
-    fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         for _ in 0..self.depth {
             self.out.push_str("  ");
         }
@@ -282,20 +282,20 @@ impl Writer {
         self.out.push('\n');
     }
 
-    fn comment(&mut self, text: &str) {
+    pub(crate) fn comment(&mut self, text: &str) {
         self.line(&format!("# {}", quote::comment(text)));
     }
 
-    fn blank(&mut self) {
+    pub(crate) fn blank(&mut self) {
         self.out.push('\n');
     }
 
-    fn open(&mut self, head: &str) {
+    pub(crate) fn open(&mut self, head: &str) {
         self.line(&format!("{head} {{"));
         self.depth += 1;
     }
 
-    fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.depth = self.depth.saturating_sub(1);
         self.line("}");
     }

@@ -1,4 +1,8 @@
-//! `warden import kong`: Kong declarative configuration → Warden policy.
+//! `warden import kong` and `warden import higress`: Kong declarative
+//! configuration, or a Higress/MSE oauth plugin configuration → Warden policy.
+//!
+//! (The Higress importer is [`higress_to_policy`]; its module, `higress`,
+//! documents its mapping. What follows is the Kong importer.)
 //!
 //! [`kong_to_policy`] reads a decK file (`_format_version: "3.0"`) and writes
 //! a policy in Warden's Kong dialect (`dialect kong`): Kong consumers with
@@ -19,11 +23,13 @@
 //!
 //! Modules: [`document`] (top level), [`consumers`], [`services`] (and
 //! routes), [`plugins`] and [`oauth2`] read and check; [`model`] is what they
-//! produce; [`emit`] and [`quote`] write the policy.
+//! produce; [`emit`] and [`quote`] write the policy. `higress` reuses
+//! `yaml`, `locate`, `quote` and `emit`'s writer.
 
 mod consumers;
 mod document;
 mod emit;
+mod higress;
 mod locate;
 mod model;
 mod oauth2;
@@ -35,7 +41,7 @@ mod yaml;
 
 use thiserror::Error;
 
-/// Why a Kong file could not be converted, and where.
+/// Why a Kong or Higress file could not be converted, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{source_name}:{line}{}: {message}", column.map(|c| format!(":{c}")).unwrap_or_default())]
 pub struct ImportError {
@@ -53,6 +59,27 @@ pub struct ImportError {
 /// policy text in the Kong dialect. `source_name` appears in the header
 /// comment and in errors.
 pub fn kong_to_policy(yaml: &str, source_name: &str) -> Result<String, ImportError> {
+    convert(yaml, source_name, |root| {
+        document::read(root).and_then(|config| emit::policy(&config, source_name))
+    })
+}
+
+/// Converts a Higress `WasmPlugin` resource (`extensions.higress.io/v1alpha1`,
+/// `spec.defaultConfig` and `spec.matchRules`) or a bare oauth plugin
+/// configuration (as MSE's console takes it, `_rules_` included) into Warden
+/// policy text in the default (Higress) dialect. `source_name` appears in the
+/// header comment and in errors. The module `higress` documents the mapping.
+pub fn higress_to_policy(yaml: &str, source_name: &str) -> Result<String, ImportError> {
+    convert(yaml, source_name, |root| higress::policy(root, source_name))
+}
+
+/// Parses `yaml` and runs `to_policy` on it; a YAML error keeps libyaml's
+/// position, a [`yaml::Fault`] is placed by [`locate`].
+fn convert(
+    yaml: &str,
+    source_name: &str,
+    to_policy: impl FnOnce(&serde_norway::Value) -> Result<String, yaml::Fault>,
+) -> Result<String, ImportError> {
     let root: serde_norway::Value = serde_norway::from_str(yaml).map_err(|e| {
         let (line, column) = match e.location() {
             Some(l) => (l.line(), Some(l.column())),
@@ -67,17 +94,15 @@ pub fn kong_to_policy(yaml: &str, source_name: &str) -> Result<String, ImportErr
             message: format!("invalid YAML: {}", text.replace(&position, "")),
         }
     })?;
-    document::read(&root)
-        .and_then(|config| emit::policy(&config, source_name))
-        .map_err(|fault| {
-            let at = locate::locate(yaml, &fault.path);
-            ImportError {
-                source_name: source_name.to_owned(),
-                line: at.map_or(1, |(l, _)| l),
-                column: at.map(|(_, c)| c),
-                message: fault.message,
-            }
-        })
+    to_policy(&root).map_err(|fault| {
+        let at = locate::locate(yaml, &fault.path);
+        ImportError {
+            source_name: source_name.to_owned(),
+            line: at.map_or(1, |(l, _)| l),
+            column: at.map(|(_, c)| c),
+            message: fault.message,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -148,6 +148,15 @@ impl<'a> Node<'a> {
     }
 }
 
+/// A key [`Map::first_unknown`] found: where it is, its text, and how to
+/// show it in a message (`` `name` `` or "key of a number").
+#[derive(Debug, Clone)]
+pub(crate) struct Unknown<'a> {
+    pub(crate) path: Vec<Step>,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) shown: String,
+}
+
 /// A YAML mapping with its node.
 #[derive(Debug, Clone)]
 pub(crate) struct Map<'a> {
@@ -193,6 +202,17 @@ impl<'a> Map<'a> {
     /// Every key must be a string in `known`; the first other one is an
     /// error at that key. `entity` names the mapping (`route r1`).
     pub(crate) fn only(&self, entity: &str, known: &[&str]) -> Res<()> {
+        match self.first_unknown(known) {
+            Some(u) => Err(Fault {
+                path: u.path,
+                message: format!("{entity}: field {} has no Warden equivalent", u.shown),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first key that is not a string in `known`, if any.
+    pub(crate) fn first_unknown(&self, known: &[&str]) -> Option<Unknown<'a>> {
         for (i, (k, _)) in self.mapping.iter().enumerate() {
             let name = k.as_str();
             if name.is_some_and(|n| known.contains(&n)) {
@@ -204,12 +224,18 @@ impl<'a> Map<'a> {
                 Some(n) => format!("`{}`", n.escape_debug()),
                 None => format!("key of {}", describe(k)),
             };
-            return Err(Fault {
-                path,
-                message: format!("{entity}: field {shown} has no Warden equivalent"),
-            });
+            return Some(Unknown { path, name, shown });
         }
-        Ok(())
+        None
+    }
+
+    /// The keys whose values are not null, in file order.
+    pub(crate) fn keys(&self) -> Vec<&'a str> {
+        self.mapping
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .filter_map(|(k, _)| k.as_str())
+            .collect()
     }
 
     /// A string field, when present.
