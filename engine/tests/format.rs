@@ -766,3 +766,14 @@ fn policies_format_idempotently_and_decide_as_before() {
     }
     assert!(issued >= 6, "only {issued} policies issued a token");
 }
+
+#[test]
+fn the_policies_are_canonical() {
+    for (name, src) in policy_files() {
+        assert_eq!(
+            format(&src).unwrap(),
+            src,
+            "policies/{name} is not formatted"
+        );
+    }
+}
