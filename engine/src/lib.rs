@@ -33,6 +33,7 @@ mod diagnostic;
 mod external;
 #[cfg(feature = "test-util")]
 pub mod fixtures;
+mod format;
 mod graph;
 mod hmac_crypto;
 mod introspect;
@@ -54,6 +55,7 @@ mod upstream;
 
 // The public surface: what a host embedding the engine needs.
 pub use diagnostic::{Diagnostic, Severity, line_col};
+pub use format::format;
 pub use graph::VerifiedTokens;
 pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
