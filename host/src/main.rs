@@ -22,7 +22,7 @@ mod serve;
 mod testing;
 mod tools;
 use serve::{AdminArgs, KeyArgs, StoreArgs, Watch, serve};
-use tools::{check, explain, generate_key, graph, hash_secret, import_kong};
+use tools::{check, explain, fmt, generate_key, graph, hash_secret, import};
 use warden_host::Upstream;
 use warden_host::tls::TrustedNet;
 use warden_host::{GuestComponent, HostError, LoadError, PolicyRuntime, RuntimeOptions};
@@ -124,6 +124,17 @@ enum Command {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
+    /// Format policy (and `.test`) files canonically, in place; comments
+    /// are kept. With `--check`, change nothing: list the files that are
+    /// not formatted and exit 1 if any.
+    Fmt {
+        /// Files to format.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Only check.
+        #[arg(long)]
+        check: bool,
+    },
     /// The compiled decision graph as Graphviz DOT, or SVG (`--svg`, or an
     /// `-o` file ending in `.svg`; needs Graphviz's `dot`).
     Graph {
@@ -186,6 +197,18 @@ enum ImportFrom {
     Kong {
         /// The decK file.
         #[arg(value_name = "KONG.yml")]
+        file: PathBuf,
+        /// Write the policy here instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// A Higress `WasmPlugin` resource (`spec.defaultConfig`, `spec.matchRules`
+    /// with ingress, domain and service lists) or a bare oauth plugin config
+    /// as MSE's console takes it. What Warden cannot express is an error
+    /// naming the YAML line.
+    Higress {
+        /// The YAML file.
+        #[arg(value_name = "PLUGIN.yaml")]
         file: PathBuf,
         /// Write the policy here instead of stdout.
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -274,7 +297,11 @@ fn main() -> ExitCode {
         Command::HashSecret => hash_secret(),
         Command::Import {
             from: ImportFrom::Kong { file, output },
-        } => import_kong(&file, output.as_deref()),
+        } => import(warden_import::kong_to_policy, &file, output.as_deref()),
+        Command::Import {
+            from: ImportFrom::Higress { file, output },
+        } => import(warden_import::higress_to_policy, &file, output.as_deref()),
+        Command::Fmt { files, check } => return fmt(&files, check),
         Command::Test { paths } => return testing::run(&paths),
         Command::Graph { file, svg, output } => graph(&file, None, svg, output.as_deref()),
         Command::Explain {

@@ -1,21 +1,75 @@
-//! The one-shot commands of `warden`: `check`, `explain`, `hash-secret` and
-//! `import kong` (the binary's own module: not part of the `warden-host`
-//! library). `serve` and the shared CLI types stay in `main.rs`.
+//! The one-shot commands of `warden`: `check`, `explain`, `graph`, `fmt`,
+//! `hash-secret`, `keys generate` and `import kong|higress` (the binary's
+//! own module: not part of the `warden-host` library). `serve` and the
+//! shared CLI types stay in `main.rs`; `test` is in `testing`.
 
 use super::*;
 use warden_host::OwnedRequest;
 
-/// `warden import kong FILE [-o OUT]`.
-pub(crate) fn import_kong(file: &Path, output: Option<&Path>) -> CliResult {
+/// `warden import kong|higress FILE [-o OUT]`, with that importer.
+pub(crate) fn import(
+    importer: fn(&str, &str) -> Result<String, warden_import::ImportError>,
+    file: &Path,
+    output: Option<&Path>,
+) -> CliResult {
     let yaml = std::fs::read_to_string(file)
         .map_err(|e| HostError::Config(format!("cannot read {}: {e}", file.display())))?;
-    let policy = warden_import::kong_to_policy(&yaml, &file.display().to_string())?;
+    let policy = importer(&yaml, &file.display().to_string())?;
     match output {
         Some(out) => std::fs::write(out, policy)
             .map_err(|e| HostError::Config(format!("cannot write {}: {e}", out.display())))?,
         None => print!("{policy}"),
     }
     Ok(())
+}
+
+/// `warden fmt [--check] FILE…`: each file formatted in place (written to
+/// a temporary file beside it, then renamed over it: never half-written),
+/// or, with `check`, only reported.
+pub(crate) fn fmt(files: &[PathBuf], check: bool) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        let name = file.display().to_string();
+        let source = match read_policy(file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        let formatted = match warden_engine::format(&source) {
+            Ok(f) => f,
+            Err(d) => {
+                eprint!("{}", d.render(&name, &source));
+                ok = false;
+                continue;
+            }
+        };
+        if formatted == source {
+            continue;
+        }
+        if check {
+            println!("{name}: not formatted");
+            ok = false;
+            continue;
+        }
+        let tmp = file.with_extension("fmt-tmp");
+        let written = std::fs::write(&tmp, &formatted).and_then(|()| std::fs::rename(&tmp, file));
+        match written {
+            Ok(()) => println!("{name}: formatted"),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                eprintln!("error: cannot write {name}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 pub(crate) fn hash_secret() -> CliResult {
