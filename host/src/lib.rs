@@ -17,6 +17,7 @@ pub mod cache;
 pub mod component;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod reload;
 pub mod request;
 pub mod runtime;

@@ -42,6 +42,10 @@ const DEMO_NAME: &str = "policies/demo.policy";
     WARDEN_NOW        pin the clock to these Unix seconds (reproduce a decision)\n  \
     WARDEN_CACHE_DIR  where compiled guest code is cached")]
 struct Cli {
+    /// Log lines as `text` (for people) or `json` (one object per line,
+    /// for log pipelines).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -263,7 +267,7 @@ struct Limits {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format == "json");
     let result = match cli.command {
         Command::Serve {
             policy,
@@ -335,14 +339,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        fmt.json().flatten_event(true).init();
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 }
 
 /// An error already reported to the user (diagnostics printed).

@@ -29,6 +29,10 @@ pub(crate) struct AdminArgs {
     /// `Authorization: Bearer <token>`.
     #[arg(long, value_name = "FILE", requires = "admin")]
     admin_token_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (its own
+    /// listener; off by default).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The Admin API's address and the token its calls need, if it is on.
@@ -284,6 +288,15 @@ pub(crate) fn serve(
             }
             None => None,
         };
+        // Bound before the first line is printed: whoever reads it may scrape.
+        let metrics_listener = match admin_args.metrics {
+            Some(m) => Some(
+                tokio::net::TcpListener::bind(m)
+                    .await
+                    .map_err(|e| HostError::Config(format!("could not listen on {m}: {e}")))?,
+            ),
+            None => None,
+        };
         println!("warden listening on http://{addr}");
         if let Some((bound, _)) = &tls_listener {
             println!("warden listening on https://{}", bound.local_addr()?);
@@ -327,6 +340,16 @@ pub(crate) fn serve(
                 Err(_) => tracing::error!("applying the Admin API's consumers panicked"),
             }
             tokio::spawn(admin::follow(registry.clone(), composer.clone(), changes));
+        }
+        if let Some(bound) = metrics_listener {
+            println!("warden metrics on http://{}/metrics", bound.local_addr()?);
+            std::io::stdout().flush()?;
+            let g = Arc::clone(&gateway);
+            let stats = Arc::new(move || g.policy().stats());
+            let mut stop = stopped.clone();
+            tokio::spawn(warden_host::metrics::serve(bound, stats, async move {
+                let _ = stop.wait_for(|&s| s).await;
+            }));
         }
         if let Some((addr, token)) = admin_listen {
             let bound = tokio::net::TcpListener::bind(addr)
@@ -438,6 +461,7 @@ async fn reload_policy(
         };
         match (job, outcome) {
             (Job::Compose(c), Reload::Reloaded(runtime)) => {
+                reloaded("ok");
                 if keep {
                     gateway.replace_policy(runtime);
                     tracing::info!(
@@ -448,6 +472,7 @@ async fn reload_policy(
                 let _ = c.reply.send(Ok(()));
             }
             (Job::Compose(c), Reload::Failed(why)) => {
+                reloaded("failed");
                 let _ = c.reply.send(Err(why));
             }
             (Job::Compose(c), Reload::Unchanged) => {
@@ -458,6 +483,7 @@ async fn reload_policy(
             }
             (Job::Poll(_), Reload::Unchanged) => {}
             (Job::Poll(_), Reload::Reloaded(runtime)) => {
+                reloaded("ok");
                 keys.remote().track(runtime.jwks_urls()).await;
                 for warning in runtime.warnings() {
                     eprint!("{}", warning.render(runtime.name(), runtime.source()));
@@ -466,12 +492,21 @@ async fn reload_policy(
                 tracing::info!(generation = r.generation(), "policy reloaded");
             }
             (Job::Poll(_), Reload::Failed(why)) => {
+                reloaded("failed");
                 eprint!("{why}");
                 tracing::error!("policy reload failed; still serving the previous policy");
             }
         }
         reloader = Some(r);
     }
+}
+
+/// Count a policy reload (`ok` or `failed`).
+fn reloaded(result: &str) {
+    warden_host::metrics::metrics()
+        .reloads
+        .with_label_values(&[result])
+        .inc();
 }
 
 async fn shutdown_signal() {

@@ -55,6 +55,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::error::HostError;
+use crate::metrics::metrics;
 use crate::request::OwnedRequest;
 use crate::runtime::PolicyRuntime;
 use crate::tls::TrustedProxies;
@@ -310,7 +311,11 @@ impl Gateway {
         context: OwnedRequest,
     ) -> (OwnedRequest, Result<Decision, HostError>) {
         if !policy.may_issue_tokens(&context.path) {
+            let started = std::time::Instant::now();
             let decision = policy.decide(&context);
+            metrics()
+                .guest_call_seconds
+                .observe(started.elapsed().as_secs_f64());
             return (context, decision);
         }
         let Ok(_slot) = self.token_slots.acquire().await else {
@@ -320,7 +325,11 @@ impl Gateway {
         let runtime = Arc::clone(policy);
         let (method, path) = (context.method.clone(), context.path.clone());
         match tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let decision = runtime.decide(&context);
+            metrics()
+                .guest_call_seconds
+                .observe(started.elapsed().as_secs_f64());
             (context, decision)
         })
         .await
@@ -381,6 +390,7 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let started = std::time::Instant::now();
         let (mut parts, body) = req.into_parts();
         let hop = match filter::request_filter(&mut parts) {
             Ok(hop) => hop,
@@ -451,19 +461,38 @@ impl Gateway {
             }
             other => (context, other, body.map_err(Into::into).boxed_unsync()),
         };
+        let latency = started.elapsed();
+        let m = metrics();
+        if matches!(decision, Ok(Decision::Reply(_) | Decision::Forward(_))) {
+            m.decision_seconds.observe(latency.as_secs_f64());
+        }
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         match decision {
             Ok(Decision::Reply(reply)) => {
-                tracing::info!(method = %context.method, path = %context.path, status = reply.status, reason = %reply.reason, "reply");
+                let error_key = reply
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("x-error-key"))
+                    .map_or("-", |(_, v)| v.as_str());
+                tracing::info!(method = %context.method, path = %context.path, status = reply.status, reason = %reply.reason, error_key, latency_us, "reply");
+                m.requests
+                    .with_label_values(&[reply.status.to_string().as_str(), "-"])
+                    .inc();
+                if reply.status == 200 && policy.may_issue_tokens(&context.path) {
+                    let grant = crate::metrics::grant_of(&context.query, context.body.as_deref());
+                    m.tokens_issued.with_label_values(&[grant]).inc();
+                }
                 reply::policy_reply(reply)
             }
             Ok(Decision::Forward(forward)) => {
                 let upstream = forward.upstream.as_ref().unwrap_or(&self.default_upstream);
+                let route = forward.route.as_deref().unwrap_or("-");
                 tracing::info!(
                     method = %context.method, path = %context.path,
                     consumer = %forward.consumer.as_deref().unwrap_or("-"),
-                    route = %forward.route.as_deref().unwrap_or("-"),
-                    %upstream, "forward"
+                    route, %upstream, latency_us, "forward"
                 );
+                m.requests.with_label_values(&["forward", route]).inc();
                 let body = match forward.body.clone() {
                     Some(replaced) => reply::full(Bytes::from(replaced)),
                     None => body,

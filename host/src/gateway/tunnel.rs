@@ -136,7 +136,11 @@ pub(super) async fn open(
                 return tracing::debug!(upstream = %authority, "WebSocket upgrade did not complete");
             }
         };
+        let m = crate::metrics::metrics();
+        m.websockets.inc();
+        m.websockets_open.inc();
         let why = bridge(TokioIo::new(client), TokioIo::new(upstream), limits, stop).await;
+        m.websockets_open.dec();
         tracing::debug!(upstream = %authority, "WebSocket closed: {why}");
     });
     hyper::Response::from_parts(parts, super::reply::full(bytes::Bytes::new()))
