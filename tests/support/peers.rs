@@ -15,6 +15,9 @@ pub const PYTHON_PACKAGES: &[&str] = &[
     "Authlib==1.9.10",
     "grpcio==1.85.3",
     "websockets==17.4",
+    "requests-oauthlib==2.0.0",
+    "oauthlib==4.0.1",
+    "requests==2.34.2",
 ];
 /// Node packages the suites use, pinned.
 pub const NODE_PACKAGES: &[&str] = &["jose@6.2.17"];
