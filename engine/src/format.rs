@@ -127,8 +127,9 @@ fn fits(depth: usize, text: &str) -> bool {
     2 * depth + text.chars().count() <= WIDTH
 }
 
-/// `s` as a string literal the parser reads back as `s`.
-fn quote(s: &str) -> String {
+/// `s` as a string literal the parser reads back as `s` (the one quoting
+/// of policy text: the importers write theirs with it too).
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

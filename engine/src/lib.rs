@@ -55,7 +55,7 @@ mod upstream;
 
 // The public surface: what a host embedding the engine needs.
 pub use diagnostic::{Diagnostic, Severity, line_col};
-pub use format::format;
+pub use format::{format, quote};
 pub use graph::VerifiedTokens;
 pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]

@@ -25,21 +25,9 @@ pub fn is_bare(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || BARE_PUNCT.contains(c))
 }
 
-/// `"…"` with the policy's escapes.
+/// `"…"` with the policy's escapes (the engine's own quoting).
 pub fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    warden_engine::quote(s)
 }
 
 /// A bare word when safe, else a string.
