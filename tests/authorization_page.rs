@@ -117,10 +117,7 @@ fn sign_in_approve_land_on_the_redirect_uri_and_exchange_the_code() {
     let landed = browser.wait_for_url(&callback.uri);
     assert_eq!(redirect_param(&landed, "state").as_deref(), Some("xyz 1&2"));
     let code = redirect_param(&landed, "code").expect("a code");
-    assert!(
-        browser.source().contains("the client got its answer"),
-        "the callback page loaded"
-    );
+    browser.wait_for_text("the client got its answer");
     assert!(
         callback.targets().iter().any(|t| t.contains("code=")),
         "{:?}",
@@ -149,12 +146,11 @@ fn a_wrong_password_shows_the_page_again_and_deny_goes_back_with_access_denied()
     browser.fill("#username", "alice");
     browser.fill("#password", "not-her-password");
     browser.click("button[value=approve]");
-    let page = browser.source();
-    assert!(page.contains("Wrong username or password."), "{page}");
+    browser.wait_for_text("Wrong username or password.");
+    let at = browser.url();
     assert!(
-        browser
-            .url()
-            .starts_with(&format!("{base}/api/oauth2/authorize"))
+        at.starts_with(&format!("{base}/api/oauth2/authorize")),
+        "the page again, at {at}"
     );
     assert!(callback.targets().is_empty());
     // Deny needs no password.

@@ -162,6 +162,24 @@ impl Browser {
         self.rt.block_on(self.client.screenshot()).unwrap()
     }
 
+    /// Wait until the page's source holds `text` (a click that submits a
+    /// form may return before the next page is in): that source.
+    pub fn wait_for_text(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let page = self.source();
+            if page.contains(text) {
+                return page;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page at {} never showed {text:?}:\n{page}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Wait until the browser is at a URL starting with `prefix`.
     pub fn wait_for_url(&self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
