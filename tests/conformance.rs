@@ -23,8 +23,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 use warden_host::{
-    Clock, Decision, Diagnostic, FetchOutcome, GUEST_WASM, GuestComponent, LoadError, OwnedRequest,
-    PolicyRuntime, RuntimeOptions, Severity, Upstream,
+    Clock, Decision, Diagnostic, FetchOutcome, GUEST_WASM, GuestComponent, LoadError, Notes,
+    OwnedRequest, PolicyRuntime, RuntimeOptions, Severity, TokenCheck, Upstream,
 };
 
 /// The suite must keep at least this many cases.
@@ -199,7 +199,23 @@ fn upstream_json(upstream: Option<&Upstream>) -> Value {
     }
 }
 
-/// A decision as the suite's JSON (before normalisation).
+/// A decision and its notes as the suite's JSON (before normalisation):
+/// the decision's fields, the name of the rule it entered and how its
+/// token was checked (WIT's names).
+fn decided_json(d: &Decision, notes: &Notes, runtime: &PolicyRuntime) -> Value {
+    let mut v = decision_json(d);
+    v["rule"] = json!(runtime.rule_name(notes));
+    v["token"] = json!(match notes.token {
+        TokenCheck::None => "none",
+        TokenCheck::Remembered => "remembered",
+        TokenCheck::Verified => "verified",
+        TokenCheck::IntrospectionCached => "introspection-cached",
+        TokenCheck::Introspected => "introspected",
+        TokenCheck::Rejected => "rejected",
+    });
+    v
+}
+
 fn decision_json(d: &Decision) -> Value {
     match d {
         Decision::Forward(f) => json!({
@@ -337,10 +353,10 @@ fn run_wasmtime(case: &Case) -> Value {
         let mut req = owned_request(r);
         let mut seen = Vec::new();
         loop {
-            let d = runtime
-                .decide(&req)
+            let (d, notes) = runtime
+                .decide_noted(&req)
                 .unwrap_or_else(|e| panic!("{}: decide failed: {e}", case.file));
-            seen.push(normalise(decision_json(&d), verify_with));
+            seen.push(normalise(decided_json(&d, &notes, &runtime), verify_with));
             if seen.len() > MAX_STEPS {
                 break;
             }

@@ -231,6 +231,24 @@ fn gravitees_outcomes_with_their_keys_and_the_cache() {
     // A cached positive answer: no second call.
     assert_eq!(call(&s.server, "/read/y", Some("bearer tok-read")).0, 200);
     assert_eq!(s.main.calls(), calls);
+    // The decision log says which answer was fresh and which cached.
+    let logs = s.server.logs();
+    let forwards = |path: &str| -> Vec<String> {
+        logs.lines()
+            .filter(|l| l.contains(" forward") && l.contains(path))
+            .map(str::to_string)
+            .collect()
+    };
+    let first = forwards("/read/x");
+    assert!(
+        first.len() == 1 && first[0].contains("token=introspected"),
+        "{logs}"
+    );
+    let cached = forwards("/read/y");
+    assert!(
+        cached.len() == 1 && cached[0].contains("token=introspection_cached"),
+        "{logs}"
+    );
 
     let cases = [
         ("/read/x", None, 401, "OAUTH2_MISSING_HEADER"),

@@ -21,16 +21,10 @@ const C2: (&str, &str) = (
     "hgfedcba-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
 );
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn scrape(url: &str) -> prometheus_parse::Scrape {
-    let text = reqwest::blocking::get(url).unwrap().text().unwrap();
+    let text = reqwest::blocking::get(url)
+        .and_then(|r| r.text())
+        .unwrap_or_else(|e| panic!("scraping {url}: {e:?}"));
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
 
@@ -52,17 +46,8 @@ fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f
 
 #[test]
 fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
-    let port = free_port();
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
-    let gw = Server::launch(
-        &[
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
+    let gw = Server::launch(&["--metrics", "127.0.0.1:0", "--log-format", "json"], &[]);
+    let metrics = gw.metrics.clone().unwrap();
     let before = scrape(&metrics);
     assert_eq!(value(&before, "warden_requests_total", &[]), 0.0);
     assert!(
@@ -80,17 +65,46 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
         value(
             &after,
             "warden_requests_total",
-            &[("outcome", "forward"), ("route", "route-a")]
+            &[
+                ("outcome", "forward"),
+                ("route", "route-a"),
+                ("rule", "routes")
+            ]
         ),
         2.0
     );
     assert_eq!(
-        value(&after, "warden_requests_total", &[("outcome", "401")]),
+        value(
+            &after,
+            "warden_requests_total",
+            &[("outcome", "401"), ("rule", "routes")]
+        ),
         1.0
     );
     assert_eq!(
-        value(&after, "warden_requests_total", &[("outcome", "403")]),
+        value(
+            &after,
+            "warden_requests_total",
+            &[("outcome", "403"), ("rule", "routes")]
+        ),
         1.0
+    );
+    // consumer2's token request on test.com entered rule `domains`.
+    assert_eq!(
+        value(
+            &after,
+            "warden_requests_total",
+            &[("outcome", "200"), ("rule", "domains")]
+        ),
+        1.0
+    );
+    // t1 verified once, then remembered by the guest's memo (one request
+    // at a time: the same pooled instance); t2 verified, then refused by
+    // `allow`; the token requests and the tokenless one checked none.
+    let check = |c| value(&after, "warden_token_checks_total", &[("check", c)]);
+    assert_eq!(
+        (check("verified"), check("remembered"), check("none")),
+        (2.0, 1.0, 3.0)
     );
     assert_eq!(
         value(&after, "warden_requests_total", &[("outcome", "200")]),
@@ -108,7 +122,7 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
     assert_eq!(value(&after, "warden_decision_seconds_count", &[]), 6.0);
     assert!(value(&after, "warden_guest_call_seconds_count", &[]) >= 6.0);
     assert_eq!(
-        reqwest::blocking::get(format!("http://127.0.0.1:{port}/other"))
+        reqwest::blocking::get(metrics.replace("/metrics", "/other"))
             .unwrap()
             .status(),
         404
@@ -124,6 +138,14 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
     let forward = lines.iter().find(|v| v["message"] == "forward").unwrap();
     assert_eq!(forward["consumer"], "consumer1");
     assert_eq!(forward["route"], "route-a");
+    assert_eq!(forward["rule"], "routes");
+    assert_eq!(forward["token"], "verified", "the first forward: {forward}");
+    let denied = lines.iter().find(|v| v["status"] == 403).unwrap();
+    assert_eq!(
+        (&denied["rule"], &denied["token"]),
+        (&"routes".into(), &"verified".into()),
+        "{denied}"
+    );
     assert!(forward["latency_us"].as_u64().is_some(), "{forward}");
     gw.assert_logs_keep(&[&t1, &t2, C1.1, C2.1]);
 }

@@ -61,8 +61,8 @@ pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
 pub use keys::{HostKey, KeyError, KeyRing, verify_jwk};
 pub use request::{
-    Decision, Fetched, Forward, HeaderBlockError, Outbound, Reply, Request, pack_headers,
-    push_header, unpack_headers,
+    Decision, Fetched, Forward, HeaderBlockError, Notes, Outbound, Reply, Request, TokenCheck,
+    pack_headers, push_header, unpack_headers,
 };
 #[cfg(feature = "hash-verify")]
 pub use secret_hash::hash_argon2id;
@@ -120,7 +120,7 @@ impl Policy {
 
     /// Decide one request.
     pub fn decide(&self, req: &Request<'_>, services: &dyn Services) -> Decision {
-        self.graph.decision(req, services, None)
+        self.graph.decision(req, services, None).0
     }
 
     /// Decide one request, remembering verified tokens in `memo` (and
@@ -132,7 +132,25 @@ impl Policy {
         services: &dyn Services,
         memo: &mut VerifiedTokens,
     ) -> Decision {
+        self.graph.decision(req, services, Some(memo)).0
+    }
+
+    /// [`Self::decide_with`], and how the decision was reached: the rule
+    /// the request entered and how its token was checked (for logs and
+    /// metrics; the decision is the same).
+    pub fn decide_noted(
+        &self,
+        req: &Request<'_>,
+        services: &dyn Services,
+        memo: &mut VerifiedTokens,
+    ) -> (Decision, Notes) {
         self.graph.decision(req, services, Some(memo))
+    }
+
+    /// The rules' names, in declaration order ([`Notes::rule`] indexes
+    /// them): a rule's own name, else `line N` of its `rule` keyword.
+    pub fn rules(&self) -> Vec<String> {
+        self.graph.rule_names()
     }
 
     /// Decide one request and describe each step taken, for humans.

@@ -141,6 +141,50 @@ pub fn unpack_headers(block: &[u8]) -> Result<Vec<(&str, &str)>, HeaderBlockErro
     Ok(headers)
 }
 
+/// How a decision was reached, for the host's logs and metrics: never
+/// part of what the client or the upstream sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notes {
+    /// The rule the request entered: its index in [`crate::Policy::rules`]
+    /// (`None`: no rule matched, the instance's `global_auth` applied).
+    pub rule: Option<u32>,
+    /// How the request's token was checked.
+    pub token: TokenCheck,
+}
+
+/// How a request's token was checked (see [`Notes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenCheck {
+    /// No token was examined (none was needed, or none was presented).
+    #[default]
+    None,
+    /// A token this memo verified before: the signature was not checked
+    /// again (audience, times and revocation were).
+    Remembered,
+    /// A token verified now: signature, issuer, subject and times.
+    Verified,
+    /// An opaque token whose introspection answer came from the cache.
+    IntrospectionCached,
+    /// An opaque token introspected by the call this request made.
+    Introspected,
+    /// A token was presented and refused.
+    Rejected,
+}
+
+impl TokenCheck {
+    /// The name logs and metrics use (`remembered`, `introspection_cached`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenCheck::None => "none",
+            TokenCheck::Remembered => "remembered",
+            TokenCheck::Verified => "verified",
+            TokenCheck::IntrospectionCached => "introspection_cached",
+            TokenCheck::Introspected => "introspected",
+            TokenCheck::Rejected => "rejected",
+        }
+    }
+}
+
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use warden_engine::fixtures::{
     CONSUMER1 as C1, HIGRESS_SAMPLE_TOKEN, access_token, pairs, token_target,
 };
-use warden_engine::{Decision, FixedServices, Policy, VerifiedTokens, fixtures};
+use warden_engine::{Decision, FixedServices, Notes, Policy, TokenCheck, VerifiedTokens, fixtures};
 
 const NOW: u64 = 1_700_000_000;
 /// Demo and route-scoped policies: token lifetime 7,200 s, clock skew 60 s.
@@ -70,6 +70,53 @@ fn a_repeat_token_is_answered_from_the_memo() {
     }
     let stats = memo.stats();
     assert_eq!((stats.misses, stats.hits, stats.entries), (1, 2, 1));
+}
+
+/// The notes of a decision say which rule the request entered and whether
+/// its token was verified now, remembered, refused or absent.
+#[test]
+fn the_notes_name_the_rule_and_how_the_token_was_checked() {
+    let policy = compile(&source("demo.policy"));
+    assert_eq!(policy.rules(), ["routes", "domains"]);
+    let t = token(&policy, "/a/oauth2/token");
+    let mut memo = VerifiedTokens::new(16);
+    let mut noted = |host: &str, target: &str, token: Option<&str>, now: u64| {
+        let headers: Vec<(String, String)> = token
+            .map(|t| vec![("authorization".into(), format!("Bearer {t}"))])
+            .unwrap_or_default();
+        let headers = pairs(&headers);
+        let req = fixtures::get(host, target, &headers);
+        let (d, notes) = policy.decide_noted(&req, &FixedServices::at(now), &mut memo);
+        (outcome(&d), notes)
+    };
+    let at = |rule: Option<u32>, token| Notes { rule, token };
+    let forward = "forward Some(\"consumer1\")".to_string();
+    assert_eq!(
+        noted("gw", "/a/x", Some(&t), NOW),
+        (forward.clone(), at(Some(0), TokenCheck::Verified))
+    );
+    assert_eq!(
+        noted("gw", "/b/x", Some(&t), NOW),
+        (forward, at(Some(0), TokenCheck::Remembered))
+    );
+    // Remembered, but expired now: refused.
+    assert_eq!(
+        noted("gw", "/a/x", Some(&t), NOW + TTL + 3_600).1,
+        at(Some(0), TokenCheck::Rejected)
+    );
+    assert_eq!(
+        noted("gw", "/a/x", Some("not.a.jwt"), NOW).1,
+        at(Some(0), TokenCheck::Rejected)
+    );
+    assert_eq!(
+        noted("api.example.com", "/x", None, NOW).1,
+        at(Some(1), TokenCheck::None)
+    );
+    // No rule matches `/open` on another host: passes, nothing checked.
+    assert_eq!(
+        noted("gw", "/open", Some(&t), NOW),
+        ("forward None".to_string(), at(None, TokenCheck::None))
+    );
 }
 
 #[test]

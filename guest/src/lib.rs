@@ -25,7 +25,9 @@ use warden::policy::keys;
 use warden::policy::services;
 use warden::policy::store;
 use warden::policy::types as wit;
-use warden_engine::{Alg, Decision, KeyRef, SigCheck, StoreError, VerifiedTokens, unpack_headers};
+use warden_engine::{
+    Alg, Decision, KeyRef, Notes, SigCheck, StoreError, TokenCheck, VerifiedTokens, unpack_headers,
+};
 
 /// The engine's window on the world, over the host's imports.
 struct WitServices;
@@ -162,19 +164,26 @@ impl GuestPolicy for CompiledPolicy {
         }
     }
 
-    fn decide(&self, req: wit::Request) -> wit::Decision {
+    fn decide(&self, req: wit::Request) -> wit::Decided {
         report_panics_to_host();
         #[cfg(feature = "fault-injection")]
         faults::inject(&req);
-        let decision = match unpack_headers(&req.headers) {
+        let (decision, notes) = match unpack_headers(&req.headers) {
             Ok(headers) => {
                 let mut verified = self.verified.borrow_mut();
                 let req = request_from_wit(&req, &headers);
-                self.policy.decide_with(&req, &WitServices, &mut verified)
+                self.policy.decide_noted(&req, &WitServices, &mut verified)
             }
-            Err(e) => Decision::bad_request(format!("malformed header block: {e}")),
+            Err(e) => (
+                Decision::bad_request(format!("malformed header block: {e}")),
+                Notes::default(),
+            ),
         };
-        decision_to_wit(decision)
+        wit::Decided {
+            decision: decision_to_wit(decision),
+            rule: notes.rule,
+            token: token_check_to_wit(notes.token),
+        }
     }
 
     fn explain(&self, req: wit::Request) -> String {
@@ -220,6 +229,10 @@ impl GuestPolicy for CompiledPolicy {
 
     fn fetch_endpoints(&self) -> Vec<String> {
         self.policy.fetch_endpoints()
+    }
+
+    fn rules(&self) -> Vec<String> {
+        self.policy.rules()
     }
 
     fn routes(&self) -> Vec<wit::RouteInfo> {
@@ -291,6 +304,17 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
             headers: f.headers,
             body: f.body,
         }),
+    }
+}
+
+fn token_check_to_wit(check: TokenCheck) -> wit::TokenCheck {
+    match check {
+        TokenCheck::None => wit::TokenCheck::None,
+        TokenCheck::Remembered => wit::TokenCheck::Remembered,
+        TokenCheck::Verified => wit::TokenCheck::Verified,
+        TokenCheck::IntrospectionCached => wit::TokenCheck::IntrospectionCached,
+        TokenCheck::Introspected => wit::TokenCheck::Introspected,
+        TokenCheck::Rejected => wit::TokenCheck::Rejected,
     }
 }
 

@@ -7,7 +7,8 @@
 //! place that knows the generated WIT types.
 
 use warden_engine::{
-    Decision, Diagnostic, Forward, HttpUpstream, Reply, RouteInfo, Severity, Upstream,
+    Decision, Diagnostic, Forward, HttpUpstream, Notes, Reply, RouteInfo, Severity, TokenCheck,
+    Upstream,
 };
 
 wasmtime::component::bindgen!({
@@ -22,7 +23,23 @@ wasmtime::component::bindgen!({
 
 use warden::policy::types as wit;
 
-pub(crate) fn decision_from_wit(decision: wit::Decision) -> Decision {
+pub(crate) fn decided_from_wit(decided: wit::Decided) -> (Decision, Notes) {
+    let token = match decided.token {
+        wit::TokenCheck::None => TokenCheck::None,
+        wit::TokenCheck::Remembered => TokenCheck::Remembered,
+        wit::TokenCheck::Verified => TokenCheck::Verified,
+        wit::TokenCheck::IntrospectionCached => TokenCheck::IntrospectionCached,
+        wit::TokenCheck::Introspected => TokenCheck::Introspected,
+        wit::TokenCheck::Rejected => TokenCheck::Rejected,
+    };
+    let notes = Notes {
+        rule: decided.rule,
+        token,
+    };
+    (decision_from_wit(decided.decision), notes)
+}
+
+fn decision_from_wit(decision: wit::Decision) -> Decision {
     match decision {
         wit::Decision::Forward(f) => Decision::Forward(Forward {
             set_headers: f.set_headers,

@@ -29,7 +29,9 @@ pub use error::{HostError, LoadError};
 pub use request::{FetchOutcome, OwnedRequest};
 pub use runtime::{PolicyRuntime, RuntimeOptions, RuntimeStats};
 pub use services::{Clock, ManualClock, SharedKeys, generate_key, load_keys};
-pub use warden_engine::{Decision, Diagnostic, Forward, Reply, RouteInfo, Severity, Upstream};
+pub use warden_engine::{
+    Decision, Diagnostic, Forward, Notes, Reply, RouteInfo, Severity, TokenCheck, Upstream,
+};
 
 /// A fresh directory under the system temp dir for one unit test, named
 /// after it and this process (removed by the test when it is done).

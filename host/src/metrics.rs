@@ -3,9 +3,16 @@
 //! request), and served as Prometheus's text format by `--metrics ADDR`
 //! ([`serve`]) — on its own listener, beside the traffic, never on it.
 //!
-//! - `warden_requests_total{outcome, route}`: every decision: `forward`, or
-//!   the reply's status (`401`, `403`, `503`, …); the route the policy
-//!   resolved, or `-`.
+//! - `warden_requests_total{outcome, route, rule}`: every decision:
+//!   `forward`, or the reply's status (`401`, `403`, `503`, …); the route
+//!   the policy resolved (forwards only), or `-`; the rule the request
+//!   entered (its name, else `line N`), or `-` when none matched.
+//! - `warden_token_checks_total{check}`: how each decided request's token
+//!   was checked: `none`, `remembered` (the guest's memo of verified tokens
+//!   had it), `verified` (signature checked now), `introspection_cached`,
+//!   `introspected`, `rejected`. The memo's hit ratio is
+//!   `remembered / (remembered + verified)`; the introspection cache's,
+//!   `introspection_cached / (introspection_cached + introspected)`.
 //! - `warden_decision_seconds`: from the request's head to its final
 //!   decision (body reads and outbound calls it needed included).
 //! - `warden_guest_call_seconds`: each call into the guest.
@@ -35,6 +42,7 @@ use crate::runtime::RuntimeStats;
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
+    pub token_checks: IntCounterVec,
     pub decision_seconds: Histogram,
     pub guest_call_seconds: Histogram,
     pub tokens_issued: IntCounterVec,
@@ -85,8 +93,13 @@ impl Metrics {
         Metrics {
             requests: counter_vec(
                 "warden_requests_total",
-                "Decisions by outcome (forward or the reply's status) and route",
-                &["outcome", "route"],
+                "Decisions by outcome (forward or the reply's status), route and rule",
+                &["outcome", "route", "rule"],
+            ),
+            token_checks: counter_vec(
+                "warden_token_checks_total",
+                "Decided requests by how their token was checked",
+                &["check"],
             ),
             decision_seconds: histogram(
                 "warden_decision_seconds",
@@ -187,6 +200,24 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// A reply's status as a label, without allocating for the common ones.
+pub fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match status {
+        200 => "200".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        413 => "413".into(),
+        426 => "426".into(),
+        429 => "429".into(),
+        500 => "500".into(),
+        502 => "502".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
-use warden_engine::{Decision, Diagnostic, RouteInfo};
+use warden_engine::{Decision, Diagnostic, Notes, RouteInfo};
 
 use crate::bindings::warden::policy::types as wit;
 use crate::bindings::{self, Guest};
@@ -116,6 +116,8 @@ pub struct PolicyRuntime {
     options: RuntimeOptions,
     warnings: Vec<Diagnostic>,
     routes: Vec<RouteInfo>,
+    /// The rules' names ([`Notes::rule`] indexes them).
+    rules: Vec<String>,
     token_paths: Vec<String>,
     /// External issuers' JWK Sets the host is to keep (URL, refresh s).
     jwks_urls: Vec<(String, u32)>,
@@ -166,6 +168,7 @@ impl PolicyRuntime {
             options,
             warnings: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
             token_paths: Vec::new(),
             jwks_urls: Vec::new(),
             fetch_endpoints: Vec::new(),
@@ -201,6 +204,10 @@ impl PolicyRuntime {
             .into_iter()
             .map(|d| bindings::diagnostic_from_wit(d, source))
             .collect();
+        begin_call(&mut first.store, budget);
+        runtime.rules = decisions
+            .call_rules(&mut first.store, first.policy)
+            .map_err(|e| classify("rules", ms, e, None).explained(&runtime.options))?;
         begin_call(&mut first.store, budget);
         runtime.token_paths = decisions
             .call_token_paths(&mut first.store, first.policy)
@@ -247,6 +254,20 @@ impl PolicyRuntime {
         &self.routes
     }
 
+    /// The rules' names, in declaration order.
+    pub fn rules(&self) -> &[String] {
+        &self.rules
+    }
+
+    /// The name of the rule `notes` say the request entered (`None`: no
+    /// rule matched, or the guest named one the policy lacks).
+    pub fn rule_name(&self, notes: &Notes) -> Option<&str> {
+        notes
+            .rule
+            .and_then(|i| self.rules.get(i as usize))
+            .map(String::as_str)
+    }
+
     /// Whether `path` may be a token request (it ends with a token path):
     /// its client-secret check may be a slow password hash.
     /// The JWK Sets the policy's external issuers publish (URL, refresh
@@ -275,11 +296,17 @@ impl PolicyRuntime {
     /// Decide one request. An error means the guest failed (trap, timeout,
     /// no instance available): fail closed.
     pub fn decide(&self, req: &OwnedRequest) -> Result<Decision, HostError> {
+        self.decide_noted(req).map(|(decision, _)| decision)
+    }
+
+    /// [`Self::decide`], and how the decision was reached (the rule the
+    /// request entered, how its token was checked), for logs and metrics.
+    pub fn decide_noted(&self, req: &OwnedRequest) -> Result<(Decision, Notes), HostError> {
         self.call("decide", |inst| {
             let decisions = inst.bindings.warden_policy_decisions().policy();
             decisions.call_decide(&mut inst.store, inst.policy, wit_request(req))
         })
-        .map(bindings::decision_from_wit)
+        .map(bindings::decided_from_wit)
     }
 
     /// Describe, step by step, how the policy decides `req`.

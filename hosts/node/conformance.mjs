@@ -61,8 +61,16 @@ function upstreamJson(u) {
   return { [u.tag]: { authority: u.val.authority, base_path: u.val.basePath } };
 }
 
-/** A WIT decision as the suite's JSON (before normalisation). */
-export function decisionJson(d) {
+/**
+ * A WIT `decided` as the suite's JSON (before normalisation): the
+ * decision's fields, the name of the rule it entered (`rules`: the
+ * policy's `rules()`), how its token was checked.
+ */
+export function decidedJson({ decision, rule, token }, rules) {
+  return { ...decisionJson(decision), rule: rule === undefined ? null : rules[rule], token };
+}
+
+function decisionJson(d) {
   switch (d.tag) {
     case "forward": {
       const f = d.val;

@@ -33,7 +33,7 @@ const get = (authority, target, headers = []) => {
   };
 };
 
-const show = (what, d) => {
+const show = (what, { decision: d }) => {
   const v = d.tag === "reply" ? `${d.val.status} ${new TextDecoder().decode(d.val.body)}` : JSON.stringify(d.val);
   console.log(`${what}: ${d.tag} ${v}`);
 };
@@ -45,7 +45,7 @@ const issued = policy.decide(
   ),
 );
 show("token request", issued);
-const token = JSON.parse(new TextDecoder().decode(issued.val.body)).access_token;
+const token = JSON.parse(new TextDecoder().decode(issued.decision.val.body)).access_token;
 
 show("GET /a with the token", policy.decide(get("gw.test", "/a", [["authorization", `Bearer ${token}`]])));
 show("GET /a without", policy.decide(get("gw.test", "/a")));

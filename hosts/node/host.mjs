@@ -1,5 +1,5 @@
 // Warden's Node.js host: the guest component (`warden_guest.wasm`, world
-// `warden:policy/guest@0.6.0`), transpiled by `jco transpile --instantiation
+// `warden:policy/guest@0.7.0`), transpiled by `jco transpile --instantiation
 // async`, instantiated with JS implementations of the three host interfaces
 // (`services`, `store`, `keys`) and a WASI preview 2 environment from
 // @bytecodealliance/preview2-shim that grants nothing.
@@ -7,7 +7,7 @@
 //   import { loadGuest, packHeaders } from "./host.mjs";
 //   const guest = await loadGuest("./build");          // the jco output directory
 //   const policy = await guest.compile("demo.policy", text);
-//   const decision = policy.decide(request);           // WIT `decision`, as jco maps it
+//   const { decision, rule, token } = policy.decide(request); // WIT `decided`, as jco maps it
 //
 // See README.md ("Embedding Warden") for what each import must do.
 
@@ -346,9 +346,19 @@ export class CompiledPolicy {
     }
   }
 
-  /** One decision: WIT `request` in (jco's shape), WIT `decision` out. */
+  /**
+   * One decision: WIT `request` in (jco's shape), WIT `decided` out:
+   * `{ decision, rule, token }` — the decision, the index in `rules()` of
+   * the rule the request entered (undefined: none), how its token was
+   * checked (`"none"`, `"remembered"`, `"verified"`, …).
+   */
   decide(request) {
     return this.#call((p) => p.decide(request));
+  }
+
+  /** The rules' names, in declaration order (`decided.rule` indexes them). */
+  rules() {
+    return this.#call((p) => p.rules());
   }
 
   explain(request) {
@@ -380,7 +390,7 @@ export class CompiledPolicy {
    * decide again; `refresh-keys` → fetch the JWK Set again and decide again
    * with `keysRefreshed`; `fetch` → make the call and decide again with
    * `fetched`. Each step is asked of `host` (omit one to stop at that
-   * decision); every decision met is returned, the final one last.
+   * decision); every `decided` met is returned, the final one last.
    * @param {object} request
    * @param {{ readBody?: (max: number) => Promise<Uint8Array> | Uint8Array,
    *           refreshKeys?: (url: string) => Promise<void> | void,
@@ -390,8 +400,9 @@ export class CompiledPolicy {
     const seen = [];
     let req = request;
     for (;;) {
-      const d = this.decide(req);
-      seen.push(d);
+      const decided = this.decide(req);
+      const d = decided.decision;
+      seen.push(decided);
       if (seen.length > 4) return seen; // a well-behaved guest asks for each at most once
       if (d.tag === "need-body" && host.readBody && req.body === undefined) {
         req = { ...req, body: await host.readBody(d.val) };

@@ -19,7 +19,7 @@ import { loadGuest } from "./host.mjs";
 import {
   canonical,
   caseBytes,
-  decisionJson,
+  decidedJson,
   diagnosticJson,
   normalise,
   witFetched,
@@ -53,6 +53,7 @@ export async function runCase(guest, c, file) {
   const { policy } = compiled;
   try {
     const diagnostics = policy.warnings().map(diagnosticJson);
+    const rules = policy.rules();
     // One list per request, in order, all on this one instance (and store):
     // the decisions the host met following the protocol.
     const decisions = [];
@@ -62,7 +63,7 @@ export async function runCase(guest, c, file) {
         fetch: r.fetch_response === undefined ? undefined : () => witFetched(r.fetch_response),
         refreshKeys: r.refresh_keys ? () => {} : undefined,
       });
-      decisions.push(seen.map((d) => normalise(decisionJson(d), c.verify_tokens_with)));
+      decisions.push(seen.map((d) => normalise(decidedJson(d, rules), c.verify_tokens_with)));
     }
     return { compiled: true, diagnostics, decisions };
   } finally {

@@ -45,6 +45,8 @@ pub struct Server {
     pub https: Option<String>,
     /// `http://127.0.0.1:PORT` of the Admin API, when started with `--admin`.
     pub admin: Option<String>,
+    /// `http://127.0.0.1:PORT/metrics`, when started with `--metrics`.
+    pub metrics: Option<String>,
     pub client: Client,
     /// The server's stderr (its logs).
     pub log: PathBuf,
@@ -93,16 +95,20 @@ impl Server {
         let base = address();
         let tls = args.iter().any(|a| a.as_ref() == "--tls-listen");
         let https = tls.then(&mut address);
-        let admin = args.iter().any(|a| a.as_ref() == "--admin").then(|| {
-            let mut line = String::new();
-            stdout
-                .read_line(&mut line)
-                .expect("warden prints its admin address");
-            line.trim()
-                .strip_prefix("warden admin listening on ")
-                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-                .to_string()
-        });
+        let mut line_after = |flag: &str, prefix: &str| {
+            args.iter().any(|a| a.as_ref() == flag).then(|| {
+                let mut line = String::new();
+                stdout
+                    .read_line(&mut line)
+                    .unwrap_or_else(|e| panic!("warden prints {prefix}…: {e}"));
+                line.trim()
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("unexpected line {line:?}, not {prefix}…"))
+                    .to_string()
+            })
+        };
+        let metrics = line_after("--metrics", "warden metrics on ");
+        let admin = line_after("--admin", "warden admin listening on ");
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -112,6 +118,7 @@ impl Server {
             base,
             https,
             admin,
+            metrics,
             client,
             log,
         }

@@ -19,7 +19,7 @@ use crate::kong::{self, Endpoint};
 use crate::model::{ConsumerId, Dialect, INSTANCE, IssuerId, ScopeId};
 use crate::oauth;
 use crate::token::{self, Claims, Expect, TokenError};
-use crate::{Decision, Forward, Request, Services, Upstream};
+use crate::{Decision, Forward, Notes, Request, Services, TokenCheck, Upstream};
 
 use super::http::{
     bearer, forbidden, insufficient_scope, normal_path, normalize_host, spoofable, unauthorized,
@@ -47,6 +47,24 @@ pub(super) trait Trace {
     /// Dispatch chose the entry of rule `pos` (`None`: no rule matched).
     #[inline(always)]
     fn entered(&mut self, _rule: Option<RulePos>) {}
+    /// The request's token was checked so.
+    #[inline(always)]
+    fn token(&mut self, _check: TokenCheck) {}
+}
+
+/// The trace that serves requests: the [`Notes`] of a decision (two
+/// stores per request), nothing else.
+impl Trace for Notes {
+    #[inline(always)]
+    fn step(&mut self, _: impl FnOnce() -> String) {}
+    #[inline(always)]
+    fn entered(&mut self, rule: Option<RulePos>) {
+        self.rule = rule;
+    }
+    #[inline(always)]
+    fn token(&mut self, check: TokenCheck) {
+        self.token = check;
+    }
 }
 
 /// The path one request took: the rule it entered and the nodes it
@@ -198,11 +216,22 @@ impl DecisionGraph {
         req: &Request<'_>,
         services: &dyn Services,
         mut memo: Option<&mut VerifiedTokens>,
-    ) -> Decision {
-        if let Some(m) = memo.as_deref_mut() {
+    ) -> (Decision, Notes) {
+        let hits = memo.as_deref_mut().map(|m| {
             m.bind(self.id);
+            m.hits()
+        });
+        let mut notes = Notes::default();
+        let decision = self.evaluate(req, services, memo.as_deref_mut(), &mut notes);
+        // The walk sees a verified consumer token; the memo knows whether
+        // its signature was checked now or remembered.
+        if notes.token == TokenCheck::Verified
+            && let (Some(before), Some(m)) = (hits, memo)
+            && m.hits() > before
+        {
+            notes.token = TokenCheck::Remembered;
         }
-        self.evaluate(req, services, memo, &mut NoTrace)
+        (decision, notes)
     }
 
     /// The walk's steps for humans, ending with its decision.
@@ -431,6 +460,7 @@ impl DecisionGraph {
                         memo.as_deref_mut(),
                     ) {
                         Ok(kong::access::Access::Token(consumer, granted)) => {
+                            trace.token(TokenCheck::Verified);
                             trace.step(|| {
                                 format!(
                                     "authenticated as `{}`",
@@ -450,6 +480,11 @@ impl DecisionGraph {
                             ctx.consumer = Some((consumer, scope));
                         }
                         Err(stop) => {
+                            if let kong::access::Stop::Reply(r) = &stop
+                                && r.reason != TokenError::Missing.to_string()
+                            {
+                                trace.token(TokenCheck::Rejected);
+                            }
                             trace.step(|| "authentication failed".into());
                             return Outcome::Decided(stop.into());
                         }
@@ -468,6 +503,7 @@ impl DecisionGraph {
                     };
                     match found {
                         Ok(Authenticated::Consumer(consumer)) => {
+                            trace.token(TokenCheck::Verified);
                             trace.step(|| {
                                 format!(
                                     "authenticated as `{}`",
@@ -478,6 +514,7 @@ impl DecisionGraph {
                             node = next;
                         }
                         Ok(Authenticated::External(issuer, principal)) => {
+                            trace.token(TokenCheck::Verified);
                             trace.step(|| {
                                 format!(
                                     "authenticated as `{}` by jwt_issuer `{}`{}",
@@ -495,6 +532,11 @@ impl DecisionGraph {
                             node = next;
                         }
                         Ok(Authenticated::Introspected(id, principal)) => {
+                            trace.token(if ctx.req.fetched.is_some() {
+                                TokenCheck::Introspected
+                            } else {
+                                TokenCheck::IntrospectionCached
+                            });
                             trace.step(|| {
                                 format!(
                                     "introspection `{}` vouched for `{}`",
@@ -506,6 +548,11 @@ impl DecisionGraph {
                             node = next;
                         }
                         Ok(Authenticated::Stop(decision)) => {
+                            // The introspection server's answer refused the
+                            // token (a 5xx: it could not be asked).
+                            if matches!(&decision, Decision::Reply(r) if r.status < 500) {
+                                trace.token(TokenCheck::Rejected);
+                            }
                             trace.step(|| match &decision {
                                 Decision::Fetch(f) => format!(
                                     "introspect the token: {} {}",
@@ -518,6 +565,9 @@ impl DecisionGraph {
                             return Outcome::Decided(decision);
                         }
                         Err((presented, why)) => {
+                            if presented {
+                                trace.token(TokenCheck::Rejected);
+                            }
                             trace.step(|| format!("authentication failed: {why}"));
                             return Outcome::Unauthenticated { presented, why };
                         }

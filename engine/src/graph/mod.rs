@@ -110,6 +110,8 @@ pub struct DecisionGraph {
     rule_entry: Vec<NodeId>,
     /// `rule `name`` / `rule at line N`, for `explain`.
     rule_label: Vec<Box<str>>,
+    /// Each rule's [`crate::model::Rule::short_name`].
+    rule_names: Vec<Box<str>>,
     /// Entry for requests no rule matches.
     unmatched_entry: NodeId,
     index: RuleIndex,
@@ -309,6 +311,7 @@ impl DecisionGraph {
             nodes: arena.nodes,
             rule_entry,
             rule_label: model.rules.iter().map(|r| r.label().into()).collect(),
+            rule_names: model.rules.iter().map(|r| r.short_name().into()).collect(),
             unmatched_entry,
             published: published::Published::of(&model.scopes),
             issuers: model.issuers.clone(),
@@ -420,6 +423,11 @@ impl DecisionGraph {
     /// Kong's identity of consumer `id`.
     pub(crate) fn kong_consumer(&self, id: ConsumerId) -> &KongConsumer {
         &self.kong_consumers[id as usize]
+    }
+
+    /// The rules' names, in declaration order.
+    pub fn rule_names(&self) -> Vec<String> {
+        self.rule_names.iter().map(|n| n.to_string()).collect()
     }
 
     /// The routes the policy declares, in order.

@@ -116,6 +116,11 @@ impl VerifiedTokens {
         }
     }
 
+    /// Lookups that found their token (cheap; [`Self::stats`] counts entries).
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits
+    }
+
     /// Counters and size.
     pub fn stats(&self) -> MemoStats {
         MemoStats {

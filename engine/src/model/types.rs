@@ -439,6 +439,14 @@ impl Rule {
             None => format!("rule at line {}", self.line),
         }
     }
+
+    /// `name`, or `line N`: what logs and metrics call the rule.
+    pub fn short_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!("line {}", self.line),
+        }
+    }
 }
 
 /// What a rule matches. Each list holds the names or patterns with their spans.

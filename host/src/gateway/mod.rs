@@ -62,7 +62,7 @@ use crate::tls::TrustedProxies;
 pub use reply::Response;
 pub use tunnel::TunnelLimits;
 pub use upstream::Upstreams;
-use warden_engine::{Decision, Upstream};
+use warden_engine::{Decision, Notes, Upstream};
 
 /// Boxed error of bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -309,10 +309,10 @@ impl Gateway {
         &self,
         policy: &Arc<PolicyRuntime>,
         context: OwnedRequest,
-    ) -> (OwnedRequest, Result<Decision, HostError>) {
+    ) -> (OwnedRequest, Result<(Decision, Notes), HostError>) {
         if !policy.may_issue_tokens(&context.path) {
             let started = std::time::Instant::now();
-            let decision = policy.decide(&context);
+            let decision = policy.decide_noted(&context);
             metrics()
                 .guest_call_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -326,7 +326,7 @@ impl Gateway {
         let (method, path) = (context.method.clone(), context.path.clone());
         match tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let decision = runtime.decide(&context);
+            let decision = runtime.decide_noted(&context);
             metrics()
                 .guest_call_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -417,7 +417,7 @@ impl Gateway {
         // JWK Set lacks: fetch it again (bounded, awaited here, never on a
         // worker thread), then decide again, once.
         let (context, decision) = match decision {
-            Ok(Decision::RefreshKeys { url }) => {
+            Ok((Decision::RefreshKeys { url }, _)) => {
                 let remote = std::sync::Arc::clone(policy.options().keys.remote());
                 if !remote.refetch(&url).await {
                     tracing::error!(%url, "the policy asked for a key set it does not list");
@@ -432,7 +432,7 @@ impl Gateway {
         // The decision needs an outbound answer (token introspection): made
         // while this request waits — no worker waits — then decided again.
         let (context, decision) = match decision {
-            Ok(Decision::Fetch(call)) => {
+            Ok((Decision::Fetch(call), _)) => {
                 let mut context = context;
                 context.fetched = Some(if policy.may_fetch(&call.url) {
                     let client = policy.options().outbound.clone();
@@ -448,7 +448,7 @@ impl Gateway {
             other => (context, other),
         };
         let (context, decision, body) = match decision {
-            Ok(Decision::NeedBody { max_bytes }) => {
+            Ok((Decision::NeedBody { max_bytes }, _)) => {
                 let max_bytes = max_bytes.min(MAX_DECISION_BODY);
                 let read = match body::read_bounded(&parts.headers, body, max_bytes).await {
                     Ok(read) => read,
@@ -463,8 +463,15 @@ impl Gateway {
         };
         let latency = started.elapsed();
         let m = metrics();
+        let (decision, notes) = match decision {
+            Ok((decision, notes)) => (Ok(decision), notes),
+            Err(e) => (Err(e), Notes::default()),
+        };
+        let rule = policy.rule_name(&notes).unwrap_or("-");
+        let token = notes.token.as_str();
         if matches!(decision, Ok(Decision::Reply(_) | Decision::Forward(_))) {
             m.decision_seconds.observe(latency.as_secs_f64());
+            m.token_checks.with_label_values(&[token]).inc();
         }
         let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         match decision {
@@ -474,9 +481,13 @@ impl Gateway {
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case("x-error-key"))
                     .map_or("-", |(_, v)| v.as_str());
-                tracing::info!(method = %context.method, path = %context.path, status = reply.status, reason = %reply.reason, error_key, latency_us, "reply");
+                tracing::info!(method = %context.method, path = %context.path, rule, status = reply.status, reason = %reply.reason, error_key, token = %token, latency_us, "reply");
                 m.requests
-                    .with_label_values(&[reply.status.to_string().as_str(), "-"])
+                    .with_label_values(&[
+                        crate::metrics::status_label(reply.status).as_ref(),
+                        "-",
+                        rule,
+                    ])
                     .inc();
                 if reply.status == 200 && policy.may_issue_tokens(&context.path) {
                     let grant = crate::metrics::grant_of(&context.query, context.body.as_deref());
@@ -490,9 +501,11 @@ impl Gateway {
                 tracing::info!(
                     method = %context.method, path = %context.path,
                     consumer = %forward.consumer.as_deref().unwrap_or("-"),
-                    route, %upstream, latency_us, "forward"
+                    route, rule, %upstream, token = %token, latency_us, "forward"
                 );
-                m.requests.with_label_values(&["forward", route]).inc();
+                m.requests
+                    .with_label_values(&["forward", route, rule])
+                    .inc();
                 let body = match forward.body.clone() {
                     Some(replaced) => reply::full(Bytes::from(replaced)),
                     None => body,
