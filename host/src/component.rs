@@ -193,6 +193,11 @@ impl Drop for GuestComponent {
 fn new_engine(config: &ComponentConfig) -> Result<(wasmtime::Engine, bool), HostError> {
     let mut base = Config::new();
     base.epoch_interruption(true);
+    // `WARDEN_PERF_MAP=1` names the guest's compiled functions in
+    // /tmp/perf-PID.map, so that `perf` profiles show them (scripts/profile).
+    if std::env::var_os("WARDEN_PERF_MAP").is_some_and(|v| v == "1") {
+        base.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if config.pooling {
         let mut pool = PoolingAllocationConfig::new();
         let n = config.max_instances.max(1);
