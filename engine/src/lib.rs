@@ -57,6 +57,7 @@ mod upstream;
 pub use diagnostic::{Diagnostic, Severity, line_col};
 pub use format::{format, quote};
 pub use graph::VerifiedTokens;
+pub use hmac_crypto::{hmac_sha256, use_hmac_sha256};
 pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
 pub use keys::{HostKey, KeyError, KeyRing, verify_jwk};

@@ -155,6 +155,7 @@ struct CompiledPolicy {
 impl GuestPolicy for CompiledPolicy {
     fn compile(_name: String, source: String) -> Result<PolicyHandle, Vec<wit::Diagnostic>> {
         report_panics_to_host();
+        warden_engine::use_hmac_sha256(host_hmac_sha256);
         match warden_engine::Policy::compile(&source, &WitServices) {
             Ok(policy) => Ok(PolicyHandle::new(CompiledPolicy {
                 policy,
@@ -305,6 +306,16 @@ fn decision_to_wit(decision: Decision) -> wit::Decision {
             body: f.body,
         }),
     }
+}
+
+/// HS256 by the host, natively (`services.hmac-sha256`).
+fn host_hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let (a, b, c, d) = services::hmac_sha256(key, message);
+    let mut mac = [0; 32];
+    for (chunk, word) in mac.chunks_exact_mut(8).zip([a, b, c, d]) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    mac
 }
 
 fn token_check_to_wit(check: TokenCheck) -> wit::TokenCheck {

@@ -83,11 +83,22 @@ function servicesImport(opts, state) {
     },
     secret: (reference) => opts.secret?.(reference) ?? undefined,
     verifySecretHash: (phc, presented) => verifySecretHash(phc, presented),
+    hmacSha256: (key, message) => hmacSha256(key, message),
     guestPanicked(message) {
       state.panic = message;
       (opts.onPanic ?? ((m) => console.error(`warden guest panicked: ${m}`)))(message);
     },
   };
+}
+
+/**
+ * HMAC-SHA256 of `message` under `key`, as WIT's four big-endian u64s.
+ * @param {Uint8Array} key
+ * @param {Uint8Array} message
+ */
+export function hmacSha256(key, message) {
+  const mac = nodeCrypto.createHmac("sha256", key).update(message).digest();
+  return [0, 8, 16, 24].map((at) => mac.readBigUInt64BE(at));
 }
 
 /** PHC strings use standard base64 without padding. */

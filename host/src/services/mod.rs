@@ -197,6 +197,16 @@ impl services::Host for GuestState {
         self.native(|| warden_engine::verify_secret_hash(&phc, &presented))
     }
 
+    fn hmac_sha256(&mut self, key: Vec<u8>, message: Vec<u8>) -> (u64, u64, u64, u64) {
+        let mac = warden_engine::hmac_sha256(&key, &message);
+        let word = |i: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&mac[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(w)
+        };
+        (word(0), word(1), word(2), word(3))
+    }
+
     fn guest_panicked(&mut self, message: String) {
         // Kept with the stderr tail: the trap that follows is reported with it.
         self.stderr.push(message.as_bytes());
