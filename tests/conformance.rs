@@ -24,7 +24,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 use warden_host::{
     Clock, Decision, Diagnostic, FetchOutcome, GUEST_WASM, GuestComponent, LoadError, Notes,
-    OwnedRequest, PolicyRuntime, RuntimeOptions, Severity, TokenCheck, Upstream,
+    OwnedRequest, PolicyRuntime, RuntimeOptions, Severity, Upstream,
 };
 
 /// The suite must keep at least this many cases.
@@ -205,14 +205,8 @@ fn upstream_json(upstream: Option<&Upstream>) -> Value {
 fn decided_json(d: &Decision, notes: &Notes, runtime: &PolicyRuntime) -> Value {
     let mut v = decision_json(d);
     v["rule"] = json!(runtime.rule_name(notes));
-    v["token"] = json!(match notes.token {
-        TokenCheck::None => "none",
-        TokenCheck::Remembered => "remembered",
-        TokenCheck::Verified => "verified",
-        TokenCheck::IntrospectionCached => "introspection-cached",
-        TokenCheck::Introspected => "introspected",
-        TokenCheck::Rejected => "rejected",
-    });
+    // WIT's enum names: the metrics' names with `-` for `_`.
+    v["token"] = json!(notes.token.as_str().replace('_', "-"));
     v
 }
 

@@ -548,8 +548,8 @@ impl DecisionGraph {
                             node = next;
                         }
                         Ok(Authenticated::Stop(decision)) => {
-                            // The introspection server's answer refused the
-                            // token (a 5xx: it could not be asked).
+                            // The introspection answer refused the token; a
+                            // 5xx means the server could not be asked.
                             if matches!(&decision, Decision::Reply(r) if r.status < 500) {
                                 trace.token(TokenCheck::Rejected);
                             }
