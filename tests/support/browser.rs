@@ -165,34 +165,37 @@ impl Browser {
     /// Wait until the page's source holds `text` (a click that submits a
     /// form may return before the next page is in): that source.
     pub fn wait_for_text(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let page = self.source();
-            if page.contains(text) {
-                return page;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page at {} never showed {text:?}:\n{page}",
-                self.url()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_until(
+            Self::source,
+            |page| page.contains(text),
+            |page| format!("the page at {} never showed {text:?}:\n{page}", self.url()),
+        )
     }
 
     /// Wait until the browser is at a URL starting with `prefix`.
     pub fn wait_for_url(&self, prefix: &str) -> String {
+        self.wait_until(
+            Self::url,
+            |url| url.starts_with(prefix),
+            |url| format!("the browser is at {url}, not {prefix}…:\n{}", self.source()),
+        )
+    }
+
+    /// Read `read` every 50 ms until `done` holds for it (that reading), for
+    /// at most 15 s; then fail with `why` of the last reading.
+    fn wait_until(
+        &self,
+        read: impl Fn(&Self) -> String,
+        done: impl Fn(&str) -> bool,
+        why: impl Fn(&str) -> String,
+    ) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let url = self.url();
-            if url.starts_with(prefix) {
-                return url;
+            let now = read(self);
+            if done(&now) {
+                return now;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the browser is at {url}, not {prefix}…:\n{}",
-                self.source()
-            );
+            assert!(Instant::now() < deadline, "{}", why(&now));
             std::thread::sleep(Duration::from_millis(50));
         }
     }
