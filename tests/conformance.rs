@@ -152,17 +152,18 @@ fn policy_of(case: &Case) -> (String, String) {
 
 /// A case's `request` as the host's request context.
 fn owned_request(r: &Value) -> OwnedRequest {
-    let mut req = OwnedRequest::new(r["method"].as_str().unwrap_or("GET"), "/");
-    req.scheme = str_field(r, "scheme").unwrap_or_else(|| "http".into());
+    let field = |name| str_field(r, name);
+    let mut req = OwnedRequest::new(r["method"].as_str().unwrap_or("GET"), "/")
+        .with_scheme(&field("scheme").unwrap_or_else(|| "http".into()))
+        .with_authority(&field("authority").unwrap_or_else(|| "localhost".into()))
+        .with_path(&field("path").unwrap_or_else(|| "/".into()))
+        .with_query(&field("query").unwrap_or_default())
+        .with_route(field("route").as_deref())
+        .with_service(field("service").as_deref())
+        .with_peer(field("peer").as_deref())
+        .with_trusted_user(field("trusted_user").as_deref());
     req.proxy_terminated = r["proxy_terminated"].as_bool().unwrap_or(false);
-    req.authority = str_field(r, "authority").unwrap_or_else(|| "localhost".into());
-    req.path = str_field(r, "path").unwrap_or_else(|| "/".into());
-    req.query = str_field(r, "query").unwrap_or_default();
     req.body = case_bytes(r.get("body").unwrap_or(&Value::Null)).map(Into::into);
-    req.route = str_field(r, "route");
-    req.service = str_field(r, "service");
-    req.peer = str_field(r, "peer");
-    req.trusted_user = str_field(r, "trusted_user");
     let headers = r["headers"].as_array().cloned().unwrap_or_default();
     req.with_headers(headers.iter().map(|pair| {
         let pair = pair.as_array().unwrap();
@@ -468,7 +469,12 @@ fn node_host() -> PathBuf {
         std::fs::write(&stamp_path, &stamp).unwrap();
         eprintln!("npm ci: {:.1} s", started.elapsed().as_secs_f64());
     }
-    for file in ["host.mjs", "conformance.mjs", "run-conformance.mjs"] {
+    for file in [
+        "host.mjs",
+        "packed.mjs",
+        "conformance.mjs",
+        "run-conformance.mjs",
+    ] {
         std::fs::copy(src.join(file), work.join(file)).unwrap();
     }
     std::fs::write(work.join("warden_guest.wasm"), GUEST_WASM).unwrap();

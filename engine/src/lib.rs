@@ -22,6 +22,8 @@
 //! - `introspect`: opaque tokens, by RFC 7662 introspection (Gravitee);
 //! - `revocation`: RFC 7009 revocation and RFC 7662 introspection of the
 //!   scope's own tokens.
+//! - `packed` (public): the one-buffer forms in which requests and
+//!   decisions cross the component boundary, for every host.
 //!
 //! The public surface is [`Policy`] and the types it speaks (listed below);
 //! the stages themselves are private, reachable for Warden's own tests and
@@ -41,6 +43,7 @@ mod keys;
 mod kong;
 mod model;
 mod oauth;
+pub mod packed;
 pub mod policy_tests;
 mod request;
 mod revocation;
@@ -61,10 +64,7 @@ pub use hmac_crypto::{hmac_sha256, use_hmac_sha256};
 pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
 pub use keys::{HostKey, KeyError, KeyRing, verify_jwk};
-pub use request::{
-    Decision, Fetched, Forward, HeaderBlockError, Notes, Outbound, Reply, Request, TokenCheck,
-    pack_headers, push_header, unpack_headers,
-};
+pub use request::{Decision, Fetched, Forward, Notes, Outbound, Reply, Request, TokenCheck};
 #[cfg(feature = "hash-verify")]
 pub use secret_hash::hash_argon2id;
 pub use secret_hash::verify as verify_secret_hash;

@@ -1,7 +1,7 @@
 //! The request context the engine decides on, and the decision it returns.
 //!
-//! These mirror the `request` and `decision` records of `wit/warden.wit`; the
-//! guest converts between the two. `Request` borrows everything so that the
+//! These are what `wit/warden.wit`'s `request` and `decision` carry (packed:
+//! [`crate::packed`]). `Request` borrows everything so that the
 //! guest (and native callers) pass what they already hold without copying.
 
 /// One HTTP request as the gateway received it.
@@ -69,76 +69,6 @@ impl<'a> Request<'a> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
-}
-
-/// A header block that is not in the packed form of [`pack_headers`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderBlockError {
-    #[error("header block truncated at byte {0}")]
-    Truncated(usize),
-    #[error("header at byte {0} is not UTF-8")]
-    NotUtf8(usize),
-}
-
-/// Pack headers the way the WIT `request.headers` carries them: for each
-/// header, the name's and the value's length as little-endian u32s, then
-/// the name and the value. One buffer crosses the component boundary in one
-/// copy, where a list of string pairs costs two guest allocations per header
-/// (proxy-wasm passes header maps the same way, for the same reason).
-pub fn pack_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in headers {
-        push_header(&mut out, name, value);
-    }
-    out
-}
-
-/// Append one header to a block of [`pack_headers`]'s form.
-pub fn push_header(block: &mut Vec<u8>, name: &str, value: &str) {
-    let (Ok(name_len), Ok(value_len)) = (u32::try_from(name.len()), u32::try_from(value.len()))
-    else {
-        // Over 4 GiB (HTTP servers cap headers at kilobytes, so this cannot
-        // come from a client): write a length the block does not have, so
-        // that `unpack_headers` refuses it as truncated — closed, never
-        // misread, whatever is appended after.
-        block.extend_from_slice(&u32::MAX.to_le_bytes());
-        return;
-    };
-    block.extend_from_slice(&name_len.to_le_bytes());
-    block.extend_from_slice(&value_len.to_le_bytes());
-    block.extend_from_slice(name.as_bytes());
-    block.extend_from_slice(value.as_bytes());
-}
-
-/// Read a block made by [`pack_headers`], borrowing every name and value.
-/// Anything else — a length past the end, bytes that are not UTF-8 — is an
-/// error, so that a request is never decided on headers it did not send.
-pub fn unpack_headers(block: &[u8]) -> Result<Vec<(&str, &str)>, HeaderBlockError> {
-    let mut headers = Vec::new();
-    let mut at = 0;
-    while at < block.len() {
-        let start = at;
-        let truncated = HeaderBlockError::Truncated(start);
-        let mut take = |n: usize| -> Result<&[u8], HeaderBlockError> {
-            let end = at
-                .checked_add(n)
-                .filter(|&e| e <= block.len())
-                .ok_or(truncated)?;
-            let bytes = &block[at..end];
-            at = end;
-            Ok(bytes)
-        };
-        let mut len = || -> Result<usize, HeaderBlockError> {
-            let b = take(4)?;
-            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        };
-        let (name_len, value_len) = (len()?, len()?);
-        let utf8 = |b| std::str::from_utf8(b).map_err(|_| HeaderBlockError::NotUtf8(start));
-        let name = utf8(take(name_len)?)?;
-        let value = utf8(take(value_len)?)?;
-        headers.push((name, value));
-    }
-    Ok(headers)
 }
 
 /// How a decision was reached, for the host's logs and metrics: never
@@ -274,31 +204,5 @@ impl Reply {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_blocks_round_trip_and_refuse_anything_else() {
-        let headers = [("Host", "a"), ("x-empty", ""), ("", "no name"), ("é", "ü")];
-        let block = pack_headers(headers);
-        assert_eq!(unpack_headers(&block).unwrap(), headers);
-        assert_eq!(unpack_headers(&[]).unwrap(), []);
-        // Cut anywhere: an error, unless the cut falls between two headers.
-        let whole_prefixes = (1..block.len())
-            .filter_map(|cut| unpack_headers(&block[..cut]).ok())
-            .inspect(|h| assert_eq!(h[..], headers[..h.len()]))
-            .count();
-        assert_eq!(whole_prefixes, headers.len() - 1);
-        let mut huge = pack_headers([("a", "b")]);
-        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(unpack_headers(&huge), Err(HeaderBlockError::Truncated(0)));
-        let mut bad = pack_headers([("ok", "v"), ("n", "v")]);
-        let n = bad.len() - 2;
-        bad[n] = 0xff;
-        assert_eq!(unpack_headers(&bad), Err(HeaderBlockError::NotUtf8(11)));
     }
 }

@@ -1,15 +1,20 @@
 //! Arbitrary request records (what the guest's WIT decoding hands the engine)
 //! → `Policy::decide` and `Policy::explain` of the demo and gateway-wide
-//! policies. The headers cross as the WIT carries them: packed into one block
-//! and unpacked again (which must give them back exactly); the body bytes are
-//! also read as a header block, which must fail cleanly or unpack.
+//! policies. The request crosses as the WIT carries it: its head packed into
+//! one buffer and unpacked again (which must give it back exactly); the body
+//! bytes are also read as a packed head, header block, forward and reply,
+//! each of which must fail cleanly or read back to exactly those bytes.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use warden_engine::{FixedServices, Policy, Request, pack_headers, unpack_headers};
+use warden_engine::packed::{
+    Beside, RequestHead, pack_forward, pack_headers, pack_reply, unpack_forward, unpack_headers,
+    unpack_reply,
+};
+use warden_engine::{FixedServices, Policy};
 
 const DEMO: &str = include_str!("../../policies/demo.policy");
 const GATEWAY_WIDE: &str = include_str!("../../policies/gateway-wide.policy");
@@ -48,33 +53,58 @@ fuzz_target!(|input: Input| {
     let mut owned = input.headers;
     owned.truncate(16);
     let block = pack_headers(owned.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    let headers = unpack_headers(&block).expect("a packed block unpacks");
-    assert!(headers.iter().copied().eq(owned.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
-    if let Ok(odd) = unpack_headers(&input.body) {
-        assert_eq!(pack_headers(odd.iter().copied()), input.body, "unpack is exact");
-    }
-    let req = Request {
+    let sent = RequestHead {
         method: &input.method,
         scheme: if input.https { "https" } else { "http" },
-        proxy_terminated: input.proxy_terminated,
         authority: &input.authority,
         path: &input.path,
         query: &input.query,
-        headers: &headers,
-        body: Some(&input.body),
         route: input.route.as_deref(),
         service: input.service.as_deref(),
         peer: input.peer.as_deref(),
         trusted_user: None,
-        keys_refreshed: false,
-        fetched: None,
+        headers: &block,
     };
+    let mut packed = Vec::new();
+    sent.pack(&mut packed);
+    let head = RequestHead::unpack(&packed).expect("a packed head unpacks");
+    assert_eq!(head, sent);
+    let headers = unpack_headers(head.headers).expect("a packed block unpacks");
+    assert!(headers.iter().copied().eq(owned.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
+    odd_bytes(&input.body);
+    let req = head.request(
+        &headers,
+        Beside {
+            body: Some(&input.body),
+            proxy_terminated: input.proxy_terminated,
+            keys_refreshed: false,
+            fetched: None,
+        },
+    );
     let host = FixedServices::at(NOW.saturating_add_signed(input.now_offset as i64));
     // Decided on the head alone too, as the gateway first does.
-    let head = Request { body: None, ..req };
+    let head = warden_engine::Request { body: None, ..req };
     for policy in policies() {
         let _ = policy.decide(&req, &host);
         let _ = policy.decide(&head, &host);
         let _ = policy.explain(&req, &host);
     }
 });
+
+/// Bytes read as each packed form: an error, or exactly these bytes again.
+fn odd_bytes(bytes: &[u8]) {
+    if let Ok(odd) = unpack_headers(bytes) {
+        assert_eq!(pack_headers(odd.iter().copied()), bytes, "unpack is exact");
+    }
+    if let Ok(head) = RequestHead::unpack(bytes) {
+        let mut again = Vec::new();
+        head.pack(&mut again);
+        assert_eq!(again, bytes, "a head reads back exactly");
+    }
+    if let Ok(forward) = unpack_forward(bytes) {
+        assert_eq!(pack_forward(&forward), bytes, "a forward reads back exactly");
+    }
+    if let Ok(reply) = unpack_reply(bytes) {
+        assert_eq!(pack_reply(&reply), bytes, "a reply reads back exactly");
+    }
+}

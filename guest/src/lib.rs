@@ -3,9 +3,10 @@
 //!
 //! It exports the `decisions` interface's `policy` resource over
 //! [`warden_engine::Policy`] and implements [`warden_engine::Services`] over the
-//! imported `services`, `store` and `keys` interfaces. Nothing else lives here: every conversion is a
-//! field-for-field copy between WIT records and engine types, and the request
-//! the engine sees borrows from the WIT record without copying.
+//! imported `services`, `store` and `keys` interfaces. Nothing else lives here: requests and
+//! forwards/replies cross packed ([`warden_engine::packed`]), so the request the engine sees
+//! borrows from the one buffer the host lowered, and the rest is field-for-field copies between
+//! WIT records and engine types.
 //!
 //! The workspace's `unsafe_code` lint is allowed here, and only here, because
 //! `wit_bindgen::generate!` and `export!` expand to `unsafe` ABI glue; this
@@ -25,8 +26,9 @@ use warden::policy::keys;
 use warden::policy::services;
 use warden::policy::store;
 use warden::policy::types as wit;
+use warden_engine::packed::{self, Beside, PackError, RequestHead};
 use warden_engine::{
-    Alg, Decision, KeyRef, Notes, SigCheck, StoreError, TokenCheck, VerifiedTokens, unpack_headers,
+    Alg, Decision, KeyRef, Notes, SigCheck, StoreError, TokenCheck, VerifiedTokens,
 };
 
 /// The engine's window on the world, over the host's imports.
@@ -169,14 +171,14 @@ impl GuestPolicy for CompiledPolicy {
         report_panics_to_host();
         #[cfg(feature = "fault-injection")]
         faults::inject(&req);
-        let (decision, notes) = match unpack_headers(&req.headers) {
-            Ok(headers) => {
+        let (decision, notes) = match unpack_request(&req) {
+            Ok((head, headers)) => {
                 let mut verified = self.verified.borrow_mut();
-                let req = request_from_wit(&req, &headers);
+                let req = head.request(&headers, beside(&req));
                 self.policy.decide_noted(&req, &WitServices, &mut verified)
             }
             Err(e) => (
-                Decision::bad_request(format!("malformed header block: {e}")),
+                Decision::bad_request(format!("malformed request head: {e}")),
                 Notes::default(),
             ),
         };
@@ -189,11 +191,11 @@ impl GuestPolicy for CompiledPolicy {
 
     fn explain(&self, req: wit::Request) -> String {
         report_panics_to_host();
-        match unpack_headers(&req.headers) {
-            Ok(headers) => self
+        match unpack_request(&req) {
+            Ok((head, headers)) => self
                 .policy
-                .explain(&request_from_wit(&req, &headers), &WitServices),
-            Err(e) => format!("1. the request cannot be read: malformed header block: {e}\n"),
+                .explain(&head.request(&headers, beside(&req)), &WitServices),
+            Err(e) => format!("1. the request cannot be read: malformed request head: {e}\n"),
         }
     }
 
@@ -202,11 +204,11 @@ impl GuestPolicy for CompiledPolicy {
         let Some(req) = req else {
             return self.policy.graph().to_dot();
         };
-        match unpack_headers(&req.headers) {
-            Ok(headers) => self
+        match unpack_request(&req) {
+            Ok((head, headers)) => self
                 .policy
                 .graph()
-                .path_dot(&request_from_wit(&req, &headers), &WitServices),
+                .path_dot(&head.request(&headers, beside(&req)), &WitServices),
             // The graph alone: the request cannot be read.
             Err(_) => self.policy.graph().to_dot(),
         }
@@ -249,25 +251,22 @@ impl GuestPolicy for CompiledPolicy {
     }
 }
 
-/// The engine's view of a WIT request: borrows every field (the headers
-/// from their unpacked block).
-fn request_from_wit<'r>(
-    req: &'r wit::Request,
-    headers: &'r [(&'r str, &'r str)],
-) -> warden_engine::Request<'r> {
-    warden_engine::Request {
-        method: &req.method,
-        scheme: &req.scheme,
-        proxy_terminated: req.proxy_terminated,
-        authority: &req.authority,
-        path: &req.path,
-        query: &req.query,
-        headers,
+/// A request's head and its headers, borrowed from the WIT record.
+type Unpacked<'r> = (RequestHead<'r>, Vec<(&'r str, &'r str)>);
+
+/// The packed head of a WIT request, read: its fields and headers borrow
+/// from the one buffer the host lowered.
+fn unpack_request(req: &wit::Request) -> Result<Unpacked<'_>, PackError> {
+    let head = RequestHead::unpack(&req.head)?;
+    let headers = packed::unpack_headers(head.headers)?;
+    Ok((head, headers))
+}
+
+/// What crosses beside the head.
+fn beside(req: &wit::Request) -> Beside<'_> {
+    Beside {
         body: req.body.as_deref(),
-        route: req.route.as_deref(),
-        service: req.service.as_deref(),
-        peer: req.peer.as_deref(),
-        trusted_user: req.trusted_user.as_deref(),
+        proxy_terminated: req.proxy_terminated,
         keys_refreshed: req.keys_refreshed,
         fetched: req.fetched.as_ref().map(|f| match f {
             wit::Fetched::Response(r) => warden_engine::Fetched::Response {
@@ -281,22 +280,8 @@ fn request_from_wit<'r>(
 
 fn decision_to_wit(decision: Decision) -> wit::Decision {
     match decision {
-        Decision::Forward(f) => wit::Decision::Forward(wit::Forward {
-            set_headers: f.set_headers,
-            remove_headers: f.remove_headers,
-            consumer: f.consumer,
-            route: f.route,
-            upstream: f.upstream.map(upstream_to_wit),
-            path: f.path,
-            query: f.query,
-            body: f.body,
-        }),
-        Decision::Reply(r) => wit::Decision::Reply(wit::Reply {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-            reason: r.reason,
-        }),
+        Decision::Forward(f) => wit::Decision::Forward(packed::pack_forward(&f)),
+        Decision::Reply(r) => wit::Decision::Reply(packed::pack_reply(&r)),
         Decision::NeedBody { max_bytes } => wit::Decision::NeedBody(max_bytes),
         Decision::RefreshKeys { url } => wit::Decision::RefreshKeys(url),
         Decision::Fetch(f) => wit::Decision::Fetch(wit::OutboundRequest {
@@ -370,7 +355,9 @@ mod faults {
 
     /// Misbehave as the request's `x-warden-fault` header asks.
     pub fn inject(req: &wit::Request) {
-        let headers = warden_engine::unpack_headers(&req.headers).unwrap_or_default();
+        let headers = warden_engine::packed::RequestHead::unpack(&req.head)
+            .and_then(|head| warden_engine::packed::unpack_headers(head.headers))
+            .unwrap_or_default();
         let fault = headers
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("x-warden-fault"))

@@ -6,9 +6,6 @@
 //! Run: `cargo bench -p warden-host --bench guest`
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code may unwrap
 
-#[path = "../tests/support/native.rs"]
-mod native;
-
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -75,12 +72,12 @@ fn guest(c: &mut Criterion) {
     let fresh: Vec<OwnedRequest> = (0..4 * VerifiedTokens::DEFAULT_CAPACITY)
         .map(|_| {
             let t = token_request();
-            let d = native.decide(&native::engine_request(&t, &t.header_pairs()), &host);
+            let d = native.decide(&t.engine_request(&t.header_pairs()), &host);
             api_request(&access_token(&d).unwrap())
         })
         .collect();
     let req_pairs = req.header_pairs();
-    let native_req = native::engine_request(&req, &req_pairs);
+    let native_req = req.engine_request(&req_pairs);
     let mut group = c.benchmark_group("full_decision");
     let mut k = 0;
     group.bench_function("warden_guest", |b| {
@@ -121,7 +118,7 @@ fn guest(c: &mut Criterion) {
     });
     group.bench_function("warden_native", |b| {
         let pairs = token_req.header_pairs();
-        let native_req = native::engine_request(&token_req, &pairs);
+        let native_req = token_req.engine_request(&pairs);
         b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     group.bench_function("jsonwebtoken_encode", |b| {
@@ -144,7 +141,7 @@ fn guest(c: &mut Criterion) {
     });
     group.bench_function("native_unruled_request_12_headers", |b| {
         let pairs = open.header_pairs();
-        let native_req = native::engine_request(&open, &pairs);
+        let native_req = open.engine_request(&pairs);
         b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     let component = GuestComponent::shared().unwrap();

@@ -22,10 +22,9 @@ const AUTHORIZE: &str = "provision_key=provision-bench&authenticated_userid=user
      &client_id=webapp-client&response_type=code&scope=email";
 
 fn post(path: &str, body: &str) -> OwnedRequest {
-    let mut r = OwnedRequest::post(path, body.to_string())
-        .with_header("content-type", "application/x-www-form-urlencoded");
-    r.scheme = "https".into();
-    r
+    OwnedRequest::post(path, body.to_string())
+        .with_scheme("https")
+        .with_header("content-type", "application/x-www-form-urlencoded")
 }
 
 fn runtime(store: StateStore) -> PolicyRuntime {

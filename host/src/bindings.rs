@@ -6,9 +6,9 @@
 //! so that native and guest evaluation look the same; this module is the only
 //! place that knows the generated WIT types.
 
+use warden_engine::packed::{self, PackError};
 use warden_engine::{
-    Decision, Diagnostic, Forward, HttpUpstream, Notes, Reply, RouteInfo, Severity, TokenCheck,
-    Upstream,
+    Decision, Diagnostic, HttpUpstream, Notes, RouteInfo, Severity, TokenCheck, Upstream,
 };
 
 wasmtime::component::bindgen!({
@@ -23,7 +23,9 @@ wasmtime::component::bindgen!({
 
 use warden::policy::types as wit;
 
-pub(crate) fn decided_from_wit(decided: wit::Decided) -> (Decision, Notes) {
+/// A decision as the guest packed it; a forward or reply that does not read
+/// is an error (fail closed).
+pub(crate) fn decided_from_wit(decided: wit::Decided) -> Result<(Decision, Notes), PackError> {
     let token = match decided.token {
         wit::TokenCheck::None => TokenCheck::None,
         wit::TokenCheck::Remembered => TokenCheck::Remembered,
@@ -36,27 +38,13 @@ pub(crate) fn decided_from_wit(decided: wit::Decided) -> (Decision, Notes) {
         rule: decided.rule,
         token,
     };
-    (decision_from_wit(decided.decision), notes)
+    Ok((decision_from_wit(decided.decision)?, notes))
 }
 
-fn decision_from_wit(decision: wit::Decision) -> Decision {
-    match decision {
-        wit::Decision::Forward(f) => Decision::Forward(Forward {
-            set_headers: f.set_headers,
-            remove_headers: f.remove_headers,
-            consumer: f.consumer,
-            route: f.route,
-            upstream: f.upstream.map(upstream_from_wit),
-            path: f.path,
-            query: f.query,
-            body: f.body,
-        }),
-        wit::Decision::Reply(r) => Decision::Reply(Reply {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-            reason: r.reason,
-        }),
+fn decision_from_wit(decision: wit::Decision) -> Result<Decision, PackError> {
+    Ok(match decision {
+        wit::Decision::Forward(f) => Decision::Forward(packed::unpack_forward(&f)?),
+        wit::Decision::Reply(r) => Decision::Reply(packed::unpack_reply(&r)?),
         wit::Decision::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
         wit::Decision::RefreshKeys(url) => Decision::RefreshKeys { url },
         wit::Decision::Fetch(f) => Decision::Fetch(warden_engine::Outbound {
@@ -65,7 +53,7 @@ fn decision_from_wit(decision: wit::Decision) -> Decision {
             headers: f.headers,
             body: f.body,
         }),
-    }
+    })
 }
 
 pub(crate) fn route_from_wit(route: wit::RouteInfo) -> RouteInfo {

@@ -48,6 +48,11 @@ pub enum HostError {
     )]
     Recompile { errors: usize },
 
+    /// The guest answered with a packed forward or reply that does not read
+    /// (`warden_engine::packed`): a guest bug, failed closed.
+    #[error("the guest's decision does not read: {0}")]
+    BadDecision(warden_engine::packed::PackError),
+
     /// The policy could not be asked at all (host-side failure).
     #[error("policy evaluation unavailable: {0}")]
     Unavailable(&'static str),

@@ -70,7 +70,7 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
         watch_ms: u64,
         /// Run this guest component instead of the embedded one (any build
-        /// exporting warden:policy@0.7.0; for testing hosts and guests).
+        /// exporting warden:policy@0.8.0; for testing hosts and guests).
         #[arg(long, value_name = "FILE.wasm")]
         guest: Option<PathBuf>,
         /// Address to listen on (plain HTTP/1.1).

@@ -1,45 +1,32 @@
 //! [`OwnedRequest`]: the request context the host hands to the guest.
 //!
 //! The gateway fills one per HTTP request from the request head
-//! ([`OwnedRequest::from_head`], headers packed straight from hyper's
-//! `HeaderMap` into the block the WIT `request` record carries); tests and
-//! `warden explain` build one by hand. [`crate::PolicyRuntime::decide`] lends
-//! it to the guest without copying on the host side. The body is absent
+//! ([`OwnedRequest::from_head`]): the text fields and the headers are packed
+//! straight from hyper's request parts into the one buffer the WIT
+//! `request.head` carries ([`warden_engine::packed`]), so that neither the
+//! gateway nor the boundary allocates per field. Tests and `warden explain`
+//! build one by hand with the `with_*` methods. [`crate::PolicyRuntime::decide`]
+//! lends it to the guest without copying on the host side. The body is absent
 //! until a decision asks for it (`need-body`).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::header;
+use warden_engine::packed::{self, Beside, Packer, RequestHead};
 
-/// One HTTP request, owned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One HTTP request, owned: its head packed, the rest beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedRequest {
-    /// Upper-case method, e.g. `GET`.
-    pub method: String,
-    /// `http` or `https`.
-    pub scheme: String,
+    /// Method, scheme, authority, path, query, route, service, peer and
+    /// trusted user, then the header block, in the WIT `request.head` form.
+    /// Only this module writes it, so its fields always read back.
+    head: Vec<u8>,
     /// `https` only because a trusted proxy said so (`X-Forwarded-Proto`).
     pub proxy_terminated: bool,
-    /// Host header / :authority, possibly with a port.
-    pub authority: String,
-    /// Path without the query string.
-    pub path: String,
-    /// Raw query string without the leading `?`.
-    pub query: String,
-    /// The headers, in arrival order, packed as the WIT request carries
-    /// them ([`warden_engine::push_header`]).
-    headers: Vec<u8>,
     /// The body, once read; `None` until a decision asks for it.
     pub body: Option<Bytes>,
-    /// The host's route name, when it has one.
-    pub route: Option<String>,
-    /// The host's upstream service name, when it has one.
-    pub service: Option<String>,
-    /// Client address.
-    pub peer: Option<String>,
-    /// The end user a trusted proxy authenticated (`--user-header`).
-    pub trusted_user: Option<String>,
     /// The JWK Set a `RefreshKeys` decision named was fetched again.
     pub keys_refreshed: bool,
     /// The answer to a `Fetch` decision.
@@ -53,23 +40,58 @@ pub enum FetchOutcome {
     Failed(String),
 }
 
+/// A field of the head, for [`OwnedRequest::edit`].
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Method,
+    Scheme,
+    Authority,
+    Path,
+    Query,
+    Route,
+    Service,
+    Peer,
+    TrustedUser,
+}
+
+impl Default for OwnedRequest {
+    /// `GET /` over `http`, with an empty authority and no headers.
+    fn default() -> Self {
+        OwnedRequest::from_fields(RequestHead {
+            method: "GET",
+            scheme: "http",
+            path: "/",
+            ..RequestHead::default()
+        })
+    }
+}
+
 impl OwnedRequest {
+    fn from_fields(head: RequestHead<'_>) -> Self {
+        let mut buf = Vec::new();
+        head.pack(&mut buf);
+        OwnedRequest {
+            head: buf,
+            proxy_terminated: false,
+            body: None,
+            keys_refreshed: false,
+            fetched: None,
+        }
+    }
+
     /// A request for `target` (`/path?query`) with `method`, scheme `http`
     /// and authority `localhost`.
     pub fn new(method: &str, target: &str) -> Self {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        OwnedRequest {
-            method: method.to_ascii_uppercase(),
-            scheme: "http".into(),
-            authority: "localhost".into(),
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.into()
-            },
-            query: query.into(),
-            ..Default::default()
-        }
+        let method = method.to_ascii_uppercase();
+        OwnedRequest::from_fields(RequestHead {
+            method: &method,
+            scheme: "http",
+            authority: "localhost",
+            path: if path.is_empty() { "/" } else { path },
+            query,
+            ..RequestHead::default()
+        })
     }
 
     /// `GET target`.
@@ -86,53 +108,189 @@ impl OwnedRequest {
     }
 
     /// The context of a request the gateway received over `scheme` (`http`
-    /// or `https`): its head only. Header values that are not UTF-8 are
-    /// converted lossily (the policy compares text); the `Host` header, else
-    /// the target's authority (h2's `:authority`), is the authority.
+    /// or `https`): its head only, packed in one buffer as it is read.
+    /// Header values that are not UTF-8 are converted lossily (the policy
+    /// compares text); the `Host` header, else the target's authority (h2's
+    /// `:authority`), is the authority. `trusted_user` is the end user a
+    /// trusted proxy named (`--user-header`).
     pub fn from_head(
         parts: &hyper::http::request::Parts,
         peer: Option<SocketAddr>,
         scheme: &str,
+        trusted_user: Option<&str>,
     ) -> Self {
-        let authority = match parts.headers.get(header::HOST) {
-            Some(host) => String::from_utf8_lossy(host.as_bytes()).into_owned(),
-            None => parts
-                .uri
-                .authority()
-                .map(|a| a.as_str().to_owned())
-                .unwrap_or_default(),
-        };
-        let size: usize = parts
+        let headers: usize = parts
             .headers
             .iter()
             .map(|(n, v)| 8 + n.as_str().len() + v.len())
             .sum();
-        let mut headers = Vec::with_capacity(size);
+        let path = parts.uri.path();
+        let query = parts.uri.query().unwrap_or("");
+        let size = 9 * 4 + 64 + path.len() + query.len() + headers;
+        let mut p = Packer::new(Vec::with_capacity(size));
+        p.item(parts.method.as_str().as_bytes());
+        p.item(scheme.as_bytes());
+        match parts.headers.get(header::HOST) {
+            Some(host) => p.item(String::from_utf8_lossy(host.as_bytes()).as_bytes()),
+            None => p.item(parts.uri.authority().map_or("", |a| a.as_str()).as_bytes()),
+        }
+        p.item(path.as_bytes());
+        p.item(query.as_bytes());
+        p.opt(None); // route: the gateway routes by the policy's own routes
+        p.opt(None); // service
+        match peer {
+            // Formatted straight into the buffer: no string of its own.
+            Some(peer) => p.item_with(|buf| {
+                let _ = write!(buf, "{peer}");
+            }),
+            None => p.opt(None),
+        }
+        p.opt_text(trusted_user);
         for (name, value) in &parts.headers {
-            let value = String::from_utf8_lossy(value.as_bytes());
-            warden_engine::push_header(&mut headers, name.as_str(), &value);
+            p.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
         }
         OwnedRequest {
-            method: parts.method.as_str().to_owned(),
-            scheme: scheme.to_owned(),
+            head: p.into_inner(),
             proxy_terminated: false,
-            authority,
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().unwrap_or("").to_owned(),
-            headers,
             body: None,
-            route: None,
-            service: None,
-            peer: peer.map(|p| p.to_string()),
-            trusted_user: None,
             keys_refreshed: false,
             fetched: None,
         }
     }
 
-    /// Add a header.
+    /// The head's fields (and its header block, unread).
+    pub fn fields(&self) -> RequestHead<'_> {
+        // Only this module writes `head`, always whole: it reads back.
+        RequestHead::unpack(&self.head).unwrap_or_default()
+    }
+
+    /// The packed head, as the guest receives it.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The engine's request over this one: its head's fields, `headers`
+    /// (unpacked from it by the caller: [`Self::header_pairs`]), the body and
+    /// the flags.
+    pub fn engine_request<'r>(
+        &'r self,
+        headers: &'r [(&'r str, &'r str)],
+    ) -> warden_engine::Request<'r> {
+        let fetched = self.fetched.as_ref().map(|f| match f {
+            FetchOutcome::Response { status, body } => warden_engine::Fetched::Response {
+                status: *status,
+                body,
+            },
+            FetchOutcome::Failed(why) => warden_engine::Fetched::Failed(why),
+        });
+        self.fields().request(
+            headers,
+            Beside {
+                body: self.body.as_deref(),
+                proxy_terminated: self.proxy_terminated,
+                keys_refreshed: self.keys_refreshed,
+                fetched,
+            },
+        )
+    }
+
+    pub fn method(&self) -> &str {
+        self.fields().method
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.fields().scheme
+    }
+
+    pub fn authority(&self) -> &str {
+        self.fields().authority
+    }
+
+    pub fn path(&self) -> &str {
+        self.fields().path
+    }
+
+    pub fn query(&self) -> &str {
+        self.fields().query
+    }
+
+    pub fn route(&self) -> Option<&str> {
+        self.fields().route
+    }
+
+    pub fn service(&self) -> Option<&str> {
+        self.fields().service
+    }
+
+    pub fn peer(&self) -> Option<&str> {
+        self.fields().peer
+    }
+
+    pub fn trusted_user(&self) -> Option<&str> {
+        self.fields().trusted_user
+    }
+
+    /// Replace one field: the head is packed again (for tests and tools;
+    /// the gateway packs each head once).
+    fn edit(mut self, field: Field, value: Option<&str>) -> Self {
+        let old = std::mem::take(&mut self.head);
+        let mut head = RequestHead::unpack(&old).unwrap_or_default();
+        let text = value.unwrap_or_default();
+        match field {
+            Field::Method => head.method = text,
+            Field::Scheme => head.scheme = text,
+            Field::Authority => head.authority = text,
+            Field::Path => head.path = text,
+            Field::Query => head.query = text,
+            Field::Route => head.route = value,
+            Field::Service => head.service = value,
+            Field::Peer => head.peer = value,
+            Field::TrustedUser => head.trusted_user = value,
+        }
+        head.pack(&mut self.head);
+        self
+    }
+
+    pub fn with_method(self, method: &str) -> Self {
+        self.edit(Field::Method, Some(method))
+    }
+
+    pub fn with_scheme(self, scheme: &str) -> Self {
+        self.edit(Field::Scheme, Some(scheme))
+    }
+
+    /// Set the authority (Host).
+    pub fn with_authority(self, authority: &str) -> Self {
+        self.edit(Field::Authority, Some(authority))
+    }
+
+    pub fn with_path(self, path: &str) -> Self {
+        self.edit(Field::Path, Some(path))
+    }
+
+    pub fn with_query(self, query: &str) -> Self {
+        self.edit(Field::Query, Some(query))
+    }
+
+    pub fn with_route(self, route: Option<&str>) -> Self {
+        self.edit(Field::Route, route)
+    }
+
+    pub fn with_service(self, service: Option<&str>) -> Self {
+        self.edit(Field::Service, service)
+    }
+
+    pub fn with_peer(self, peer: Option<&str>) -> Self {
+        self.edit(Field::Peer, peer)
+    }
+
+    pub fn with_trusted_user(self, user: Option<&str>) -> Self {
+        self.edit(Field::TrustedUser, user)
+    }
+
+    /// Add a header (after the others: the block ends the head).
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        warden_engine::push_header(&mut self.headers, name, value);
+        packed::push_header(&mut self.head, name, value);
         self
     }
 
@@ -142,33 +300,29 @@ impl OwnedRequest {
         headers: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
         for (name, value) in headers {
-            warden_engine::push_header(&mut self.headers, name.as_ref(), value.as_ref());
+            packed::push_header(&mut self.head, name.as_ref(), value.as_ref());
         }
         self
     }
 
     /// Replace the header block with `block`, as it is: for tests of what
     /// the guest does with a block a faulty host packed (it answers 400).
-    pub fn with_packed_headers(mut self, block: Vec<u8>) -> Self {
-        self.headers = block;
+    pub fn with_packed_headers(mut self, block: &[u8]) -> Self {
+        let fields = self.head.len() - self.fields().headers.len();
+        self.head.truncate(fields);
+        self.head.extend_from_slice(block);
         self
     }
 
-    /// Set the authority (Host).
-    pub fn with_authority(mut self, authority: &str) -> Self {
-        self.authority = authority.into();
-        self
-    }
-
-    /// The packed header block, as the guest receives it.
+    /// The packed header block.
     pub fn packed_headers(&self) -> &[u8] {
-        &self.headers
+        self.fields().headers
     }
 
     /// The headers as borrowed (name, value) pairs (empty if the block is
     /// malformed, which only a hand-made block can be).
     pub fn header_pairs(&self) -> Vec<(&str, &str)> {
-        warden_engine::unpack_headers(&self.headers).unwrap_or_default()
+        packed::unpack_headers(self.fields().headers).unwrap_or_default()
     }
 
     /// The first value of header `name` (ASCII case-insensitive).
@@ -197,17 +351,19 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        let ctx = OwnedRequest::from_head(&parts, Some("127.0.0.1:5".parse().unwrap()), "https");
+        let ctx = OwnedRequest::from_head(
+            &parts,
+            Some("127.0.0.1:5".parse().unwrap()),
+            "https",
+            Some("alice"),
+        );
         assert_eq!(
-            (
-                ctx.method.as_str(),
-                ctx.authority.as_str(),
-                ctx.path.as_str(),
-                ctx.query.as_str()
-            ),
+            (ctx.method(), ctx.authority(), ctx.path(), ctx.query()),
             ("GET", "api.example.com:8080", "/a/b", "x=1")
         );
-        assert_eq!(ctx.scheme, "https");
+        assert_eq!(ctx.scheme(), "https");
+        assert_eq!(ctx.trusted_user(), Some("alice"));
+        assert_eq!((ctx.route(), ctx.service()), (None, None));
         assert_eq!(ctx.body, None);
         assert_eq!(
             ctx.header_pairs(),
@@ -218,6 +374,22 @@ mod tests {
                 ("x-bytes", "caf\u{fffd}")
             ]
         );
-        assert_eq!(ctx.peer.as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(ctx.peer(), Some("127.0.0.1:5"));
+        // Editing a field packs the head again, headers kept.
+        let edited = ctx
+            .clone()
+            .with_authority("b.example")
+            .with_route(Some("r"));
+        assert_eq!(
+            (edited.authority(), edited.route()),
+            ("b.example", Some("r"))
+        );
+        assert_eq!(edited.header_pairs(), ctx.header_pairs());
+        assert_eq!(
+            edited
+                .with_authority("api.example.com:8080")
+                .with_route(None),
+            ctx
+        );
     }
 }

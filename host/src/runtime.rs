@@ -306,7 +306,7 @@ impl PolicyRuntime {
             let decisions = inst.bindings.warden_policy_decisions().policy();
             decisions.call_decide(&mut inst.store, inst.policy, wit_request(req))
         })
-        .map(bindings::decided_from_wit)
+        .and_then(|decided| bindings::decided_from_wit(decided).map_err(HostError::BadDecision))
     }
 
     /// Describe, step by step, how the policy decides `req`.
@@ -496,22 +496,13 @@ impl HostError {
     }
 }
 
-/// The WIT record borrowing `req` (the header block as it is: one copy,
-/// into guest memory, happens in the call).
+/// The WIT record borrowing `req` (the packed head as it is: one copy, into
+/// guest memory, happens in the call).
 fn wit_request(req: &OwnedRequest) -> wit::Request<'_> {
     wit::Request {
-        method: &req.method,
-        scheme: &req.scheme,
+        head: req.head(),
         proxy_terminated: req.proxy_terminated,
-        authority: &req.authority,
-        path: &req.path,
-        query: &req.query,
-        headers: req.packed_headers(),
         body: req.body.as_deref(),
-        route: req.route.as_deref(),
-        service: req.service.as_deref(),
-        peer: req.peer.as_deref(),
-        trusted_user: req.trusted_user.as_deref(),
         keys_refreshed: req.keys_refreshed,
         fetched: req.fetched.as_ref().map(|f| match f {
             crate::request::FetchOutcome::Response { status, body } => {

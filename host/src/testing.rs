@@ -349,20 +349,20 @@ pub(crate) fn request_of(
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut req = OwnedRequest::new(method, target);
     if let Some(authority) = uri.authority() {
-        req.authority = authority.to_string();
+        req = req.with_authority(authority.as_str());
     }
     if let Some(scheme) = uri.scheme_str() {
-        req.scheme = scheme.to_owned();
+        req = req.with_scheme(scheme);
     }
     for (name, value) in headers {
         req = req.with_header(name.trim(), value.trim());
     }
     match req.header("host").map(str::to_owned) {
         // Like the gateway: an origin-form target takes its authority from Host.
-        Some(host) if uri.authority().is_none() => req.authority = host,
+        Some(host) if uri.authority().is_none() => req = req.with_authority(&host),
         Some(_) => {}
         None => {
-            let authority = req.authority.clone();
+            let authority = req.authority().to_owned();
             req = req.with_header("host", &authority);
         }
     }

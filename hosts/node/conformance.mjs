@@ -6,7 +6,6 @@
 
 import { createHmac, timingSafeEqual } from "node:crypto";
 
-import { packHeaders } from "./host.mjs";
 
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -29,8 +28,8 @@ export function bytesJson(bytes) {
   }
 }
 
-/** A case's `request` as the WIT `request` record (jco's shape). */
-export function witRequest(r) {
+/** A case's `request` as the host's request (`packRequest` packs it). */
+export function caseRequest(r) {
   return {
     method: r.method ?? "GET",
     scheme: r.scheme ?? "http",
@@ -38,7 +37,7 @@ export function witRequest(r) {
     authority: r.authority ?? "localhost",
     path: r.path ?? "/",
     query: r.query ?? "",
-    headers: packHeaders(r.headers ?? []),
+    headers: r.headers ?? [],
     body: caseBytes(r.body),
     route: r.route ?? undefined,
     service: r.service ?? undefined,

@@ -7,7 +7,7 @@
 
 import { readFile } from "node:fs/promises";
 
-import { loadGuest, packHeaders } from "./host.mjs";
+import { loadGuest } from "./host.mjs";
 
 const [dir = "build", policyFile = "../../policies/demo.policy"] = process.argv.slice(2);
 const guest = await loadGuest(dir);
@@ -18,7 +18,7 @@ if (compiled.diagnostics) {
 }
 const { policy } = compiled;
 
-/** A WIT `request` for a GET with `headers`. */
+/** A GET with `headers` (the host packs it for the guest). */
 const get = (authority, target, headers = []) => {
   const [path, query = ""] = target.split("?");
   return {
@@ -28,7 +28,7 @@ const get = (authority, target, headers = []) => {
     authority,
     path,
     query,
-    headers: packHeaders(headers),
+    headers,
     keysRefreshed: false,
   };
 };

@@ -1,13 +1,18 @@
 // Warden's Node.js host: the guest component (`warden_guest.wasm`, world
-// `warden:policy/guest@0.7.0`), transpiled by `jco transpile --instantiation
+// `warden:policy/guest@0.8.0`), transpiled by `jco transpile --instantiation
 // async`, instantiated with JS implementations of the three host interfaces
 // (`services`, `store`, `keys`) and a WASI preview 2 environment from
 // @bytecodealliance/preview2-shim that grants nothing.
 //
-//   import { loadGuest, packHeaders } from "./host.mjs";
+//   import { loadGuest } from "./host.mjs";
 //   const guest = await loadGuest("./build");          // the jco output directory
 //   const policy = await guest.compile("demo.policy", text);
-//   const { decision, rule, token } = policy.decide(request); // WIT `decided`, as jco maps it
+//   const { decision, rule, token } = policy.decide({ method: "GET", path: "/a", headers: [["authorization", "Bearer …"]] });
+//
+// Requests cross the boundary packed into one buffer and forwards and
+// replies come back packed (`packRequest`, `unpackForward`, `unpackReply`:
+// the same forms as `warden_engine::packed`); `CompiledPolicy` does both, so
+// callers see plain objects.
 //
 // See README.md ("Embedding Warden") for what each import must do.
 
@@ -19,44 +24,25 @@ import { pathToFileURL } from "node:url";
 
 import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 
+import { packRequest, unpackForward, unpackReply } from "./packed.mjs";
+
+export { packRequest, unpackForward, unpackReply };
+
 /** The most random bytes one `random-bytes` call may ask for (as the wasmtime host). */
 const MAX_RANDOM_BYTES = 64 * 1024;
 /** Store bounds (as the wasmtime host): longer keys or values are refused. */
 const MAX_STORE_KEY = 256;
 const MAX_STORE_VALUE = 16 * 1024;
 
-const utf8 = new TextEncoder();
-
 /** A guest call trapped: the instance must not be used again. */
 export class GuestTrap extends Error {}
 
-/**
- * The `request.headers` block: for each header, the name's and the value's
- * byte lengths as little-endian u32s, then the name's and the value's UTF-8
- * bytes, in arrival order.
- * @param {Iterable<[string, string]>} pairs
- */
-export function packHeaders(pairs) {
-  const parts = [];
-  let size = 0;
-  for (const [name, value] of pairs) {
-    const n = utf8.encode(name);
-    const v = utf8.encode(value);
-    parts.push(n, v);
-    size += 8 + n.length + v.length;
-  }
-  const block = new Uint8Array(size);
-  const view = new DataView(block.buffer);
-  let at = 0;
-  for (let i = 0; i < parts.length; i += 2) {
-    const [n, v] = [parts[i], parts[i + 1]];
-    view.setUint32(at, n.length, true);
-    view.setUint32(at + 4, v.length, true);
-    block.set(n, at + 8);
-    block.set(v, at + 8 + n.length);
-    at += 8 + n.length + v.length;
-  }
-  return block;
+/** A WIT `decided` with its forward or reply unpacked. */
+function unpackDecided(decided) {
+  const d = decided.decision;
+  if (d.tag === "forward") return { ...decided, decision: { tag: "forward", val: unpackForward(d.val) } };
+  if (d.tag === "reply") return { ...decided, decision: { tag: "reply", val: unpackReply(d.val) } };
+  return decided;
 }
 
 // ---------------------------------------------------------------------------
@@ -358,13 +344,15 @@ export class CompiledPolicy {
   }
 
   /**
-   * One decision: WIT `request` in (jco's shape), WIT `decided` out:
+   * One decision: a request in (see `packRequest`), WIT `decided` out as
+   * jco maps it, with a forward or reply unpacked into its record's shape:
    * `{ decision, rule, token }` — the decision, the index in `rules()` of
    * the rule the request entered (undefined: none), how its token was
-   * checked (`"none"`, `"remembered"`, `"verified"`, …).
+   * checked (`"none"`, `"remembered"`, `"verified"`, …). A forward or reply
+   * that does not read is an Error (fail closed).
    */
   decide(request) {
-    return this.#call((p) => p.decide(request));
+    return unpackDecided(this.#call((p) => p.decide(packRequest(request))));
   }
 
   /** The rules' names, in declaration order (`decided.rule` indexes them). */
@@ -373,7 +361,7 @@ export class CompiledPolicy {
   }
 
   explain(request) {
-    return this.#call((p) => p.explain(request));
+    return this.#call((p) => p.explain(packRequest(request)));
   }
 
   warnings() {

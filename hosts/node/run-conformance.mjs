@@ -23,7 +23,7 @@ import {
   diagnosticJson,
   normalise,
   witFetched,
-  witRequest,
+  caseRequest,
 } from "./conformance.mjs";
 
 async function policyOf(c, file) {
@@ -58,7 +58,7 @@ export async function runCase(guest, c, file) {
     // the decisions the host met following the protocol.
     const decisions = [];
     for (const r of c.requests ?? (c.request ? [c.request] : [])) {
-      const seen = await policy.decideAll(witRequest(r), {
+      const seen = await policy.decideAll(caseRequest(r), {
         readBody: r.read_body === undefined ? undefined : () => caseBytes(r.read_body),
         fetch: r.fetch_response === undefined ? undefined : () => witFetched(r.fetch_response),
         refreshKeys: r.refresh_keys ? () => {} : undefined,

@@ -310,7 +310,7 @@ impl Gateway {
         policy: &Arc<PolicyRuntime>,
         context: OwnedRequest,
     ) -> (OwnedRequest, Result<(Decision, Notes), HostError>) {
-        if !policy.may_issue_tokens(&context.path) {
+        if !policy.may_issue_tokens(context.path()) {
             let started = std::time::Instant::now();
             let decision = policy.decide_noted(&context);
             metrics()
@@ -323,7 +323,7 @@ impl Gateway {
             return (context, Err(closed));
         };
         let runtime = Arc::clone(policy);
-        let (method, path) = (context.method.clone(), context.path.clone());
+        let (method, path) = (context.method().to_owned(), context.path().to_owned());
         match tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let decision = runtime.decide_noted(&context);
@@ -336,8 +336,9 @@ impl Gateway {
         {
             Ok(done) => done,
             Err(_) => {
-                let mut context = OwnedRequest::default();
-                (context.method, context.path) = (method, path);
+                let context = OwnedRequest::default()
+                    .with_method(&method)
+                    .with_path(&path);
                 let failed = HostError::Unavailable("the token request's thread failed");
                 (context, Err(failed))
             }
@@ -409,9 +410,8 @@ impl Gateway {
         let trusted_user = self.trusted_user(&mut parts.headers, peer);
         // This request finishes on the policy it starts with.
         let policy = self.policy.load_full();
-        let mut context = OwnedRequest::from_head(&parts, peer, scheme);
+        let mut context = OwnedRequest::from_head(&parts, peer, scheme, trusted_user.as_deref());
         context.proxy_terminated = proxy_terminated;
-        context.trusted_user = trusted_user;
         let (context, decision) = self.decide(&policy, context).await;
         // A token of an external issuer names a key the host's copy of its
         // JWK Set lacks: fetch it again (bounded, awaited here, never on a
@@ -481,7 +481,7 @@ impl Gateway {
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case("x-error-key"))
                     .map_or("-", |(_, v)| v.as_str());
-                tracing::info!(method = %context.method, path = %context.path, rule, status = reply.status, reason = %reply.reason, error_key, token = %token, latency_us, "reply");
+                tracing::info!(method = %context.method(), path = %context.path(), rule, status = reply.status, reason = %reply.reason, error_key, token = %token, latency_us, "reply");
                 m.requests
                     .with_label_values(&[
                         crate::metrics::status_label(reply.status).as_ref(),
@@ -489,8 +489,8 @@ impl Gateway {
                         rule,
                     ])
                     .inc();
-                if reply.status == 200 && policy.may_issue_tokens(&context.path) {
-                    let grant = crate::metrics::grant_of(&context.query, context.body.as_deref());
+                if reply.status == 200 && policy.may_issue_tokens(context.path()) {
+                    let grant = crate::metrics::grant_of(context.query(), context.body.as_deref());
                     m.tokens_issued.with_label_values(&[grant]).inc();
                 }
                 reply::policy_reply(reply)
@@ -499,7 +499,7 @@ impl Gateway {
                 let upstream = forward.upstream.as_ref().unwrap_or(&self.default_upstream);
                 let route = forward.route.as_deref().unwrap_or("-");
                 tracing::info!(
-                    method = %context.method, path = %context.path,
+                    method = %context.method(), path = %context.path(),
                     consumer = %forward.consumer.as_deref().unwrap_or("-"),
                     route, rule, %upstream, token = %token, latency_us, "forward"
                 );
@@ -529,19 +529,19 @@ impl Gateway {
                 }
             }
             Ok(Decision::NeedBody { .. }) => {
-                tracing::error!(method = %context.method, path = %context.path, "the policy asked for the body again after reading it");
+                tracing::error!(method = %context.method(), path = %context.path(), "the policy asked for the body again after reading it");
                 reply::unavailable()
             }
             Ok(Decision::RefreshKeys { url }) => {
-                tracing::error!(method = %context.method, path = %context.path, %url, "the policy asked for a key set again after it was fetched");
+                tracing::error!(method = %context.method(), path = %context.path(), %url, "the policy asked for a key set again after it was fetched");
                 reply::unavailable()
             }
             Ok(Decision::Fetch(_)) => {
-                tracing::error!(method = %context.method, path = %context.path, "the policy asked for another call after its answer");
+                tracing::error!(method = %context.method(), path = %context.path(), "the policy asked for another call after its answer");
                 reply::unavailable()
             }
             Err(e) => {
-                tracing::error!(method = %context.method, path = %context.path, "policy evaluation failed: {e}");
+                tracing::error!(method = %context.method(), path = %context.path(), "policy evaluation failed: {e}");
                 reply::unavailable()
             }
         }

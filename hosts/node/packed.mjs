@@ -1,0 +1,194 @@
+// The packed forms in which requests and decisions cross the boundary of
+// Warden's guest (`wit/warden.wit`: `request.head`, `decision.forward`,
+// `decision.reply`), line for line as `warden_engine::packed` has them in
+// Rust. Built of items (a little-endian u32 length, then the bytes; an
+// absent optional item is 0xffffffff alone) and header blocks (for each
+// header the name's and the value's lengths as little-endian u32s, then
+// their bytes). Anything that does not read this way is an Error.
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+const ABSENT = 0xffffffff;
+
+/** Builds the packed forms: items (u32 LE length, then bytes) and header blocks. */
+class Packer {
+  #parts = [];
+  #size = 0;
+
+  #push(bytes) {
+    this.#parts.push(bytes);
+    this.#size += bytes.length;
+  }
+
+  u32(n) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, n, true);
+    this.#push(b);
+  }
+
+  /** An item: text (UTF-8) or bytes; `undefined`/`null` is the absent item. */
+  item(value) {
+    if (value === undefined || value === null) return this.u32(ABSENT);
+    const bytes = typeof value === "string" ? utf8.encode(value) : value;
+    this.u32(bytes.length);
+    this.#push(bytes);
+  }
+
+  /** One header of a header block. */
+  header(name, value) {
+    const n = utf8.encode(name);
+    const v = utf8.encode(value);
+    this.u32(n.length);
+    this.u32(v.length);
+    this.#push(n);
+    this.#push(v);
+  }
+
+  bytes() {
+    const out = new Uint8Array(this.#size);
+    let at = 0;
+    for (const p of this.#parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
+
+/** Reads the packed forms; anything that does not read is an Error. */
+class Unpacker {
+  #buf;
+  #view;
+  at = 0;
+
+  constructor(buf) {
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get done() {
+    return this.at === this.#buf.length;
+  }
+
+  #take(n) {
+    if (this.at + n > this.#buf.length) throw new Error(`truncated at byte ${this.at}`);
+    const bytes = this.#buf.subarray(this.at, this.at + n);
+    this.at += n;
+    return bytes;
+  }
+
+  u8() {
+    return this.#take(1)[0];
+  }
+
+  u16() {
+    const b = this.#take(2);
+    return b[0] | (b[1] << 8);
+  }
+
+  u32() {
+    if (this.at + 4 > this.#buf.length) throw new Error(`truncated at byte ${this.at}`);
+    const v = this.#view.getUint32(this.at, true);
+    this.at += 4;
+    return v;
+  }
+
+  /** An optional item's bytes, or `undefined`. */
+  opt() {
+    const n = this.u32();
+    return n === ABSENT ? undefined : this.#take(n);
+  }
+
+  item() {
+    const b = this.opt();
+    if (b === undefined) throw new Error(`absent at byte ${this.at - 4}, where a value is required`);
+    return b;
+  }
+
+  optText() {
+    const b = this.opt();
+    return b === undefined ? undefined : strictUtf8.decode(b);
+  }
+
+  text() {
+    return strictUtf8.decode(this.item());
+  }
+
+  /** A header block to the end of `bytes`: [[name, value], …]. */
+  static headers(bytes) {
+    const r = new Unpacker(bytes);
+    const out = [];
+    while (!r.done) {
+      const [n, v] = [r.u32(), r.u32()];
+      out.push([strictUtf8.decode(r.#take(n)), strictUtf8.decode(r.#take(v))]);
+    }
+    return out;
+  }
+
+  headerItem() {
+    return Unpacker.headers(this.item());
+  }
+
+  finish() {
+    if (!this.done) throw new Error(`extra bytes from byte ${this.at}`);
+  }
+}
+
+/**
+ * A request as the WIT `request` record: its head packed into one buffer
+ * (method, scheme, authority, path, query, route, service, peer, trusted
+ * user, then the headers as a header block), the rest beside it.
+ * @param {{ method?: string, scheme?: string, authority?: string, path?: string,
+ *   query?: string, headers?: Iterable<[string, string]>, body?: Uint8Array,
+ *   route?: string, service?: string, peer?: string, trustedUser?: string,
+ *   proxyTerminated?: boolean, keysRefreshed?: boolean, fetched?: object }} r
+ */
+export function packRequest(r) {
+  const p = new Packer();
+  p.item(r.method ?? "GET");
+  p.item(r.scheme ?? "http");
+  p.item(r.authority ?? "localhost");
+  p.item(r.path ?? "/");
+  p.item(r.query ?? "");
+  for (const field of [r.route, r.service, r.peer, r.trustedUser]) p.item(field);
+  for (const [name, value] of r.headers ?? []) p.header(name, value);
+  return {
+    head: p.bytes(),
+    proxyTerminated: r.proxyTerminated ?? false,
+    body: r.body,
+    keysRefreshed: r.keysRefreshed ?? false,
+    fetched: r.fetched,
+  };
+}
+
+const UPSTREAM_TAGS = [undefined, "echo", "http", "h2c"];
+
+/** A packed `decision.forward`, as jco would map the record. */
+export function unpackForward(bytes) {
+  const r = new Unpacker(bytes);
+  const [consumer, route, path, query] = [r.optText(), r.optText(), r.optText(), r.optText()];
+  const body = r.opt();
+  const at = r.at;
+  const tag = r.u8();
+  if (tag >= UPSTREAM_TAGS.length) throw new Error(`unknown tag at byte ${at}`);
+  let upstream;
+  if (tag === 1) upstream = { tag: "echo" };
+  if (tag >= 2) upstream = { tag: UPSTREAM_TAGS[tag], val: { authority: r.text(), basePath: r.text() } };
+  const setHeaders = r.headerItem();
+  const removeHeaders = [];
+  for (let n = r.u32(); n > 0; n--) removeHeaders.push(r.text());
+  r.finish();
+  return { setHeaders, removeHeaders, consumer, route, upstream, path, query, body };
+}
+
+/** A packed `decision.reply`: `{ status, headers, body, reason }`. */
+export function unpackReply(bytes) {
+  const r = new Unpacker(bytes);
+  const status = r.u16();
+  const reason = r.text();
+  const body = r.item();
+  const headers = r.headerItem();
+  r.finish();
+  return { status, headers, body, reason };
+}
