@@ -14,9 +14,9 @@
 //!   route the consumer is allowed on (200, `x-mse-consumer` at the echo
 //!   upstream) and on one it is not (403 `insufficient_scope`); a wrong
 //!   secret is the crate's `invalid_client`. A secret with `+`, `%`, `&`,
-//!   `=` and `/` works through the crate's RFC 6749 §2.3.1 Basic encoding
-//!   and through the Python clients' form bodies (their Basic does not
-//!   encode: see `secrets_with_form_special_characters`).
+//!   `=` and `/` works through the crate's RFC 6749 §2.3.1 Basic encoding,
+//!   through the Python clients' form bodies and through their Basic, which
+//!   does not encode (see `secrets_with_form_special_characters`).
 //! - Kong dialect, `policies/kong-code-pkce.policy` over HTTPS: the
 //!   authorization code flow with PKCE S256 — the library builds the
 //!   authorize request and the verifier, the resource owner's application
@@ -374,16 +374,19 @@ fn secrets_with_form_special_characters() {
             .unwrap();
         assert_eq!(resp.status(), 200, "oauth2 {auth:?}");
     }
-    // The Python clients with the secret in the form body. (Through HTTP
-    // Basic, requests' `HTTPBasicAuth` and authlib's `client_secret_basic`
-    // put the secret in unencoded; Warden form-decodes it — `+` becomes a
-    // space, `%41` an `A` — and answers 401 invalid_client. Not asserted
-    // here: an incompatibility between those clients and RFC 6749 §2.3.1.)
+    // The Python clients, with the secret in the form body and through HTTP
+    // Basic. Their Basic puts the secret in unencoded (requests'
+    // `HTTPBasicAuth`, authlib's `client_secret_basic`), against RFC 6749
+    // §2.3.1: decoded, `+` would be a space and `%41` an `A`. Warden checks
+    // the secret as sent when the decoded one does not match, so both kinds
+    // of client work.
     for library in ["requests-oauthlib", "authlib"] {
-        let out =
-            python_client_credentials(library, "form", &base, &ca, ODD, &[format!("{base}/a")]);
-        assert_rfc9068(&out["jwt"], (HIGRESS_ISSUER, ODD.0, "default", ODD.1), 7200);
-        assert_eq!(out["calls"][0]["status"], 200, "{library}: {out}");
+        for auth in ["form", "basic"] {
+            let out =
+                python_client_credentials(library, auth, &base, &ca, ODD, &[format!("{base}/a")]);
+            assert_rfc9068(&out["jwt"], (HIGRESS_ISSUER, ODD.0, "default", ODD.1), 7200);
+            assert_eq!(out["calls"][0]["status"], 200, "{library} ({auth}): {out}");
+        }
     }
 }
 

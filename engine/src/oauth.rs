@@ -29,6 +29,8 @@ pub struct TokenRequest {
     client_id: String,
     /// `None` when missing (reported as `invalid_client` after the lookup, like Higress).
     client_secret: Option<String>,
+    /// The HTTP Basic secret as sent, when form-decoding changed it.
+    raw_secret: Option<String>,
     scope: Option<String>,
     /// The client authenticated with HTTP Basic.
     basic: bool,
@@ -124,6 +126,22 @@ pub(crate) fn secret_matches(
     }
 }
 
+/// Whether a client presented its secret: form-decoded (RFC 6749 §2.3.1),
+/// else — from an HTTP Basic header whose secret decoding changed — as sent.
+/// Python's requests and authlib put the secret in the header without
+/// form-encoding it, so a secret holding `+` or `%XX` would otherwise fail
+/// with them; accepting both forms serves both kinds of client. Only a secret
+/// that differs when decoded is checked twice.
+pub(crate) fn presented_matches(
+    check: &ClientSecret,
+    decoded: &str,
+    raw: Option<&str>,
+    services: &dyn Services,
+) -> bool {
+    secret_matches(check, decoded, services)
+        || raw.is_some_and(|raw| secret_matches(check, raw, services))
+}
+
 /// A JSON reply that no cache keeps (RFC 6749 §5.1).
 pub(crate) fn json_reply(status: u16, body: &serde_json::Value, reason: String) -> Reply {
     Reply {
@@ -177,7 +195,7 @@ fn issue(
         .get(tr.client_id.as_str())
         .ok_or_else(|| invalid.clone())?;
     let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
-    if !secret_matches(&keys.check, presented, services) {
+    if !presented_matches(&keys.check, presented, tr.raw_secret.as_deref(), services) {
         return Err(invalid);
     }
     let mut jti = [0u8; 16];
@@ -261,8 +279,9 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, Refusal> {
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType(grant_type).into());
     }
+    let raw_secret = basic.as_ref().and_then(|b| b.raw_secret.clone());
     let (client_id, client_secret) = match basic {
-        Some((id, secret)) => {
+        Some(Basic { id, secret, .. }) => {
             if params.client_secret.is_some() || params.client_id.as_ref().is_some_and(|p| *p != id)
             {
                 return Err(OAuthError::InvalidRequest(
@@ -284,6 +303,7 @@ pub fn parse_request(req: &Request<'_>) -> Result<TokenRequest, Refusal> {
         grant_type,
         client_id,
         client_secret,
+        raw_secret,
         scope: params.scope,
         basic: basic_used(req),
     })
@@ -322,8 +342,18 @@ fn basic_used(req: &Request<'_>) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
 }
 
+/// HTTP Basic client credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Basic {
+    pub id: String,
+    /// Form-decoded, as RFC 6749 §2.3.1 has it.
+    pub secret: String,
+    /// As sent, when that differs (see [`presented_matches`]).
+    pub raw_secret: Option<String>,
+}
+
 /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`, if present.
-pub(crate) fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, String)>, OAuthError> {
+pub(crate) fn basic_credentials(req: &Request<'_>) -> Result<Option<Basic>, OAuthError> {
     if !basic_used(req) {
         return Ok(None);
     }
@@ -331,11 +361,22 @@ pub(crate) fn basic_credentials(req: &Request<'_>) -> Result<Option<(String, Str
     let bad = || OAuthError::InvalidClient { basic: true };
     let decoded = STANDARD.decode(value[6..].trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    Ok(Some((
-        form_decode(id).ok_or_else(bad)?,
-        form_decode(secret).ok_or_else(bad)?,
-    )))
+    let (id, raw) = decoded.split_once(':').ok_or_else(bad)?;
+    let id = form_decode(id).ok_or_else(bad)?;
+    let (secret, raw_secret) = split_secret(raw);
+    Ok(Some(Basic {
+        id,
+        secret: secret.ok_or_else(bad)?,
+        raw_secret,
+    }))
+}
+
+/// A Basic secret, form-decoded (`None` if that is not UTF-8), and as sent
+/// when decoding changed it.
+pub(crate) fn split_secret(raw: &str) -> (Option<String>, Option<String>) {
+    let decoded = form_decode(raw);
+    let changed = decoded.as_deref() != Some(raw);
+    (decoded, changed.then(|| raw.to_owned()))
 }
 
 /// Undo the `application/x-www-form-urlencoded` encoding of one value
@@ -398,9 +439,10 @@ mod tests {
             (
                 got.client_id.as_str(),
                 got.client_secret.as_deref(),
+                got.raw_secret.as_deref(),
                 got.basic
             ),
-            ("a+b", Some("s t"), true)
+            ("a+b", Some("s t"), Some("s%20t"), true)
         );
     }
 
@@ -432,6 +474,35 @@ mod tests {
         let basic = [("authorization", credentials.as_str())];
         let r = req("GET", "grant_type=client_credentials", &basic, b"");
         assert_eq!(refused(&r), OAuthError::InvalidClient { basic: true });
+    }
+
+    /// A Basic secret is tried form-decoded, then as sent (requests and
+    /// authlib do not encode it); a parameter secret only as decoded.
+    #[test]
+    fn a_basic_secret_matches_decoded_or_as_sent() {
+        use crate::model::{ClientSecret, Secret};
+        let stored = ClientSecret::Plain(Secret::new("a+b%41"));
+        let host = crate::FixedServices::at(0);
+        for (sent, ok) in [
+            ("a%2Bb%2541", true), // RFC 6749 §2.3.1, encoded
+            ("a+b%41", true),     // as requests and authlib send it
+            ("a b%41", false),
+            ("a+bA", false),
+            ("a%2Bb%41", false),
+        ] {
+            let credentials = format!("Basic {}", STANDARD.encode(format!("id:{sent}")));
+            let basic = [("authorization", credentials.as_str())];
+            let got =
+                parse_request(&req("GET", "grant_type=client_credentials", &basic, b"")).unwrap();
+            let secret = got.client_secret.as_deref().unwrap();
+            let matched = presented_matches(&stored, secret, got.raw_secret.as_deref(), &host);
+            assert_eq!(matched, ok, "{sent}");
+        }
+        // Unchanged by decoding: checked once, as it is.
+        let credentials = format!("Basic {}", STANDARD.encode("id:plain"));
+        let basic = [("authorization", credentials.as_str())];
+        let got = parse_request(&req("GET", "grant_type=client_credentials", &basic, b"")).unwrap();
+        assert_eq!(got.raw_secret, None);
     }
 
     #[test]

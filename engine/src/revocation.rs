@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use crate::graph::{Ctx, DecisionGraph};
 use crate::model::ScopeId;
 use crate::oauth::{
-    MAX_PARAMS_LEN, OAuthError, basic_credentials, json_reply as json, secret_matches,
+    MAX_PARAMS_LEN, OAuthError, basic_credentials, json_reply as json, presented_matches,
 };
 use crate::token::Expect;
 use crate::{Decision, Reply, Services};
@@ -123,11 +123,12 @@ fn answer(
     let invalid = OAuthError::InvalidClient {
         basic: basic.is_some(),
     };
-    let (client_id, secret) = match basic {
-        Some((id, secret)) => (id, Some(secret)),
+    let (client_id, secret, raw) = match basic {
+        Some(b) => (b.id, Some(b.secret), b.raw_secret),
         None => (
             p.client_id.clone().unwrap_or_default(),
             p.client_secret.clone(),
+            None,
         ),
     };
     let s = graph.scope(scope);
@@ -135,9 +136,9 @@ fn answer(
         .clients
         .get(client_id.as_str())
         .ok_or_else(|| Some(invalid.clone()))?;
-    let genuine = secret
-        .as_deref()
-        .is_some_and(|presented| secret_matches(&keys.check, presented, services));
+    let genuine = secret.as_deref().is_some_and(|presented| {
+        presented_matches(&keys.check, presented, raw.as_deref(), services)
+    });
     if !genuine {
         return Err(Some(invalid));
     }

@@ -78,6 +78,8 @@ pub(super) fn token(
 struct Client<'g> {
     id: Option<String>,
     secret: Option<String>,
+    /// The Basic secret as sent, when form-decoding changed it.
+    raw_secret: Option<String>,
     /// Through the Authorization header (HTTP Basic).
     from_header: bool,
     found: Option<(&'g str, ConsumerId, &'g ClientKeys)>,
@@ -90,6 +92,7 @@ fn client<'g>(s: &'g CompiledScope, ctx: &Ctx<'_>, params: &Params) -> Client<'g
     let mut c = Client {
         id: None,
         secret: None,
+        raw_secret: None,
         from_header: false,
         found: None,
     };
@@ -113,7 +116,9 @@ fn client<'g>(s: &'g CompiledScope, ctx: &Ctx<'_>, params: &Params) -> Client<'g
                 None => (d.as_str(), None),
             };
             c.id = crate::oauth::form_decode(id);
-            c.secret = secret.and_then(crate::oauth::form_decode);
+            if let Some(secret) = secret {
+                (c.secret, c.raw_secret) = crate::oauth::split_secret(secret);
+            }
         }
     } else if let Some(id) = params.str("client_id") {
         c.id = Some(id.into());
@@ -179,11 +184,14 @@ fn grant(
     if let Some((_, _, keys)) = c.found {
         let presented = c.secret.as_deref().unwrap_or("");
         let genuine = match &keys.check {
-            ClientSecret::Plain(secret) => {
-                c.secret.is_some() && secret.matches(presented.as_bytes())
-            }
-            ClientSecret::Hashed(hash) => {
-                c.secret.is_some() && services.verify_secret_hash(hash.phc(), presented.as_bytes())
+            ClientSecret::Plain(_) | ClientSecret::Hashed(_) => {
+                c.secret.is_some()
+                    && crate::oauth::presented_matches(
+                        &keys.check,
+                        presented,
+                        c.raw_secret.as_deref(),
+                        services,
+                    )
             }
             ClientSecret::Public => {
                 if !presented.trim().is_empty() {
