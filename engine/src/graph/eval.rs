@@ -481,7 +481,7 @@ impl DecisionGraph {
                         }
                         Err(stop) => {
                             if let kong::access::Stop::Reply(r) = &stop
-                                && r.reason != TokenError::Missing.to_string()
+                                && !displays_as(&TokenError::Missing, &r.reason)
                             {
                                 trace.token(TokenCheck::Rejected);
                             }
@@ -858,6 +858,20 @@ impl DecisionGraph {
     }
 }
 
+/// Whether `value` displays as `text`, compared piece by piece as it is
+/// formatted: no string is built (this runs on every refused request).
+fn displays_as(value: &impl std::fmt::Display, text: &str) -> bool {
+    struct Rest<'t>(&'t str);
+    impl std::fmt::Write for Rest<'_> {
+        fn write_str(&mut self, piece: &str) -> std::fmt::Result {
+            self.0 = self.0.strip_prefix(piece).ok_or(std::fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut rest = Rest(text);
+    std::fmt::write(&mut rest, format_args!("{value}")).is_ok() && rest.0.is_empty()
+}
+
 /// The token in query parameter `param` (`token_query_param`): the one
 /// value, percent-decoded; two are ambiguous, as two headers are.
 fn query_token_of(query: &str, param: &str) -> Result<String, (bool, TokenError)> {
@@ -883,4 +897,23 @@ fn without_query_token(query: &str, settings: &crate::model::Settings) -> Option
             .extend_pairs(pairs().filter(|(k, _)| k != param))
             .finish(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_as_compares_the_whole_text() {
+        let missing = TokenError::Missing.to_string();
+        assert!(displays_as(&TokenError::Missing, &missing));
+        assert!(!displays_as(&TokenError::Missing, &missing[1..]));
+        assert!(!displays_as(
+            &TokenError::Missing,
+            &missing[..missing.len() - 1]
+        ));
+        assert!(!displays_as(&TokenError::Missing, &format!("{missing}.")));
+        assert!(!displays_as(&TokenError::NotBearer, &missing));
+        assert!(displays_as(&format_args!("{}-{}", 1, "a"), "1-a"));
+    }
 }
