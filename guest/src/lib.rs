@@ -172,9 +172,9 @@ impl GuestPolicy for CompiledPolicy {
         #[cfg(feature = "fault-injection")]
         faults::inject(&req);
         let (decision, notes) = match unpack_request(&req) {
-            Ok((head, headers)) => {
+            Ok(head) => {
                 let mut verified = self.verified.borrow_mut();
-                let req = head.request(&headers, beside(&req));
+                let req = head.request(beside(&req));
                 self.policy.decide_noted(&req, &WitServices, &mut verified)
             }
             Err(e) => (
@@ -192,9 +192,9 @@ impl GuestPolicy for CompiledPolicy {
     fn explain(&self, req: wit::Request) -> String {
         report_panics_to_host();
         match unpack_request(&req) {
-            Ok((head, headers)) => self
+            Ok(head) => self
                 .policy
-                .explain(&head.request(&headers, beside(&req)), &WitServices),
+                .explain(&head.request(beside(&req)), &WitServices),
             Err(e) => format!("1. the request cannot be read: malformed request head: {e}\n"),
         }
     }
@@ -205,10 +205,10 @@ impl GuestPolicy for CompiledPolicy {
             return self.policy.graph().to_dot();
         };
         match unpack_request(&req) {
-            Ok((head, headers)) => self
+            Ok(head) => self
                 .policy
                 .graph()
-                .path_dot(&head.request(&headers, beside(&req)), &WitServices),
+                .path_dot(&head.request(beside(&req)), &WitServices),
             // The graph alone: the request cannot be read.
             Err(_) => self.policy.graph().to_dot(),
         }
@@ -251,15 +251,10 @@ impl GuestPolicy for CompiledPolicy {
     }
 }
 
-/// A request's head and its headers, borrowed from the WIT record.
-type Unpacked<'r> = (RequestHead<'r>, Vec<(&'r str, &'r str)>);
-
 /// The packed head of a WIT request, read: its fields and headers borrow
 /// from the one buffer the host lowered.
-fn unpack_request(req: &wit::Request) -> Result<Unpacked<'_>, PackError> {
-    let head = RequestHead::unpack(&req.head)?;
-    let headers = packed::unpack_headers(head.headers)?;
-    Ok((head, headers))
+fn unpack_request(req: &wit::Request) -> Result<RequestHead<'_>, PackError> {
+    RequestHead::unpack(&req.head)
 }
 
 /// What crosses beside the head.
@@ -355,9 +350,8 @@ mod faults {
 
     /// Misbehave as the request's `x-warden-fault` header asks.
     pub fn inject(req: &wit::Request) {
-        let headers = warden_engine::packed::RequestHead::unpack(&req.head)
-            .and_then(|head| warden_engine::packed::unpack_headers(head.headers))
-            .unwrap_or_default();
+        let head = warden_engine::packed::RequestHead::unpack(&req.head).unwrap_or_default();
+        let headers = head.headers;
         let fault = headers
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("x-warden-fault"))

@@ -72,12 +72,12 @@ fn guest(c: &mut Criterion) {
     let fresh: Vec<OwnedRequest> = (0..4 * VerifiedTokens::DEFAULT_CAPACITY)
         .map(|_| {
             let t = token_request();
-            let d = native.decide(&t.engine_request(&t.header_pairs()), &host);
+            let d = native.decide(&t.fields().request(t.beside()), &host);
             api_request(&access_token(&d).unwrap())
         })
         .collect();
-    let req_pairs = req.header_pairs();
-    let native_req = req.engine_request(&req_pairs);
+    let req_head = req.fields();
+    let native_req = req_head.request(req.beside());
     let mut group = c.benchmark_group("full_decision");
     let mut k = 0;
     group.bench_function("warden_guest", |b| {
@@ -117,8 +117,8 @@ fn guest(c: &mut Criterion) {
         b.iter(|| black_box(runtime.decide(black_box(&token_req)).unwrap()))
     });
     group.bench_function("warden_native", |b| {
-        let pairs = token_req.header_pairs();
-        let native_req = token_req.engine_request(&pairs);
+        let head = token_req.fields();
+        let native_req = head.request(token_req.beside());
         b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     group.bench_function("jsonwebtoken_encode", |b| {
@@ -140,8 +140,8 @@ fn guest(c: &mut Criterion) {
         b.iter(|| black_box(runtime.decide(black_box(&bare)).unwrap()))
     });
     group.bench_function("native_unruled_request_12_headers", |b| {
-        let pairs = open.header_pairs();
-        let native_req = open.engine_request(&pairs);
+        let head = open.fields();
+        let native_req = head.request(open.beside());
         b.iter(|| black_box(native.decide(black_box(&native_req), &host)))
     });
     let component = GuestComponent::shared().unwrap();

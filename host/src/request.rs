@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::header;
-use warden_engine::packed::{self, Beside, Packer, RequestHead};
+use warden_engine::packed::{self, Beside, HeadBuilder, HeadField, RequestHead};
 
 /// One HTTP request, owned: its head packed, the rest beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,20 +40,6 @@ pub enum FetchOutcome {
     Failed(String),
 }
 
-/// A field of the head, for [`OwnedRequest::edit`].
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    Method,
-    Scheme,
-    Authority,
-    Path,
-    Query,
-    Route,
-    Service,
-    Peer,
-    TrustedUser,
-}
-
 impl Default for OwnedRequest {
     /// `GET /` over `http`, with an empty authority and no headers.
     fn default() -> Self {
@@ -68,10 +54,8 @@ impl Default for OwnedRequest {
 
 impl OwnedRequest {
     fn from_fields(head: RequestHead<'_>) -> Self {
-        let mut buf = Vec::new();
-        head.pack(&mut buf);
         OwnedRequest {
-            head: buf,
+            head: head.pack(),
             proxy_terminated: false,
             body: None,
             keys_refreshed: false,
@@ -122,35 +106,37 @@ impl OwnedRequest {
         let headers: usize = parts
             .headers
             .iter()
-            .map(|(n, v)| 8 + n.as_str().len() + v.len())
+            .map(|(n, v)| n.as_str().len() + v.len())
             .sum();
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or("");
-        let size = 9 * 4 + 64 + path.len() + query.len() + headers;
-        let mut p = Packer::new(Vec::with_capacity(size));
-        p.item(parts.method.as_str().as_bytes());
-        p.item(scheme.as_bytes());
+        let text = 64 + path.len() + query.len() + headers;
+        let mut b = HeadBuilder::new(parts.headers.len(), text);
+        b.field(Some(parts.method.as_str().as_bytes()));
+        b.field(Some(scheme.as_bytes()));
         match parts.headers.get(header::HOST) {
-            Some(host) => p.item(String::from_utf8_lossy(host.as_bytes()).as_bytes()),
-            None => p.item(parts.uri.authority().map_or("", |a| a.as_str()).as_bytes()),
+            Some(host) => b.field(Some(String::from_utf8_lossy(host.as_bytes()).as_bytes())),
+            None => b.field(Some(
+                parts.uri.authority().map_or("", |a| a.as_str()).as_bytes(),
+            )),
         }
-        p.item(path.as_bytes());
-        p.item(query.as_bytes());
-        p.opt(None); // route: the gateway routes by the policy's own routes
-        p.opt(None); // service
+        b.field(Some(path.as_bytes()));
+        b.field(Some(query.as_bytes()));
+        b.field(None); // route: the gateway routes by the policy's own routes
+        b.field(None); // service
         match peer {
             // Formatted straight into the buffer: no string of its own.
-            Some(peer) => p.item_with(|buf| {
+            Some(peer) => b.field_with(|buf| {
                 let _ = write!(buf, "{peer}");
             }),
-            None => p.opt(None),
+            None => b.field(None),
         }
-        p.opt_text(trusted_user);
+        b.field(trusted_user.map(str::as_bytes));
         for (name, value) in &parts.headers {
-            p.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+            b.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
         }
         OwnedRequest {
-            head: p.into_inner(),
+            head: b.finish(),
             proxy_terminated: false,
             body: None,
             keys_refreshed: false,
@@ -158,7 +144,7 @@ impl OwnedRequest {
         }
     }
 
-    /// The head's fields (and its header block, unread).
+    /// The head, read: its fields and headers.
     pub fn fields(&self) -> RequestHead<'_> {
         // Only this module writes `head`, always whole: it reads back.
         RequestHead::unpack(&self.head).unwrap_or_default()
@@ -169,160 +155,153 @@ impl OwnedRequest {
         &self.head
     }
 
-    /// The engine's request over this one: its head's fields, `headers`
-    /// (unpacked from it by the caller: [`Self::header_pairs`]), the body and
-    /// the flags.
-    pub fn engine_request<'r>(
-        &'r self,
-        headers: &'r [(&'r str, &'r str)],
-    ) -> warden_engine::Request<'r> {
-        let fetched = self.fetched.as_ref().map(|f| match f {
-            FetchOutcome::Response { status, body } => warden_engine::Fetched::Response {
-                status: *status,
-                body,
-            },
-            FetchOutcome::Failed(why) => warden_engine::Fetched::Failed(why),
-        });
-        self.fields().request(
-            headers,
-            Beside {
-                body: self.body.as_deref(),
-                proxy_terminated: self.proxy_terminated,
-                keys_refreshed: self.keys_refreshed,
-                fetched,
-            },
-        )
+    /// What crosses beside the head: with [`Self::fields`], the engine's
+    /// request (`req.fields().request(req.beside())`).
+    pub fn beside(&self) -> Beside<'_> {
+        Beside {
+            body: self.body.as_deref(),
+            proxy_terminated: self.proxy_terminated,
+            keys_refreshed: self.keys_refreshed,
+            fetched: self.fetched.as_ref().map(|f| match f {
+                FetchOutcome::Response { status, body } => warden_engine::Fetched::Response {
+                    status: *status,
+                    body,
+                },
+                FetchOutcome::Failed(why) => warden_engine::Fetched::Failed(why),
+            }),
+        }
+    }
+
+    fn field(&self, field: HeadField) -> Option<&str> {
+        packed::head_field(&self.head, field)
     }
 
     pub fn method(&self) -> &str {
-        self.fields().method
+        self.field(HeadField::Method).unwrap_or_default()
     }
 
     pub fn scheme(&self) -> &str {
-        self.fields().scheme
+        self.field(HeadField::Scheme).unwrap_or_default()
     }
 
     pub fn authority(&self) -> &str {
-        self.fields().authority
+        self.field(HeadField::Authority).unwrap_or_default()
     }
 
     pub fn path(&self) -> &str {
-        self.fields().path
+        self.field(HeadField::Path).unwrap_or_default()
     }
 
     pub fn query(&self) -> &str {
-        self.fields().query
+        self.field(HeadField::Query).unwrap_or_default()
     }
 
     pub fn route(&self) -> Option<&str> {
-        self.fields().route
+        self.field(HeadField::Route)
     }
 
     pub fn service(&self) -> Option<&str> {
-        self.fields().service
+        self.field(HeadField::Service)
     }
 
     pub fn peer(&self) -> Option<&str> {
-        self.fields().peer
+        self.field(HeadField::Peer)
     }
 
     pub fn trusted_user(&self) -> Option<&str> {
-        self.fields().trusted_user
+        self.field(HeadField::TrustedUser)
     }
 
-    /// Replace one field: the head is packed again (for tests and tools;
-    /// the gateway packs each head once).
-    fn edit(mut self, field: Field, value: Option<&str>) -> Self {
+    /// Replace one field, or add headers: the head is packed again (for
+    /// tests and tools; the gateway packs each head once).
+    fn edit(mut self, set: Option<(HeadField, Option<&str>)>, add: &[(&str, &str)]) -> Self {
         let old = std::mem::take(&mut self.head);
         let mut head = RequestHead::unpack(&old).unwrap_or_default();
-        let text = value.unwrap_or_default();
-        match field {
-            Field::Method => head.method = text,
-            Field::Scheme => head.scheme = text,
-            Field::Authority => head.authority = text,
-            Field::Path => head.path = text,
-            Field::Query => head.query = text,
-            Field::Route => head.route = value,
-            Field::Service => head.service = value,
-            Field::Peer => head.peer = value,
-            Field::TrustedUser => head.trusted_user = value,
+        if let Some((field, value)) = set {
+            let text = value.unwrap_or_default();
+            match field {
+                HeadField::Method => head.method = text,
+                HeadField::Scheme => head.scheme = text,
+                HeadField::Authority => head.authority = text,
+                HeadField::Path => head.path = text,
+                HeadField::Query => head.query = text,
+                HeadField::Route => head.route = value,
+                HeadField::Service => head.service = value,
+                HeadField::Peer => head.peer = value,
+                HeadField::TrustedUser => head.trusted_user = value,
+            }
         }
-        head.pack(&mut self.head);
+        head.headers.extend_from_slice(add);
+        self.head = head.pack();
         self
     }
 
     pub fn with_method(self, method: &str) -> Self {
-        self.edit(Field::Method, Some(method))
+        self.edit(Some((HeadField::Method, Some(method))), &[])
     }
 
     pub fn with_scheme(self, scheme: &str) -> Self {
-        self.edit(Field::Scheme, Some(scheme))
+        self.edit(Some((HeadField::Scheme, Some(scheme))), &[])
     }
 
     /// Set the authority (Host).
     pub fn with_authority(self, authority: &str) -> Self {
-        self.edit(Field::Authority, Some(authority))
+        self.edit(Some((HeadField::Authority, Some(authority))), &[])
     }
 
     pub fn with_path(self, path: &str) -> Self {
-        self.edit(Field::Path, Some(path))
+        self.edit(Some((HeadField::Path, Some(path))), &[])
     }
 
     pub fn with_query(self, query: &str) -> Self {
-        self.edit(Field::Query, Some(query))
+        self.edit(Some((HeadField::Query, Some(query))), &[])
     }
 
     pub fn with_route(self, route: Option<&str>) -> Self {
-        self.edit(Field::Route, route)
+        self.edit(Some((HeadField::Route, route)), &[])
     }
 
     pub fn with_service(self, service: Option<&str>) -> Self {
-        self.edit(Field::Service, service)
+        self.edit(Some((HeadField::Service, service)), &[])
     }
 
     pub fn with_peer(self, peer: Option<&str>) -> Self {
-        self.edit(Field::Peer, peer)
+        self.edit(Some((HeadField::Peer, peer)), &[])
     }
 
     pub fn with_trusted_user(self, user: Option<&str>) -> Self {
-        self.edit(Field::TrustedUser, user)
+        self.edit(Some((HeadField::TrustedUser, user)), &[])
     }
 
-    /// Add a header (after the others: the block ends the head).
-    pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        packed::push_header(&mut self.head, name, value);
-        self
+    /// Add a header, after the others.
+    pub fn with_header(self, name: &str, value: &str) -> Self {
+        self.edit(None, &[(name, value)])
     }
 
     /// Add headers, in order.
     pub fn with_headers<N: AsRef<str>, V: AsRef<str>>(
-        mut self,
+        self,
         headers: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
-        for (name, value) in headers {
-            packed::push_header(&mut self.head, name.as_ref(), value.as_ref());
-        }
-        self
+        let owned: Vec<(N, V)> = headers.into_iter().collect();
+        let added: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .collect();
+        self.edit(None, &added)
     }
 
-    /// Replace the header block with `block`, as it is: for tests of what
-    /// the guest does with a block a faulty host packed (it answers 400).
-    pub fn with_packed_headers(mut self, block: &[u8]) -> Self {
-        let fields = self.head.len() - self.fields().headers.len();
-        self.head.truncate(fields);
-        self.head.extend_from_slice(block);
+    /// Replace the packed head with `head`, as it is: for tests of what the
+    /// guest does with a head a faulty host packed (it answers 400).
+    pub fn with_raw_head(mut self, head: Vec<u8>) -> Self {
+        self.head = head;
         self
-    }
-
-    /// The packed header block.
-    pub fn packed_headers(&self) -> &[u8] {
-        self.fields().headers
     }
 
     /// The headers as borrowed (name, value) pairs (empty if the block is
     /// malformed, which only a hand-made block can be).
     pub fn header_pairs(&self) -> Vec<(&str, &str)> {
-        packed::unpack_headers(self.fields().headers).unwrap_or_default()
+        self.fields().headers
     }
 
     /// The first value of header `name` (ASCII case-insensitive).

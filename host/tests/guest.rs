@@ -146,11 +146,11 @@ fn demo_policy_round_trip() {
 }
 
 #[test]
-fn a_malformed_header_block_is_refused() {
+fn a_malformed_request_head_is_refused() {
     let rt = demo_at(Clock::Fixed(NOW));
-    let req = get("localhost", "/public", None);
-    let good = warden_engine::packed::pack_headers([("accept", "*/*")]);
-    let with = |block: &[u8]| req.clone().with_packed_headers(block);
+    let req = get("localhost", "/public", None).with_header("accept", "*/*");
+    let good = req.head().to_vec();
+    let with = |head: &[u8]| req.clone().with_raw_head(head.to_vec());
     assert!(rt.decide(&with(&good)).unwrap().forward().is_some());
     let mut truncated = good.clone();
     truncated.pop();
@@ -192,7 +192,7 @@ fn guest_and_native_engine_agree() {
     for req in &requests {
         assert_eq!(
             rt.decide(req).unwrap(),
-            native.decide(&req.engine_request(&req.header_pairs()), &host),
+            native.decide(&req.fields().request(req.beside()), &host),
             "{req:?}"
         );
     }

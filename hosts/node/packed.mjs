@@ -2,9 +2,11 @@
 // Warden's guest (`wit/warden.wit`: `request.head`, `decision.forward`,
 // `decision.reply`), line for line as `warden_engine::packed` has them in
 // Rust. Built of items (a little-endian u32 length, then the bytes; an
-// absent optional item is 0xffffffff alone) and header blocks (for each
-// header the name's and the value's lengths as little-endian u32s, then
-// their bytes). Anything that does not read this way is an Error.
+// absent optional item is 0xffffffff alone) and header blocks (the number of
+// headers, each name's and value's length, all little-endian u32s, then all
+// the names' and values' bytes back to back). A request head is a table of
+// lengths, then all its text. Anything that does not read this way is an
+// Error.
 
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -35,14 +37,9 @@ class Packer {
     this.#push(bytes);
   }
 
-  /** One header of a header block. */
-  header(name, value) {
-    const n = utf8.encode(name);
-    const v = utf8.encode(value);
-    this.u32(n.length);
-    this.u32(v.length);
-    this.#push(n);
-    this.#push(v);
+  /** Raw bytes. */
+  raw(bytes) {
+    this.#push(bytes);
   }
 
   bytes() {
@@ -115,14 +112,13 @@ class Unpacker {
     return strictUtf8.decode(this.item());
   }
 
-  /** A header block to the end of `bytes`: [[name, value], …]. */
+  /** A header block, the whole of `bytes`: [[name, value], …]. */
   static headers(bytes) {
     const r = new Unpacker(bytes);
-    const out = [];
-    while (!r.done) {
-      const [n, v] = [r.u32(), r.u32()];
-      out.push([strictUtf8.decode(r.#take(n)), strictUtf8.decode(r.#take(v))]);
-    }
+    const lens = [];
+    for (let n = r.u32(); n > 0; n--) lens.push([r.u32(), r.u32()]);
+    const out = lens.map(([n, v]) => [strictUtf8.decode(r.#take(n)), strictUtf8.decode(r.#take(v))]);
+    r.finish();
     return out;
   }
 
@@ -137,22 +133,31 @@ class Unpacker {
 
 /**
  * A request as the WIT `request` record: its head packed into one buffer
- * (method, scheme, authority, path, query, route, service, peer, trusted
- * user, then the headers as a header block), the rest beside it.
+ * (the lengths of method, scheme, authority, path, query, route, service,
+ * peer and trusted user — 0xffffffff: absent — and the headers' table, then
+ * all of that text), the rest beside it.
  * @param {{ method?: string, scheme?: string, authority?: string, path?: string,
  *   query?: string, headers?: Iterable<[string, string]>, body?: Uint8Array,
  *   route?: string, service?: string, peer?: string, trustedUser?: string,
  *   proxyTerminated?: boolean, keysRefreshed?: boolean, fetched?: object }} r
  */
 export function packRequest(r) {
+  const fields = [r.method ?? "GET", r.scheme ?? "http", r.authority ?? "localhost", r.path ?? "/", r.query ?? ""]
+    .concat([r.route, r.service, r.peer, r.trustedUser])
+    .map((f) => (f === undefined || f === null ? undefined : utf8.encode(f)));
+  const headers = [...(r.headers ?? [])].map(([n, v]) => [utf8.encode(n), utf8.encode(v)]);
   const p = new Packer();
-  p.item(r.method ?? "GET");
-  p.item(r.scheme ?? "http");
-  p.item(r.authority ?? "localhost");
-  p.item(r.path ?? "/");
-  p.item(r.query ?? "");
-  for (const field of [r.route, r.service, r.peer, r.trustedUser]) p.item(field);
-  for (const [name, value] of r.headers ?? []) p.header(name, value);
+  for (const f of fields) p.u32(f === undefined ? ABSENT : f.length);
+  p.u32(headers.length);
+  for (const [n, v] of headers) {
+    p.u32(n.length);
+    p.u32(v.length);
+  }
+  for (const f of fields) if (f !== undefined) p.raw(f);
+  for (const [n, v] of headers) {
+    p.raw(n);
+    p.raw(v);
+  }
   return {
     head: p.bytes(),
     proxyTerminated: r.proxyTerminated ?? false,

@@ -207,8 +207,10 @@ impl VerifiedTokens {
 
 /// Whether `a` and `b` are the same text, in time that depends only on their
 /// lengths (which are not secret: every token of a policy has about the same).
-/// `subtle` compares, a 64-bit word at a time (its byte-slice comparison
-/// costs a barrier per byte: a third of a microsecond per token).
+/// The differences of every 64-bit word are OR-ed together with no branch,
+/// and `subtle` compares the result once (its byte-slice comparison costs a
+/// barrier per byte, a third of a microsecond per token; one per word was
+/// still a call per 8 bytes in the guest).
 fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
@@ -216,11 +218,14 @@ fn same_text(a: &str, b: &str) -> bool {
     }
     let (a_words, a_tail) = a.as_chunks::<8>();
     let (b_words, b_tail) = b.as_chunks::<8>();
-    let mut same = a_tail.ct_eq(b_tail);
+    let mut diff = 0u64;
     for (x, y) in a_words.iter().zip(b_words) {
-        same &= u64::from_ne_bytes(*x).ct_eq(&u64::from_ne_bytes(*y));
+        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
     }
-    same.into()
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        diff |= u64::from(x ^ y);
+    }
+    diff.ct_eq(&0).into()
 }
 
 #[cfg(test)]
