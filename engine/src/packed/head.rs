@@ -41,7 +41,13 @@ impl<'a> RequestHead<'a> {
             };
         }
         let table = r.header_table()?;
-        let fields: usize = lens.iter().flatten().sum();
+        // Checked: on wasm32 nine lengths can overflow a usize. Each field's
+        // end below is a partial sum of this one, so none overflows.
+        let fields = lens
+            .iter()
+            .flatten()
+            .try_fold(0usize, |sum, &n| sum.checked_add(n))
+            .ok_or(PackError::Truncated(0))?;
         let text_at = r.offset();
         let text = utf8(r.rest(), text_at)?;
         let (field_text, header_text) = text
