@@ -13,7 +13,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 const ABSENT = 0xffffffff;
 
-/** Builds the packed forms: items (u32 LE length, then bytes) and header blocks. */
+/** Builds a packed request head: u32 LE lengths, then raw text. */
 class Packer {
   #parts = [];
   #size = 0;
@@ -27,14 +27,6 @@ class Packer {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, n, true);
     this.#push(b);
-  }
-
-  /** An item: text (UTF-8) or bytes; `undefined`/`null` is the absent item. */
-  item(value) {
-    if (value === undefined || value === null) return this.u32(ABSENT);
-    const bytes = typeof value === "string" ? utf8.encode(value) : value;
-    this.u32(bytes.length);
-    this.#push(bytes);
   }
 
   /** Raw bytes. */
