@@ -1,7 +1,7 @@
 //! The packed request head (`request.head`): a table of lengths, then all
 //! the text, read with one UTF-8 check.
 
-use super::{ABSENT, PackError, Unpacker, utf8};
+use super::{ABSENT, PackError, Unpacker, len_u32, utf8};
 use crate::request::Request;
 
 /// The number of text fields a head has before its headers.
@@ -172,7 +172,7 @@ impl HeadBuilder {
         let text_at = 4 * HEAD_FIELDS + 4 + 8 * headers;
         let mut buf = Vec::with_capacity(text_at + text);
         buf.resize(text_at, 0);
-        let count = u32::try_from(headers).unwrap_or(ABSENT - 1);
+        let count = len_u32(headers);
         buf[4 * HEAD_FIELDS..4 * HEAD_FIELDS + 4].copy_from_slice(&count.to_le_bytes());
         HeadBuilder {
             buf,
@@ -187,19 +187,16 @@ impl HeadBuilder {
         } else {
             4 * self.slot + 4
         };
-        if let Some(slot) = self
-            .buf
-            .get_mut(at..at + 4)
-            .filter(|_| at + 4 <= self.text_at)
-        {
-            slot.copy_from_slice(&n.to_le_bytes());
+        // A slot past the table (more headers than announced) is not
+        // written: `finish` then makes the head one that does not read.
+        if at + 4 <= self.text_at {
+            self.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
         }
         self.slot += 1;
     }
 
     fn text(&mut self, bytes: &[u8]) {
-        let n = u32::try_from(bytes.len()).ok().filter(|&n| n != ABSENT);
-        self.len_slot(n.unwrap_or(ABSENT - 1));
+        self.len_slot(len_u32(bytes.len()));
         self.buf.extend_from_slice(bytes);
     }
 
@@ -216,10 +213,7 @@ impl HeadBuilder {
     pub fn field_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         let at = self.buf.len();
         write(&mut self.buf);
-        let n = u32::try_from(self.buf.len() - at)
-            .ok()
-            .filter(|&n| n != ABSENT);
-        self.len_slot(n.unwrap_or(ABSENT - 1));
+        self.len_slot(len_u32(self.buf.len() - at));
     }
 
     /// The next header (after the nine fields).

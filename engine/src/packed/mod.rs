@@ -65,19 +65,9 @@ impl Packer {
         self.buf
     }
 
-    fn len(&mut self, n: usize) {
-        // Over 4 GiB cannot come from a client (servers cap heads at
-        // kilobytes and Warden bodies at megabytes): write a length the
-        // buffer does not have, so that reading refuses it as truncated —
-        // closed, never misread.
-        let n = u32::try_from(n).ok().filter(|&n| n != ABSENT);
-        self.buf
-            .extend_from_slice(&n.unwrap_or(ABSENT - 1).to_le_bytes());
-    }
-
     /// An item.
     pub fn item(&mut self, bytes: &[u8]) {
-        self.len(bytes.len());
+        put_len(&mut self.buf, bytes.len());
         self.buf.extend_from_slice(bytes);
     }
 
@@ -93,15 +83,13 @@ impl Packer {
         self.opt(text.map(str::as_bytes));
     }
 
-    /// An item whose bytes `write` produces (formatting straight into the
-    /// buffer, e.g. a socket address, without a string of its own).
+    /// An item whose bytes `write` produces straight into the buffer.
     pub fn item_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         let at = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
         write(&mut self.buf);
-        let n = self.buf.len() - at - 4;
-        let n = u32::try_from(n).ok().filter(|&n| n != ABSENT);
-        self.buf[at..at + 4].copy_from_slice(&n.unwrap_or(ABSENT - 1).to_le_bytes());
+        let n = len_u32(self.buf.len() - at - 4);
+        self.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
     }
 
     pub fn u8(&mut self, n: u8) {
@@ -263,11 +251,20 @@ fn write_headers<'h>(
     }
 }
 
-/// A length as a little-endian u32; one over 4 GiB as one the buffer cannot
-/// hold, so that reading refuses it.
+/// A length as written: over 4 GiB (which cannot come from a client:
+/// servers cap heads at kilobytes, Warden bodies at megabytes) it is one the
+/// buffer cannot hold, so that reading refuses it as truncated — closed,
+/// never misread.
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n != ABSENT)
+        .unwrap_or(ABSENT - 1)
+}
+
+/// A length as a little-endian u32 ([`len_u32`]).
 fn put_len(out: &mut Vec<u8>, n: usize) {
-    let n = u32::try_from(n).ok().filter(|&n| n != ABSENT);
-    out.extend_from_slice(&n.unwrap_or(ABSENT - 1).to_le_bytes());
+    out.extend_from_slice(&len_u32(n).to_le_bytes());
 }
 
 /// Read a header block, borrowing every name and value. Anything else — a
