@@ -148,7 +148,7 @@ pub fn quote(s: &str) -> String {
 /// A value on one line.
 fn flat_value(v: &Value) -> String {
     match &v.kind {
-        ValueKind::Word(w) => w.clone(),
+        ValueKind::Word(w) => (*w).to_string(),
         ValueKind::Str(s) => quote(s),
         ValueKind::List(values) => {
             let values: Vec<String> = values.iter().map(flat_value).collect();
@@ -163,13 +163,13 @@ trait Node {
     fn bounds(&self) -> (usize, usize);
 }
 
-impl Node for Item {
+impl Node for Item<'_> {
     fn bounds(&self) -> (usize, usize) {
         (self.key_span.start, self.span.end)
     }
 }
 
-impl Node for Value {
+impl Node for Value<'_> {
     fn bounds(&self) -> (usize, usize) {
         (self.span.start, self.span.end)
     }
@@ -266,7 +266,7 @@ impl<'s> Printer<'s> {
     /// `it` on one line, when it may be: no comment inside, and its block
     /// (if any) written on one line or empty.
     fn flat_item(&self, it: &Item) -> Option<String> {
-        let mut line = it.key.clone();
+        let mut line = it.key.to_string();
         let mut at = it.key_span.end;
         for v in &it.args {
             if self.list_has_comment(v) {
@@ -301,7 +301,7 @@ impl<'s> Printer<'s> {
             return;
         }
         // The line up to the block's `{`, every list on it flat.
-        let mut header = it.key.clone();
+        let mut header = it.key.to_string();
         let mut at = it.key_span.end;
         for v in &it.args {
             header += &self.pad(at, v.span.start);
@@ -312,7 +312,7 @@ impl<'s> Printer<'s> {
             header += " {";
         }
         let wide = !fits(depth, &header);
-        self.push(&it.key);
+        self.push(it.key);
         let mut at = it.key_span.end;
         for v in &it.args {
             self.push(&self.pad(at, v.span.start));

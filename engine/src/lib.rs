@@ -110,8 +110,9 @@ impl Policy {
     /// are resolved through `host` now, once. On failure, every error found
     /// (and any warnings) is returned.
     pub fn compile(source: &str, services: &dyn Services) -> Result<Policy, Vec<Diagnostic>> {
-        let ast = syntax::parse(source).map_err(|d| vec![d])?;
-        let (model, mut warnings) = model::check(source, &ast, services)?;
+        let outline = syntax::outline(source).map_err(|d| vec![d])?;
+        let (model, mut warnings) = model::check(source, &outline, services)?;
+        drop(outline);
         let graph = DecisionGraph::compile(&model);
         warnings.extend(graph.shadow_warnings(source, &model));
         warnings.sort_by_key(|d| d.span.start);

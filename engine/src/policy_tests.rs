@@ -40,7 +40,7 @@
 //! Running them (minting, deciding) is the host's: it asks the guest, so a
 //! test exercises the policy exactly as `warden serve` runs it.
 
-use crate::syntax::{self, Block, Item, Span, ValueKind};
+use crate::syntax::{self, Block, Item, Span};
 use crate::{Decision, Diagnostic};
 
 /// A parsed test file.
@@ -130,7 +130,7 @@ pub fn parse(source: &str) -> Result<TestFile, Diagnostic> {
         tests: Vec::new(),
     };
     for item in &file.items {
-        match item.key.as_str() {
+        match item.key {
             "policy" => out.policy = Some(text(source, item)?),
             "now" => out.now = Some(number(source, item)?),
             "test" => out.tests.push(test_case(source, item)?),
@@ -146,9 +146,9 @@ pub fn parse(source: &str) -> Result<TestFile, Diagnostic> {
 /// The one value of `item`, as text (a word or a string).
 fn text(source: &str, item: &Item) -> Result<String, Diagnostic> {
     match item.args.as_slice() {
-        [v] => match &v.kind {
-            ValueKind::Str(s) | ValueKind::Word(s) => Ok(s.clone()),
-            ValueKind::List(_) => Err(fail(
+        [v] => match v.text() {
+            Some(s) => Ok(s.to_string()),
+            None => Err(fail(
                 source,
                 v.span,
                 format!("`{}` takes one value, not a list", item.key),
@@ -176,17 +176,15 @@ fn number(source: &str, item: &Item) -> Result<u64, Diagnostic> {
 /// `NAME VALUE` of a `header` item.
 fn pair(source: &str, item: &Item) -> Result<(String, String), Diagnostic> {
     match item.args.as_slice() {
-        [n, v] => match (&n.kind, &v.kind) {
-            (ValueKind::Str(n) | ValueKind::Word(n), ValueKind::Str(v) | ValueKind::Word(v)) => {
-                Ok((n.clone(), v.clone()))
-            }
+        [n, v] => match (n.text(), v.text()) {
+            (Some(n), Some(v)) => Ok((n.to_string(), v.to_string())),
             _ => Err(fail(source, item.span, "a header is `header NAME VALUE`")),
         },
         _ => Err(fail(source, item.span, "a header is `header NAME VALUE`")),
     }
 }
 
-fn block_items(item: &Item) -> &[Item] {
+fn block_items<'a, 's>(item: &'a Item<'s>) -> &'a [Item<'s>] {
     item.block
         .as_ref()
         .map_or(&[], |b: &Block| b.items.as_slice())
@@ -197,7 +195,7 @@ fn test_case(source: &str, item: &Item) -> Result<TestCase, Diagnostic> {
     let line = crate::diagnostic::line_col(source, item.span.start).0 as usize;
     let (mut request, mut expect) = (None, None);
     for inner in block_items(item) {
-        match inner.key.as_str() {
+        match inner.key {
             "request" => request = Some(test_request(source, inner)?),
             "expect" => expect = Some(expectation(source, inner)?),
             other => {
@@ -222,14 +220,7 @@ fn test_case(source: &str, item: &Item) -> Result<TestCase, Diagnostic> {
 }
 
 fn test_request(source: &str, item: &Item) -> Result<TestRequest, Diagnostic> {
-    let words: Vec<&str> = item
-        .args
-        .iter()
-        .filter_map(|v| match &v.kind {
-            ValueKind::Str(s) | ValueKind::Word(s) => Some(s.as_str()),
-            ValueKind::List(_) => None,
-        })
-        .collect();
+    let words: Vec<&str> = item.args.iter().filter_map(syntax::Value::text).collect();
     let [method, url] = words.as_slice() else {
         return Err(fail(
             source,
@@ -243,7 +234,7 @@ fn test_request(source: &str, item: &Item) -> Result<TestRequest, Diagnostic> {
         ..TestRequest::default()
     };
     for inner in block_items(item) {
-        match inner.key.as_str() {
+        match inner.key {
             "header" => req.headers.push(pair(source, inner)?),
             "body" => req.body = Some(text(source, inner)?),
             "now" => req.now = Some(number(source, inner)?),
@@ -253,7 +244,7 @@ fn test_request(source: &str, item: &Item) -> Result<TestRequest, Diagnostic> {
                     ..TokenSpec::default()
                 };
                 for t in block_items(inner) {
-                    match t.key.as_str() {
+                    match t.key {
                         "url" => spec.url = Some(text(source, t)?),
                         "scope" => spec.scope = Some(text(source, t)?),
                         "at" => spec.at = Some(number(source, t)?),
@@ -298,7 +289,7 @@ fn expectation(source: &str, item: &Item) -> Result<Expect, Diagnostic> {
         ..Expect::default()
     };
     for inner in block_items(item) {
-        match inner.key.as_str() {
+        match inner.key {
             "consumer" => e.consumer = Some(text(source, inner)?),
             "route" => e.route = Some(text(source, inner)?),
             "upstream" => e.upstream = Some(text(source, inner)?),
@@ -484,11 +475,10 @@ pub fn signing_algs(policy: &str) -> Result<Vec<String>, Diagnostic> {
     fn walk(items: &[Item], out: &mut Vec<String>) {
         for item in items {
             if item.key == "signing_alg"
-                && let Some(ValueKind::Str(a) | ValueKind::Word(a)) =
-                    item.args.first().map(|v| &v.kind)
-                && !out.contains(a)
+                && let Some(a) = item.args.first().and_then(syntax::Value::text)
+                && !out.iter().any(|o| o == a)
             {
-                out.push(a.clone());
+                out.push(a.to_string());
             }
             walk(block_items(item), out);
         }
@@ -501,17 +491,16 @@ pub fn signing_algs(policy: &str) -> Result<Vec<String>, Diagnostic> {
 
 fn collect(items: &[Item], out: &mut Vec<Credential>) {
     for item in items {
-        match item.key.as_str() {
+        match item.key {
             "consumer" => {
-                let name = match item.args.first().map(|v| &v.kind) {
-                    Some(ValueKind::Str(s) | ValueKind::Word(s)) => s.clone(),
-                    _ => continue,
+                let Some(name) = item.args.first().and_then(syntax::Value::text) else {
+                    continue;
                 };
                 let inner = block_items(item);
-                let direct = credential_of(&name, inner);
+                let direct = credential_of(name, inner);
                 out.extend(direct);
                 for c in inner.iter().filter(|i| i.key == "credential") {
-                    out.extend(credential_of(&name, block_items(c)));
+                    out.extend(credential_of(name, block_items(c)));
                 }
             }
             "rule" => collect(block_items(item), out),
@@ -521,10 +510,7 @@ fn collect(items: &[Item], out: &mut Vec<Credential>) {
 }
 
 fn credential_of(consumer: &str, items: &[Item]) -> Option<Credential> {
-    let word = |v: &syntax::Value| match &v.kind {
-        ValueKind::Str(s) | ValueKind::Word(s) => Some(s.clone()),
-        ValueKind::List(_) => None,
-    };
+    let word = |v: &syntax::Value| v.text().map(str::to_string);
     let id = items
         .iter()
         .find(|i| i.key == "client_id")?

@@ -24,9 +24,10 @@ use nom::{
     IResult, Parser,
     bytes::complete::{take_till, take_while, take_while1},
     character::complete::char,
-    combinator::opt,
     error::{ErrorKind, ParseError},
 };
+
+use std::borrow::Cow;
 
 use crate::Diagnostic;
 
@@ -54,49 +55,50 @@ impl Span {
 
 /// A parsed policy file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct File {
-    pub items: Vec<Item>,
+pub struct File<'s> {
+    pub items: Vec<Item<'s>>,
 }
 
 /// `key value* { block }?`
 #[derive(Debug, Clone, PartialEq)]
-pub struct Item {
-    pub(crate) key: String,
+pub struct Item<'s> {
+    pub(crate) key: &'s str,
     pub(crate) key_span: Span,
-    pub(crate) args: Vec<Value>,
-    pub(crate) block: Option<Block>,
+    pub(crate) args: Vec<Value<'s>>,
+    pub(crate) block: Option<Block<'s>>,
     /// From the key to the end of the last value or block.
     pub(crate) span: Span,
 }
 
 /// `{ item* }`
 #[derive(Debug, Clone, PartialEq)]
-pub struct Block {
-    pub items: Vec<Item>,
+pub struct Block<'s> {
+    pub items: Vec<Item<'s>>,
     pub span: Span,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Value {
-    pub kind: ValueKind,
+pub struct Value<'s> {
+    pub kind: ValueKind<'s>,
     pub span: Span,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum ValueKind {
-    /// `"…"`, escapes resolved.
-    Str(String),
+pub enum ValueKind<'s> {
+    /// `"…"`, escapes resolved (borrowed from the source when it has none).
+    Str(Cow<'s, str>),
     /// A bare word: an identifier, number, duration, boolean, path, pattern.
-    Word(String),
+    Word(&'s str),
     /// `[ … ]`
-    List(Vec<Value>),
+    List(Vec<Value<'s>>),
 }
 
-impl Value {
+impl<'s> Value<'s> {
     /// The text of a string or word; `None` for a list.
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
-            ValueKind::Str(s) | ValueKind::Word(s) => Some(s),
+            ValueKind::Str(s) => Some(s),
+            ValueKind::Word(w) => Some(w),
             ValueKind::List(_) => None,
         }
     }
@@ -112,20 +114,44 @@ impl Value {
 }
 
 /// Parse a whole policy file.
-pub fn parse(source: &str) -> Result<File, Diagnostic> {
-    let p = P {
-        src: source,
-        depth: Default::default(),
-    };
-    match p.items(source, true) {
-        Ok((_, items)) => Ok(File { items }),
-        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(p.diagnostic(e)),
-        // Only streaming parsers return Incomplete; ours are all `complete`.
-        Err(nom::Err::Incomplete(_)) => Err(Diagnostic::error(
-            source,
-            source.len()..source.len(),
-            "unexpected end of file",
-        )),
+pub fn parse(source: &str) -> Result<File<'_>, Diagnostic> {
+    let p = P::new(source, true);
+    let mut items = Vec::new();
+    p.result(p.items(source, true, &mut |item| items.push(item)))?;
+    Ok(File { items })
+}
+
+/// A top-level item's key and where it starts, as [`outline`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'s> {
+    pub key: &'s str,
+    pub start: usize,
+}
+
+/// Check the whole file's syntax, as [`parse`] does, but keep only each
+/// top-level item's key and start: a few words per item where its tree is
+/// hundreds of bytes. A large policy is then checked one item at a time
+/// ([`item_at`]), and its tree never exists whole.
+pub fn outline(source: &str) -> Result<Vec<Entry<'_>>, Diagnostic> {
+    let p = P::new(source, false);
+    let mut entries = Vec::new();
+    p.result(p.items(source, true, &mut |item| {
+        entries.push(Entry {
+            key: item.key,
+            start: item.span.start,
+        })
+    }))?;
+    Ok(entries)
+}
+
+/// The top-level item that starts at `start` of a source that [`outline`]
+/// accepted. (Given any other offset it reports a syntax error there; it
+/// never panics.)
+pub fn item_at(source: &str, start: usize) -> Result<Item<'_>, Diagnostic> {
+    let p = P::new(source, true);
+    match source.get(start..) {
+        Some(rest) => p.result(p.item(rest)),
+        None => Err(Diagnostic::error(source, start..start, "no item here")),
     }
 }
 
@@ -192,6 +218,8 @@ fn is_key_char(c: char) -> bool {
 /// The parser; carries the whole source to turn remaining input into offsets.
 struct P<'s> {
     src: &'s str,
+    /// Build values and blocks (`false`: only check them, for [`outline`]).
+    build: bool,
     /// Current nesting of blocks and lists, bounded so that hostile input
     /// cannot exhaust the stack.
     depth: std::cell::Cell<usize>,
@@ -201,6 +229,28 @@ struct P<'s> {
 const MAX_DEPTH: usize = 32;
 
 impl<'s> P<'s> {
+    fn new(src: &'s str, build: bool) -> Self {
+        P {
+            src,
+            build,
+            depth: Default::default(),
+        }
+    }
+
+    /// A parse's result, its error as a diagnostic.
+    fn result<T>(&self, r: Res<'s, T>) -> Result<T, Diagnostic> {
+        match r {
+            Ok((_, t)) => Ok(t),
+            Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(self.diagnostic(e)),
+            // Only streaming parsers return Incomplete; ours are all `complete`.
+            Err(nom::Err::Incomplete(_)) => Err(Diagnostic::error(
+                self.src,
+                self.src.len()..self.src.len(),
+                "unexpected end of file",
+            )),
+        }
+    }
+
     fn off(&self, rest: &str) -> usize {
         self.src.len() - rest.len()
     }
@@ -241,13 +291,13 @@ impl<'s> P<'s> {
         }
     }
 
-    /// Items until `}` (in a block) or end of input (at top level).
-    fn items<'a>(&self, mut i: &'a str, top: bool) -> Res<'a, Vec<Item>> {
-        let mut items = Vec::new();
+    /// Items until `}` (in a block) or end of input (at top level), each
+    /// handed to `each`.
+    fn items(&self, mut i: &'s str, top: bool, each: &mut dyn FnMut(Item<'s>)) -> Res<'s, ()> {
         loop {
             (i, _) = self.ws(i)?;
             if i.is_empty() {
-                return Ok((i, items));
+                return Ok((i, ()));
             }
             if let Some(rest) = i.strip_prefix(';') {
                 i = rest;
@@ -257,15 +307,15 @@ impl<'s> P<'s> {
                 if top {
                     return fail(i, 1, "unexpected `}` with no `{` open");
                 }
-                return Ok((i, items));
+                return Ok((i, ()));
             }
             let (rest, item) = self.item(i)?;
-            items.push(item);
+            each(item);
             i = rest;
         }
     }
 
-    fn item<'a>(&self, start: &'a str) -> Res<'a, Item> {
+    fn item(&self, start: &'s str) -> Res<'s, Item<'s>> {
         let (i, key) = match take_while1::<_, _, SyntaxError>(is_key_char).parse(start) {
             Ok(ok) => ok,
             Err(_) => {
@@ -318,17 +368,21 @@ impl<'s> P<'s> {
                 }
                 Some(_) => {
                     let (rest, v) = self.value(i)?;
-                    args.push(v);
+                    if self.build {
+                        args.push(v);
+                    }
                     end = rest;
                     i = rest;
                 }
             }
         }
         let span = self.span(start, end);
+        // Most items have one value: keep no spare capacity per item.
+        args.shrink_to_fit();
         Ok((
             i,
             Item {
-                key: key.to_string(),
+                key,
                 key_span,
                 args,
                 block,
@@ -350,10 +404,16 @@ impl<'s> P<'s> {
         self.depth.set(self.depth.get() - 1);
     }
 
-    fn block<'a>(&self, open: &'a str) -> Res<'a, Block> {
+    fn block(&self, open: &'s str) -> Res<'s, Block<'s>> {
         let (i, _) = char('{').parse(open)?;
         self.enter(open)?;
-        let (i, items) = self.items(i, false)?;
+        let mut items = Vec::new();
+        let (i, ()) = self.items(i, false, &mut |item| {
+            if self.build {
+                items.push(item)
+            }
+        })?;
+        items.shrink_to_fit();
         self.leave();
         match i.strip_prefix('}') {
             Some(rest) => Ok((
@@ -371,7 +431,7 @@ impl<'s> P<'s> {
         }
     }
 
-    fn value<'a>(&self, i: &'a str) -> Res<'a, Value> {
+    fn value(&self, i: &'s str) -> Res<'s, Value<'s>> {
         match i.chars().next() {
             Some('"') => self.string(i),
             Some('[') => self.list(i),
@@ -380,7 +440,7 @@ impl<'s> P<'s> {
                 Ok((
                     rest,
                     Value {
-                        kind: ValueKind::Word(w.to_string()),
+                        kind: ValueKind::Word(w),
                         span: self.span(i, rest),
                     },
                 ))
@@ -389,7 +449,7 @@ impl<'s> P<'s> {
         }
     }
 
-    fn list<'a>(&self, open: &'a str) -> Res<'a, Value> {
+    fn list(&self, open: &'s str) -> Res<'s, Value<'s>> {
         let (mut i, _) = char('[').parse(open)?;
         self.enter(open)?;
         let mut values = Vec::new();
@@ -406,6 +466,7 @@ impl<'s> P<'s> {
                 Some(']') => {
                     self.leave();
                     let rest = &i[1..];
+                    values.shrink_to_fit();
                     let kind = ValueKind::List(values);
                     return Ok((
                         rest,
@@ -424,15 +485,34 @@ impl<'s> P<'s> {
                 }
                 Some(_) => {
                     let (rest, v) = self.value(i)?;
-                    values.push(v);
+                    if self.build {
+                        values.push(v);
+                    }
                     (i, _) = self.ws(rest)?;
-                    (i, _) = opt(char(',')).parse(i)?;
+                    // (Not `opt(char(','))`: its miss builds an error message.)
+                    i = i.strip_prefix(',').unwrap_or(i);
                 }
             }
         }
     }
 
-    fn string<'a>(&self, open: &'a str) -> Res<'a, Value> {
+    fn string(&self, open: &'s str) -> Res<'s, Value<'s>> {
+        // No escape before the closing quote: the text is the source's own.
+        let Some(body) = open.strip_prefix('"') else {
+            return fail(open, 1, "expected a string");
+        };
+        if let Some(at) = body.find(['"', '\\', '\n'])
+            && body.as_bytes()[at] == b'"'
+        {
+            let rest = &body[at + 1..];
+            return Ok((
+                rest,
+                Value {
+                    kind: ValueKind::Str(Cow::Borrowed(&body[..at])),
+                    span: self.span(open, rest),
+                },
+            ));
+        }
         let mut out = String::new();
         let mut chars = open.char_indices().skip(1);
         while let Some((at, c)) = chars.next() {
@@ -442,7 +522,7 @@ impl<'s> P<'s> {
                     return Ok((
                         rest,
                         Value {
-                            kind: ValueKind::Str(out),
+                            kind: ValueKind::Str(Cow::Owned(out)),
                             span: self.span(open, rest),
                         },
                     ));
@@ -493,7 +573,7 @@ fn found(i: &str) -> String {
 mod tests {
     use super::*;
 
-    fn words(v: &[Value]) -> Vec<&str> {
+    fn words<'a>(v: &'a [Value<'_>]) -> Vec<&'a str> {
         v.iter().filter_map(Value::text).collect()
     }
 
@@ -502,7 +582,7 @@ mod tests {
         let src = "# demo\nissuer \"Higress-Gateway\" # trailing\ntoken_ttl 2h; keep_token false\n\
                    consumer c1 {\n  client_id \"id\\\"1\"\n}\nrule {\n match route [route-a,\n route-b]\n}\n";
         let f = parse(src).unwrap();
-        let keys: Vec<_> = f.items.iter().map(|i| i.key.as_str()).collect();
+        let keys: Vec<_> = f.items.iter().map(|i| i.key).collect();
         assert_eq!(
             keys,
             ["issuer", "token_ttl", "keep_token", "consumer", "rule"]
@@ -521,6 +601,45 @@ mod tests {
         match &m.args[1].kind {
             ValueKind::List(v) => assert_eq!(words(v), ["route-a", "route-b"]),
             other => panic!("expected a list, got {other:?}"),
+        }
+    }
+
+    /// The outline's entries are the parse's top-level items, and
+    /// `item_at` builds each one as `parse` does.
+    #[test]
+    fn an_outline_lists_the_items_parse_builds() {
+        let src = "# demo\nissuer \"a\\\"b\" # trailing\ntoken_ttl 2h; keep_token false\n\
+                   consumer c1 {\n  client_id \"id\"\n}\n;;rule {\n match route [a,\n b]\n}";
+        let file = parse(src).unwrap();
+        let outline = outline(src).unwrap();
+        assert_eq!(outline.len(), file.items.len());
+        for (entry, item) in outline.iter().zip(&file.items) {
+            assert_eq!((entry.key, entry.start), (item.key, item.span.start));
+            assert_eq!(&item_at(src, entry.start).unwrap(), item);
+        }
+        assert_eq!(file.items[0].args[0].kind, ValueKind::Str("a\"b".into()));
+    }
+
+    #[test]
+    fn an_outline_reports_the_syntax_errors_parse_does() {
+        for src in [
+            "issuer \"abc\ntoken_ttl 5",
+            "consumer a {\n client_id x\n",
+            "}\n",
+            "allow [a, b\n",
+            "x \"a\\q\"",
+            "rule { } extra",
+            "a [{]",
+        ] {
+            assert_eq!(outline(src).unwrap_err(), parse(src).unwrap_err(), "{src}");
+        }
+    }
+
+    #[test]
+    fn item_at_an_offset_that_starts_no_item_is_an_error() {
+        let src = "consumer é { client_id x }";
+        for at in [8, 10, 12, 13, src.len() + 1] {
+            assert!(item_at(src, at).is_err(), "{at}");
         }
     }
 

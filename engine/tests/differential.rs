@@ -797,8 +797,8 @@ proptest! {
     #[test]
     fn the_serving_walk_agrees_with_the_reference(policy in gen_policy(), requests in proptest::collection::vec(gen_request(), 1..12)) {
         let text = render(&policy);
-        let ast = syntax::parse(&text).map_err(|d| TestCaseError::fail(format!("{d:?}\n{text}")))?;
-        let (m, _warnings) = model::check(&text, &ast, &FixedServices::at(0))
+        let outline = syntax::outline(&text).map_err(|d| TestCaseError::fail(format!("{d:?}\n{text}")))?;
+        let (m, _warnings) = model::check(&text, &outline, &FixedServices::at(0))
             .map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
         // The production path: the policy as `Policy::compile` makes it.
         let compiled = Policy::compile(&text, &FixedServices::at(0))

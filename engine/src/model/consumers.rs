@@ -42,7 +42,7 @@ impl Checker<'_> {
         let mut seen = Seen::default();
         let kong = self.dialect == Dialect::Kong;
         for inner in &block.items {
-            match inner.key.as_str() {
+            match inner.key {
                 "client_id" | "client_secret" => direct.push(inner),
                 k if kong && kong::KONG_CREDENTIAL_KEYS.contains(&k) => direct.push(inner),
                 k if kong && kong::KONG_CONSUMER_KEYS.contains(&k) => {
@@ -167,14 +167,14 @@ impl Checker<'_> {
         };
         let mut extra = kong::KongCredential::default();
         for item in items {
-            if !keys.contains(&item.key.as_str()) {
+            if !keys.contains(&item.key) {
                 self.unknown_key(item, "in a credential", &[keys]);
                 continue;
             }
             if !self.once(&mut seen, item) || !self.no_block(item) {
                 continue;
             }
-            match item.key.as_str() {
+            match item.key {
                 "client_id" | "client_secret" => {}
                 _ => {
                     let r = self.kong_credential_key(&mut extra, item);
@@ -182,7 +182,7 @@ impl Checker<'_> {
                     continue;
                 }
             }
-            match item.key.as_str() {
+            match item.key {
                 "client_id" => match self
                     .r
                     .one(item)
@@ -261,7 +261,7 @@ impl Checker<'_> {
     /// `KEY "literal"`, `KEY env NAME`, `KEY file PATH`, or `KEY hash "PHC"`,
     /// for `client_secret` and `signing_key`.
     pub(super) fn secret(&self, item: &Item) -> Result<ClientSecret, Diagnostic> {
-        let key = item.key.as_str();
+        let key = item.key;
         let bytes = match item.args.as_slice() {
             [v] => self.r.nonempty(key, v)?.as_bytes().to_vec(),
             [kind, v] if kind.text() == Some("hash") => {

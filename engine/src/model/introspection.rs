@@ -98,7 +98,7 @@ impl Checker<'_> {
         };
         let mut scheme = None;
         for inner in &block.items {
-            let key = inner.key.as_str();
+            let key = inner.key;
             if !INTROSPECTION_KEYS.contains(&key) {
                 self.unknown_key(inner, "in an introspection", &[INTROSPECTION_KEYS]);
                 continue;

@@ -85,7 +85,7 @@ impl Checker<'_> {
         let mut required_scopes = Vec::new();
         let mut claims_to_headers = Vec::new();
         for inner in &block.items {
-            let key = inner.key.as_str();
+            let key = inner.key;
             if !ISSUER_KEYS.contains(&key) {
                 self.unknown_key(inner, "in a jwt_issuer", &[ISSUER_KEYS]);
                 continue;
@@ -271,7 +271,7 @@ impl Checker<'_> {
                 .one(inner)
                 .and_then(|v| self.r.header_name("claims_to_headers", v))
             {
-                Ok(h) => out.push((inner.key.clone(), h)),
+                Ok(h) => out.push((inner.key.to_string(), h)),
                 Err(d) => self.errors.push(d),
             }
         }

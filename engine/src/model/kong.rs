@@ -81,7 +81,7 @@ impl Checker<'_> {
     /// Apply one Kong plugin setting (the shared ones are handled by
     /// [`Checker::setting`]).
     pub(super) fn kong_setting(&self, s: &mut Settings, item: &Item) -> Result<(), Diagnostic> {
-        let key = item.key.as_str();
+        let key = item.key;
         if key == "provision_key" {
             match self.secret(item)? {
                 ClientSecret::Plain(k) => s.kong.provision_key = Some(k),
@@ -172,7 +172,7 @@ impl Checker<'_> {
     /// `authorization_page true|false`, or `authorization_page { user NAME
     /// { password_hash "PHC" } … }` (on, with users who sign in on it).
     fn authorization_page(&self, item: &Item) -> Result<Option<AuthorizationPage>, Diagnostic> {
-        let key = item.key.as_str();
+        let key = item.key;
         let on = match (item.args.as_slice(), &item.block) {
             ([], Some(_)) => true,
             ([], None) => {
@@ -205,7 +205,7 @@ impl Checker<'_> {
                     inner.key_span,
                     format!("unknown setting `{}` in `authorization_page`", inner.key),
                 );
-                d = d.with_help(match closest(&inner.key, ["user"]) {
+                d = d.with_help(match closest(inner.key, ["user"]) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => {
                         "an authorization page lists its users: `user NAME { password_hash \"…\" }`"
@@ -261,7 +261,7 @@ impl Checker<'_> {
                     inner.key_span,
                     format!("unknown setting `{}` in a user", inner.key),
                 );
-                if let Some(best) = closest(&inner.key, ["password_hash"]) {
+                if let Some(best) = closest(inner.key, ["password_hash"]) {
                     d = d.with_help(format!("did you mean `{best}`?"));
                 }
                 return Err(d);
@@ -365,9 +365,9 @@ impl Checker<'_> {
         item: &Item,
     ) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
-        let t = self.r.nonempty(&item.key, v)?.to_string();
-        self.header_safe(&item.key, &t, v.span)?;
-        match item.key.as_str() {
+        let t = self.r.nonempty(item.key, v)?.to_string();
+        self.header_safe(item.key, &t, v.span)?;
+        match item.key {
             "username" => kong.username = Some(t),
             "custom_id" => kong.custom_id = Some(t),
             _ => {
@@ -398,7 +398,7 @@ impl Checker<'_> {
         c: &mut KongCredential,
         item: &Item,
     ) -> Result<(), Diagnostic> {
-        let key = item.key.as_str();
+        let key = item.key;
         let v = self.r.one(item)?;
         match key {
             "name" => c.name = Some(self.r.nonempty(key, v)?.to_string()),

@@ -21,7 +21,7 @@ pub use values::{DurationError, parse_duration};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::syntax::{File, Item, Span, Value};
+use crate::syntax::{Entry, Item, Span, Value};
 use crate::{Diagnostic, Services};
 use values::Reader;
 
@@ -64,11 +64,13 @@ const ROUTE_KEYS: &[&str] = &[
 ];
 const MATCH_KINDS: &[&str] = &["route", "route_prefix", "service", "domain"];
 
-/// Check a parsed file. Returns the model and its warnings, or every error
-/// found (warnings included, after the errors).
+/// Check a file whose syntax [`crate::syntax::outline`] accepted, one
+/// top-level item at a time (each parsed when its turn comes, then dropped).
+/// Returns the model and its warnings, or every error found (warnings
+/// included, after the errors).
 pub fn check(
     source: &str,
-    file: &File,
+    outline: &[Entry<'_>],
     services: &dyn Services,
 ) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker {
@@ -84,7 +86,7 @@ pub fn check(
         issuer_names: Vec::new(),
         introspection_names: Vec::new(),
     };
-    let model = c.file(file);
+    let model = c.file(outline);
     if c.errors.is_empty() {
         c.warnings.sort_by_key(|d| d.span.start);
         Ok((model, c.warnings))
@@ -113,6 +115,14 @@ struct Checker<'s> {
 #[derive(Default)]
 struct Seen<'i>(Vec<(&'i str, Span)>);
 
+/// The top-level items with this key, in order.
+fn with_key<'o, 's>(
+    outline: &'o [Entry<'s>],
+    key: &'o str,
+) -> impl Iterator<Item = Entry<'s>> + 'o {
+    outline.iter().filter(move |e| e.key == key).copied()
+}
+
 impl<'s> Checker<'s> {
     fn report(&mut self, r: Result<(), Diagnostic>) {
         if let Err(d) = r {
@@ -126,17 +136,17 @@ impl<'s> Checker<'s> {
     fn instance_value<'i, T>(
         &mut self,
         seen: &mut Seen<'i>,
-        item: &'i Item,
+        item: &Item<'i>,
         read: impl FnOnce(&Reader<'s>, &str, &Value) -> Result<T, Diagnostic>,
     ) -> Option<T> {
         if !self.once(seen, item) {
             return None;
         }
-        let value = self.r.one(item).and_then(|v| read(&self.r, &item.key, v));
+        let value = self.r.one(item).and_then(|v| read(&self.r, item.key, v));
         value.map_err(|d| self.errors.push(d)).ok()
     }
 
-    fn once<'i>(&mut self, seen: &mut Seen<'i>, item: &'i Item) -> bool {
+    fn once<'i>(&mut self, seen: &mut Seen<'i>, item: &Item<'i>) -> bool {
         if let Some((_, first)) = seen.0.iter().find(|(k, _)| *k == item.key) {
             let line = self.r.lines.line(first.start);
             let d = self
@@ -146,7 +156,7 @@ impl<'s> Checker<'s> {
             self.errors.push(d);
             return false;
         }
-        seen.0.push((&item.key, item.key_span));
+        seen.0.push((item.key, item.key_span));
         true
     }
 
@@ -164,16 +174,16 @@ impl<'s> Checker<'s> {
             format!("unknown setting `{}` {context}", item.key),
         );
         let candidates = valid.iter().flat_map(|v| v.iter().copied());
-        if let Some(help) = kong::other_dialect(&item.key, self.dialect) {
+        if let Some(help) = kong::other_dialect(item.key, self.dialect) {
             d = d.with_help(help);
-        } else if let Some(best) = closest(&item.key, candidates) {
+        } else if let Some(best) = closest(item.key, candidates) {
             d = d.with_help(format!("did you mean `{best}`?"));
-        } else if RULE_ONLY.contains(&item.key.as_str()) {
+        } else if RULE_ONLY.contains(&item.key) {
             d = d.with_help(format!(
                 "`{}` can only be set inside a `rule {{ … }}`",
                 item.key
             ));
-        } else if INSTANCE_ONLY.contains(&item.key.as_str()) {
+        } else if INSTANCE_ONLY.contains(&item.key) {
             d = d.with_help(format!(
                 "`{}` can only be set at the top level of the file",
                 item.key
@@ -197,9 +207,12 @@ impl<'s> Checker<'s> {
 
     /// `dialect kong|higress`, wherever it is in the file (it decides how
     /// everything else reads).
-    fn dialect(&mut self, file: &File) -> Option<Span> {
+    fn dialect(&mut self, outline: &[Entry<'s>]) -> Option<Span> {
         let mut found: Option<Span> = None;
-        for item in file.items.iter().filter(|i| i.key == "dialect") {
+        for entry in with_key(outline, "dialect") {
+            let Some(item) = self.item(entry) else {
+                continue;
+            };
             if let Some(first) = found {
                 let line = self.r.lines.line(first.start);
                 let d = self
@@ -212,7 +225,7 @@ impl<'s> Checker<'s> {
             found = Some(item.span);
             match self
                 .r
-                .one(item)
+                .one(&item)
                 .and_then(|v| Ok((self.r.text("dialect", v)?, v.span)))
             {
                 Ok(("kong", _)) => self.dialect = Dialect::Kong,
@@ -230,8 +243,17 @@ impl<'s> Checker<'s> {
         found
     }
 
-    fn file(&mut self, file: &File) -> Model {
-        let dialect_at = self.dialect(file);
+    /// The top-level item an outline entry names (the outline checked its
+    /// syntax: parsing it again cannot fail, but if it did the error is
+    /// reported, not lost).
+    fn item(&mut self, entry: Entry<'s>) -> Option<Item<'s>> {
+        crate::syntax::item_at(self.r.src, entry.start)
+            .map_err(|d| self.errors.push(d))
+            .ok()
+    }
+
+    fn file(&mut self, outline: &[Entry<'s>]) -> Model {
+        let dialect_at = self.dialect(outline);
         let mut settings = Settings::defaults(self.dialect);
         let mut seen = Seen::default();
         let mut global_auth = None;
@@ -242,14 +264,20 @@ impl<'s> Checker<'s> {
         let mut rule_items = Vec::new();
 
         // Consumers first: settings may name one (Kong's `anonymous`).
-        for item in file.items.iter().filter(|i| i.key == "consumer") {
-            if let Some(id) = self.consumer(item, &mut instance) {
+        for entry in with_key(outline, "consumer") {
+            let Some(item) = self.item(entry) else {
+                continue;
+            };
+            if let Some(id) = self.consumer(&item, &mut instance) {
                 instance.ids.push(id);
             }
         }
         // Then external issuers: they may name consumers, and scopes name them.
         let mut issuers: Vec<ExternalIssuer> = Vec::new();
-        for item in file.items.iter().filter(|i| i.key == "jwt_issuer") {
+        for entry in with_key(outline, "jwt_issuer") {
+            let Some(item) = self.item(entry) else {
+                continue;
+            };
             if self.dialect == Dialect::Kong {
                 let d = self
                     .r
@@ -258,13 +286,16 @@ impl<'s> Checker<'s> {
                 self.errors.push(d);
                 continue;
             }
-            if let Some(i) = self.jwt_issuer(item, &mut instance, &issuers) {
+            if let Some(i) = self.jwt_issuer(&item, &mut instance, &issuers) {
                 issuers.push(i);
             }
         }
         self.issuer_names = issuers.iter().map(|i| i.name.clone()).collect();
         let mut introspections: Vec<Introspection> = Vec::new();
-        for item in file.items.iter().filter(|i| i.key == "introspection") {
+        for entry in with_key(outline, "introspection") {
+            let Some(item) = self.item(entry) else {
+                continue;
+            };
             if self.dialect == Dialect::Kong {
                 let d = self
                     .r
@@ -278,20 +309,31 @@ impl<'s> Checker<'s> {
                 self.errors.push(d);
                 continue;
             }
-            if let Some(i) = self.introspection(item, &introspections) {
+            if let Some(i) = self.introspection(&item, &introspections) {
                 introspections.push(i);
             }
         }
         self.introspection_names = introspections.iter().map(|i| i.name.clone()).collect();
-        for item in &file.items {
-            match item.key.as_str() {
-                "consumer" | "dialect" | "jwt_issuer" | "introspection" => {}
+        for &entry in outline {
+            match entry.key {
+                "consumer" | "dialect" | "jwt_issuer" | "introspection" => continue,
+                // After the routes: rules name them.
+                "rule" => {
+                    rule_items.push(entry);
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(item) = self.item(entry) else {
+                continue;
+            };
+            let item = &item;
+            match item.key {
                 "route" => {
                     if let Some(route) = self.route(item, &routes) {
                         routes.add(route);
                     }
                 }
-                "rule" => rule_items.push(item),
                 "global_auth" => {
                     if let Some(b) = self.instance_value(&mut seen, item, Reader::boolean) {
                         global_auth = Some(b);
@@ -326,7 +368,10 @@ impl<'s> Checker<'s> {
         }];
         let rules: Vec<Rule> = rule_items
             .into_iter()
-            .filter_map(|item| self.rule(item, &settings, &instance, &routes, &mut scopes))
+            .filter_map(|entry| {
+                let item = self.item(entry)?;
+                self.rule(&item, &settings, &instance, &routes, &mut scopes)
+            })
             .collect();
         self.check_signing_keys(&scopes);
         if self.dialect == Dialect::Kong {
@@ -419,7 +464,7 @@ impl<'s> Checker<'s> {
 
     /// Apply one scope setting.
     fn setting(&self, s: &mut Settings, item: &Item) -> Result<(), Diagnostic> {
-        let key = item.key.as_str();
+        let key = item.key;
         if self.dialect == Dialect::Kong
             && !matches!(
                 key,

@@ -41,14 +41,14 @@ impl Checker<'_> {
         };
         let mut seen = Seen::default();
         for inner in item.block.iter().flat_map(|b| &b.items) {
-            if !ROUTE_KEYS.contains(&inner.key.as_str()) {
+            if !ROUTE_KEYS.contains(&inner.key) {
                 self.unknown_key(inner, "in a route", &[ROUTE_KEYS]);
                 continue;
             }
             if !self.once(&mut seen, inner) {
                 continue;
             }
-            let r = match inner.key.as_str() {
+            let r = match inner.key {
                 "hosts" | "paths" | "protocols" => self.kong_route_setting(&mut route, inner),
                 "strip_path" => self
                     .r
@@ -81,7 +81,7 @@ impl Checker<'_> {
         routes: &RouteTable,
     ) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
-        let t = self.r.nonempty(&item.key, v)?;
+        let t = self.r.nonempty(item.key, v)?;
         if item.key == "path_prefix" {
             if !t.starts_with('/') || t.contains(['?', '#']) {
                 return Err(self.r.err(
@@ -116,7 +116,7 @@ impl Checker<'_> {
     /// Kong's route fields: `hosts` (exact, `*.suffix` or `prefix.*`),
     /// `paths` (plain prefixes) and `protocols` (`http`, `https`).
     fn kong_route_setting(&self, route: &mut Route, item: &Item) -> Result<(), Diagnostic> {
-        let key = item.key.as_str();
+        let key = item.key;
         let v = self.r.one(item)?;
         let list = self.r.texts(key, v)?;
         if list.is_empty() {

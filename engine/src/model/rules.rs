@@ -46,7 +46,7 @@ impl Checker<'_> {
         let mut matches: Vec<Clause<'_>> = Vec::new();
 
         for inner in &block.items {
-            match inner.key.as_str() {
+            match inner.key {
                 "match" => {
                     if let Some(m) = self.match_clause(inner) {
                         matches.push(m);

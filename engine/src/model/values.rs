@@ -24,7 +24,7 @@ impl<'s> Reader<'s> {
     }
 
     /// The single value of `item` (and no block).
-    pub(crate) fn one<'i>(&self, item: &'i Item) -> Result<&'i Value, Diagnostic> {
+    pub(crate) fn one<'i, 'a>(&self, item: &'i Item<'a>) -> Result<&'i Value<'a>, Diagnostic> {
         if let Some(b) = &item.block {
             return Err(self.err(b.span, format!("`{}` takes a value, not a block", item.key)));
         }
@@ -61,8 +61,8 @@ impl<'s> Reader<'s> {
 
     pub(crate) fn boolean(&self, key: &str, v: &Value) -> Result<bool, Diagnostic> {
         match &v.kind {
-            ValueKind::Word(w) if w == "true" => Ok(true),
-            ValueKind::Word(w) if w == "false" => Ok(false),
+            ValueKind::Word("true") => Ok(true),
+            ValueKind::Word("false") => Ok(false),
             _ => Err(self
                 .err(
                     v.span,
