@@ -113,8 +113,8 @@ impl Policy {
         let outline = syntax::outline(source).map_err(|d| vec![d])?;
         let (model, mut warnings) = model::check(source, &outline, services)?;
         drop(outline);
-        let graph = DecisionGraph::compile(&model);
-        warnings.extend(graph.shadow_warnings(source, &model));
+        let graph = DecisionGraph::compile(model);
+        warnings.extend(graph.shadow_warnings(source));
         warnings.sort_by_key(|d| d.span.start);
         let warnings = diagnostic::cap(warnings, source);
         Ok(Policy { graph, warnings })

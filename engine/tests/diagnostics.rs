@@ -446,3 +446,65 @@ fn a_slow_input_found_by_the_fuzzer_stays_fast() {
     let took = start.elapsed();
     assert!(took < std::time::Duration::from_secs(1), "{took:?}");
 }
+
+/// Kong's unique constraints on consumers: a second consumer with a taken
+/// username, custom_id or id is an error at its name that names the first
+/// consumer declared with the value (and, for one consumer, the first field).
+#[test]
+fn kong_consumer_identities_are_unique() {
+    let kong = |consumers: &str| {
+        format!(
+            "dialect kong\nsigning_key \"0123456789abcdef0123456789abcdef\"\nglobal_auth false\n{consumers}"
+        )
+    };
+    let id = "6f1c3a2e-2b1d-4c8a-9f3e-0a1b2c3d4e5f";
+    let cases = [
+        (
+            "consumer a { username u }\nconsumer b { username u }\n",
+            "duplicate username `u`",
+            "consumer `a` on line 4 has it; Kong's username identifies one consumer",
+        ),
+        (
+            "consumer a { custom_id c }\nconsumer b { custom_id c }\n",
+            "duplicate custom_id `c`",
+            "consumer `a` on line 4 has it; Kong's custom_id identifies one consumer",
+        ),
+        (
+            &format!("consumer a {{ id {id} }}\nconsumer b {{ id {id} }}\n"),
+            &format!("duplicate id `{id}`"),
+            "consumer `a` on line 4 has it; Kong's id identifies one consumer",
+        ),
+        // b clashes with a (custom_id) and with z (username): a came first.
+        (
+            "consumer a { custom_id c }\nconsumer z { username u }\nconsumer b { username u; custom_id c }\n",
+            "duplicate custom_id `c`",
+            "consumer `a` on line 4 has it; Kong's custom_id identifies one consumer",
+        ),
+        // A consumer giving neither is known by its name, as a username.
+        (
+            "consumer u { custom_id c1 }\nconsumer v { username w }\nconsumer w { custom_id c3 }\nconsumer x {}\nconsumer y { username x }\n",
+            "duplicate username `x`",
+            "consumer `x` on line 7 has it; Kong's username identifies one consumer",
+        ),
+    ];
+    for (consumers, message, help) in cases {
+        let src = kong(consumers);
+        let (msg, got_help, caret, ..) = error(&src);
+        assert_eq!(
+            (msg.as_str(), got_help.as_deref()),
+            (message, Some(help)),
+            "{src}"
+        );
+        assert!(
+            caret.len() == 1,
+            "the caret is on the later consumer's name: {caret}"
+        );
+    }
+    // Distinct identities compile.
+    let src = kong("consumer a { username u }\nconsumer b { username v; custom_id u }\n");
+    assert!(
+        diagnostics(&src).iter().all(|d| !d.is_error()),
+        "{:#?}",
+        diagnostics(&src)
+    );
+}

@@ -400,7 +400,12 @@ impl DecisionGraph {
         };
         let node = match self.index.first_match(&keys) {
             Some(pos) => {
-                trace.step(|| format!("first matching rule: {}", self.rule_label[pos as usize]));
+                trace.step(|| {
+                    format!(
+                        "first matching rule: {}",
+                        self.rule_names[pos as usize].label()
+                    )
+                });
                 trace.entered(Some(pos));
                 self.rule_entry[pos as usize]
             }

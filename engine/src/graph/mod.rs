@@ -108,10 +108,8 @@ pub struct DecisionGraph {
     nodes: Vec<Node>,
     /// Entry node of each rule, by rule position.
     rule_entry: Vec<NodeId>,
-    /// `rule `name`` / `rule at line N`, for `explain`.
-    rule_label: Vec<Box<str>>,
-    /// Each rule's [`crate::model::Rule::short_name`].
-    rule_names: Vec<Box<str>>,
+    /// Each rule's name or line, for `explain`, logs and metrics.
+    rule_names: Vec<crate::model::RuleName>,
     /// Entry for requests no rule matches.
     unmatched_entry: NodeId,
     index: RuleIndex,
@@ -131,8 +129,8 @@ pub struct DecisionGraph {
     dialect: Dialect,
     /// Kong's identity of each consumer.
     kong_consumers: Vec<KongConsumer>,
-    /// (rule, earlier rule) pairs where every key of the rule was taken.
-    shadowed: Vec<(RulePos, RulePos)>,
+    /// Rules every key of which an earlier rule took.
+    shadowed: Vec<Shadowed>,
     /// The JWKS and metadata documents the policy serves.
     published: published::Published,
     /// External JWT issuers, by [`crate::model::IssuerId`].
@@ -142,6 +140,16 @@ pub struct DecisionGraph {
     /// Headers external issuers' claims are forwarded in: always removed
     /// from what a client sent.
     claim_headers: Vec<Box<str>>,
+}
+
+/// A rule that never applies: every key of it was taken by an earlier one.
+#[derive(Debug)]
+struct Shadowed {
+    rule: RulePos,
+    /// The earliest rule holding one of its keys.
+    by: RulePos,
+    /// Where the rule starts in the source.
+    at: usize,
 }
 
 /// Arena builder that shares identical nodes.
@@ -172,22 +180,36 @@ impl DecisionGraph {
     /// unset authenticates them only when the policy has no rules. The token
     /// path is answered everywhere (by the instance scope where no rule's
     /// applies), never forwarded.
-    pub fn compile(model: &Model) -> DecisionGraph {
+    ///
+    /// It takes the model and drops each part once compiled (rules, then
+    /// consumers, then routes), so that a large policy's model and graph
+    /// are not both whole at once.
+    pub fn compile(model: Model) -> DecisionGraph {
+        let Model {
+            dialect,
+            global_auth,
+            consumer_header,
+            consumers,
+            scopes,
+            rules,
+            routes,
+            issuers,
+            introspections,
+        } = model;
         let mut arena = Arena::default();
         let forward = arena.add(Node::Forward);
-        let universe = model.scopes[INSTANCE as usize].consumers.len();
+        let universe = scopes[INSTANCE as usize].consumers.len();
 
         let mut sets = Vec::new();
-        let mut set_ids: FxHashMap<&[ConsumerId], u32> = FxHashMap::default();
         let mut index = RuleIndex::default();
-        let mut rule_entry = Vec::with_capacity(model.rules.len());
+        let mut rule_entry = Vec::with_capacity(rules.len());
         let mut shadowed = Vec::new();
 
         // SPEC §3: the token path is answered by Warden wherever it is, never
         // forwarded; where no rule's scope applies, the instance scope answers.
         // A Kong-dialect instance without a grant is no plugin: nothing to answer.
-        let kong_instance = &model.scopes[INSTANCE as usize].settings.kong;
-        let instance_is_plugin = model.dialect == Dialect::Higress
+        let kong_instance = &scopes[INSTANCE as usize].settings.kong;
+        let instance_is_plugin = dialect == Dialect::Higress
             || kong_instance.enable_authorization_code
             || kong_instance.enable_client_credentials
             || kong_instance.enable_implicit_grant
@@ -200,54 +222,78 @@ impl DecisionGraph {
         } else {
             forward
         };
-        for (pos, rule) in model.rules.iter().enumerate() {
-            let pos = pos as RulePos;
-            let entry = match &rule.action {
-                Action::Disable => instance_tokens,
-                Action::Authenticate(scope) => arena.authn(*scope, forward),
-                Action::Allow(ids) => {
-                    let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
-                        sets.push(AllowSet::new(ids, universe));
-                        (sets.len() - 1) as u32
-                    });
-                    let authz = arena.add(Node::Authorize { set, next: forward });
-                    arena.authn(INSTANCE, authz)
+        {
+            let mut set_ids: FxHashMap<&[ConsumerId], u32> = FxHashMap::default();
+            for (pos, rule) in rules.iter().enumerate() {
+                let pos = pos as RulePos;
+                let entry = match &rule.action {
+                    Action::Disable => instance_tokens,
+                    Action::Authenticate(scope) => arena.authn(*scope, forward),
+                    Action::Allow(ids) => {
+                        let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
+                            sets.push(AllowSet::new(ids, universe));
+                            (sets.len() - 1) as u32
+                        });
+                        let authz = arena.add(Node::Authorize { set, next: forward });
+                        arena.authn(INSTANCE, authz)
+                    }
+                };
+                rule_entry.push(entry);
+                if !index_rule(&mut index, &rule.matcher, pos) {
+                    shadowed.push(pos);
                 }
-            };
-            rule_entry.push(entry);
-            if !index_rule(&mut index, &rule.matcher, pos) {
-                shadowed.push(pos);
             }
         }
 
-        let unmatched_entry = match model.global_auth {
+        let unmatched_entry = match global_auth {
             Some(true) => arena.authn(INSTANCE, forward),
-            None if model.rules.is_empty() => arena.authn(INSTANCE, forward),
+            None if rules.is_empty() => arena.authn(INSTANCE, forward),
             _ => instance_tokens,
         };
+        // (The arena's sharing map is as large as its nodes: gone now.)
+        let nodes = arena.nodes;
 
-        let scope_label = |i: usize| -> Box<str> {
-            if i == 0 {
-                return "instance".into();
+        // Each scope's first rule (one pass: a policy may have a scope per rule).
+        let mut owner: Vec<Option<&crate::model::Rule>> = vec![None; scopes.len()];
+        for r in &rules {
+            if let Action::Authenticate(i) = r.action
+                && let Some(o) = owner.get_mut(i as usize)
+            {
+                o.get_or_insert(r);
             }
-            let owner = model
-                .rules
-                .iter()
-                .find(|r| r.action == Action::Authenticate(i as ScopeId));
-            owner.map_or_else(|| format!("scope {i}").into(), |r| r.label().into())
-        };
-        let scopes = model
-            .scopes
+        }
+        let scope_labels: Vec<Box<str>> = owner
             .iter()
             .enumerate()
-            .map(|(i, s)| CompiledScope {
-                label: scope_label(i),
+            .map(|(i, owner)| match (i, owner) {
+                (0, _) => "instance".into(),
+                (_, Some(r)) => r.label().into(),
+                (_, None) => format!("scope {i}").into(),
+            })
+            .collect();
+        drop(owner);
+        let shadowed = shadowed
+            .into_iter()
+            .map(|pos| Shadowed {
+                rule: pos,
+                by: earliest_claim(&index, &rules[pos as usize].matcher),
+                at: rules[pos as usize].span.start,
+            })
+            .collect();
+        let rule_names = rules.iter().map(crate::model::Rule::naming).collect();
+        drop(rules);
+
+        let compiled_scopes = scopes
+            .iter()
+            .zip(scope_labels)
+            .map(|(s, label)| CompiledScope {
+                label,
                 settings: s.settings.clone(),
                 clients: s
                     .consumers
                     .iter()
                     .flat_map(|&id| {
-                        model.consumers[id as usize]
+                        consumers[id as usize]
                             .credentials
                             .iter()
                             .filter_map(move |c| {
@@ -276,95 +322,95 @@ impl DecisionGraph {
                     .collect(),
             })
             .collect();
+        let consumer_scope = {
+            let mut of = vec![INSTANCE; consumers.len()];
+            // In reverse, so that a consumer several scopes share (Kong's
+            // global consumers) belongs to the first: the instance.
+            for (i, s) in scopes.iter().enumerate().rev() {
+                s.consumers
+                    .iter()
+                    .for_each(|&c| of[c as usize] = i as ScopeId);
+            }
+            of
+        };
+        let published = published::Published::of(&scopes);
+        drop(scopes);
+        let mut consumer_names = Vec::with_capacity(consumers.len());
+        let mut kong_consumers = Vec::new();
+        for c in consumers {
+            consumer_names.push(c.name.into_boxed_str());
+            // (Only the Kong dialect's consumers have a Kong identity.)
+            if dialect == Dialect::Kong {
+                kong_consumers.push(c.kong);
+            }
+        }
 
         let mut router = PathRouter::default();
         let mut route_by_name = FxHashMap::default();
-        let routes = model
-            .routes
+        let kong_routing = routes
             .iter()
+            .any(|r| !r.hosts.is_empty() || !r.paths.is_empty());
+        let routes = routes
+            .into_iter()
             .enumerate()
             .map(|(i, r)| {
                 if let Some(p) = &r.path_prefix {
                     router.insert(p, i as u32);
                 }
                 route_by_name.insert(r.name.as_str().into(), i as u32);
+                let path_prefix: Option<Box<str>> = r.path_prefix.map(String::into_boxed_str);
                 CompiledRoute {
-                    name: r.name.as_str().into(),
-                    path_prefix: r.path_prefix.as_deref().map(Into::into),
+                    name: r.name.into_boxed_str(),
+                    path_prefix: path_prefix.clone(),
                     matcher: routes::RouteMatch {
-                        hosts: r.hosts.clone(),
-                        paths: r.paths.iter().map(|p| p.as_str().into()).collect(),
-                        path_prefix: r.path_prefix.as_deref().map(Into::into),
+                        hosts: r.hosts,
+                        paths: r.paths.into_iter().map(String::into_boxed_str).collect(),
+                        path_prefix,
                     },
                     https_only: r.https_only,
                     strip_path: r.strip_path,
                     upstream_text: r.upstream.as_ref().map(|u| u.to_string().into()),
-                    service: r.service.as_deref().map(Into::into),
-                    upstream: r.upstream.clone(),
+                    service: r.service.map(String::into_boxed_str),
+                    upstream: r.upstream,
                 }
             })
             .collect();
 
+        let claim_headers = {
+            let mut h: Vec<Box<str>> = Vec::new();
+            let issued = issuers.iter().flat_map(|i| &i.claims_to_headers);
+            let introspected = introspections.iter().flat_map(|i| &i.payload_headers);
+            for (_, name) in issued.chain(introspected) {
+                if !h.iter().any(|k| **k == **name) {
+                    h.push(name.as_str().into());
+                }
+            }
+            h
+        };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         DecisionGraph {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            nodes: arena.nodes,
+            nodes,
             rule_entry,
-            rule_label: model.rules.iter().map(|r| r.label().into()).collect(),
-            rule_names: model.rules.iter().map(|r| r.short_name().into()).collect(),
+            rule_names,
             unmatched_entry,
-            published: published::Published::of(&model.scopes),
-            issuers: model.issuers.clone(),
-            introspections: model.introspections.clone(),
-            claim_headers: {
-                let mut h: Vec<Box<str>> = Vec::new();
-                let issued = model.issuers.iter().flat_map(|i| &i.claims_to_headers);
-                let introspected = model.introspections.iter().flat_map(|i| &i.payload_headers);
-                for (_, name) in issued.chain(introspected) {
-                    if !h.iter().any(|k| **k == **name) {
-                        h.push(name.as_str().into());
-                    }
-                }
-                h
-            },
-            shadowed: shadowed
-                .into_iter()
-                .map(|pos| {
-                    (
-                        pos,
-                        earliest_claim(&index, &model.rules[pos as usize].matcher),
-                    )
-                })
-                .collect(),
+            published,
+            issuers,
+            introspections,
+            claim_headers,
+            shadowed,
             index,
-            scopes,
-            consumer_names: model
-                .consumers
-                .iter()
-                .map(|c| c.name.as_str().into())
-                .collect(),
-            consumer_scope: {
-                let mut of = vec![INSTANCE; model.consumers.len()];
-                // In reverse, so that a consumer several scopes share (Kong's
-                // global consumers) belongs to the first: the instance.
-                for (i, s) in model.scopes.iter().enumerate().rev() {
-                    s.consumers
-                        .iter()
-                        .for_each(|&c| of[c as usize] = i as ScopeId);
-                }
-                of
-            },
+            scopes: compiled_scopes,
+            consumer_names,
+            consumer_scope,
             sets,
             router,
-            kong_routing: model
-                .routes
-                .iter()
-                .any(|r| !r.hosts.is_empty() || !r.paths.is_empty()),
+            kong_routing,
             routes,
             route_by_name,
-            consumer_header: model.consumer_header.as_deref().map(Into::into),
-            dialect: model.dialect,
-            kong_consumers: model.consumers.iter().map(|c| c.kong.clone()).collect(),
+            consumer_header: consumer_header.map(String::into_boxed_str),
+            dialect,
+            kong_consumers,
         }
     }
 
@@ -422,12 +468,17 @@ impl DecisionGraph {
 
     /// Kong's identity of consumer `id`.
     pub(crate) fn kong_consumer(&self, id: ConsumerId) -> &KongConsumer {
-        &self.kong_consumers[id as usize]
+        static NONE: KongConsumer = KongConsumer {
+            id: String::new(),
+            username: None,
+            custom_id: None,
+        };
+        self.kong_consumers.get(id as usize).unwrap_or(&NONE)
     }
 
     /// The rules' names, in declaration order.
     pub fn rule_names(&self) -> Vec<String> {
-        self.rule_names.iter().map(|n| n.to_string()).collect()
+        self.rule_names.iter().map(|n| n.short()).collect()
     }
 
     /// The routes the policy declares, in order.
@@ -454,23 +505,24 @@ impl DecisionGraph {
 
     /// Warnings for rules that can never match because earlier rules take
     /// every one of their keys.
-    pub fn shadow_warnings(&self, source: &str, model: &Model) -> Vec<Diagnostic> {
+    pub fn shadow_warnings(&self, source: &str) -> Vec<Diagnostic> {
         let lines = crate::diagnostic::LineIndex::new(source);
         self.shadowed
             .iter()
-            .map(|&(rule, by)| {
-                let r = &model.rules[rule as usize];
-                let head = r.span.start..r.span.start + 4;
+            .map(|s| {
                 Diagnostic::indexed(
                     crate::Severity::Warning,
                     source,
                     &lines,
-                    head,
-                    format!("this {} never applies", r.label()),
+                    s.at..s.at + 4,
+                    format!(
+                        "this {} never applies",
+                        self.rule_names[s.rule as usize].label()
+                    ),
                 )
                 .with_help(format!(
                     "{} matches everything it matches, and the first matching rule wins",
-                    self.rule_label[by as usize]
+                    self.rule_names[s.by as usize].label()
                 ))
             })
             .collect()

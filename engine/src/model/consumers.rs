@@ -105,41 +105,33 @@ impl Checker<'_> {
                 ));
             return self.fail(d);
         }
-        if kong_ids.id.is_empty() {
-            kong_ids.id = kong::derived_id(&name.0);
-        }
-        // Kong requires a username or a custom_id: a consumer that gives
-        // neither is known by its name.
-        if kong_ids.username.is_none() && kong_ids.custom_id.is_none() {
-            kong_ids.username = Some(name.0.clone());
-        }
+        // Kong's identity of a consumer: only the Kong dialect has one.
         if kong {
-            // Kong's unique constraints on consumers.
-            for other in &self.consumers {
-                let clash = [
-                    ("username", &kong_ids.username, &other.kong.username),
-                    ("custom_id", &kong_ids.custom_id, &other.kong.custom_id),
-                ]
-                .into_iter()
-                .find_map(|(field, a, b)| {
-                    a.as_ref()
-                        .filter(|a| Some(*a) == b.as_ref())
-                        .map(|a| (field, a.clone()))
-                })
-                .or_else(|| (kong_ids.id == other.kong.id).then(|| ("id", kong_ids.id.clone())));
-                if let Some((field, value)) = clash {
-                    let line = self.r.lines.line(other.span.start);
-                    let d = self
-                        .r
-                        .err(name.1, format!("duplicate {field} `{value}`"))
-                        .with_help(format!(
-                            "consumer `{}` on line {line} has it; Kong's {field} identifies one consumer",
-                            other.name
-                        ));
-                    return self.fail(d);
-                }
+            if kong_ids.id.is_empty() {
+                kong_ids.id = kong::derived_id(&name.0);
+            }
+            // Kong requires a username or a custom_id: a consumer that gives
+            // neither is known by its name.
+            if kong_ids.username.is_none() && kong_ids.custom_id.is_none() {
+                kong_ids.username = Some(name.0.clone());
+            }
+            // Kong's unique constraints on consumers: the first consumer
+            // declared with any of the three is named.
+            let id = self.consumers.len() as ConsumerId;
+            if let Err((field, value, other)) = self.kong_identities.claim(&kong_ids, id) {
+                let other = &self.consumers[other as usize];
+                let line = self.r.lines.line(other.span.start);
+                let d = self
+                    .r
+                    .err(name.1, format!("duplicate {field} `{value}`"))
+                    .with_help(format!(
+                        "consumer `{}` on line {line} has it; Kong's {field} identifies one consumer",
+                        other.name
+                    ));
+                return self.fail(d);
             }
         }
+        credentials.shrink_to_fit();
         let id = self.consumers.len() as ConsumerId;
         scope.names.insert(name.0.clone(), (name.1, id));
         self.consumers.push(Consumer {

@@ -238,11 +238,8 @@ impl Checker<'_> {
                         name: name.to_string(),
                         credentials: Vec::new(),
                         span,
-                        kong: KongConsumer {
-                            id: kong::derived_id(name),
-                            username: Some(name.to_string()),
-                            ..KongConsumer::default()
-                        },
+                        // (Issuers are not in the Kong dialect: no Kong identity.)
+                        kong: KongConsumer::default(),
                     });
                     instance.names.insert(name.to_string(), (span, id));
                     instance.ids.push(id);

@@ -472,6 +472,50 @@ pub fn is_uuid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The Kong consumers' usernames, custom_ids and ids, each with the
+/// consumer that has it: Kong's unique constraints, checked in constant
+/// time per consumer.
+#[derive(Default)]
+pub(super) struct KongIdentities {
+    username: HashMap<String, ConsumerId>,
+    custom_id: HashMap<String, ConsumerId>,
+    id: HashMap<String, ConsumerId>,
+}
+
+impl KongIdentities {
+    /// Record consumer `id`'s identity `who`; or, if another consumer has
+    /// one of its values, that clash: (field, value, the first consumer
+    /// declared with it). Nothing is recorded on a clash.
+    pub(super) fn claim(
+        &mut self,
+        who: &KongConsumer,
+        id: ConsumerId,
+    ) -> Result<(), (&'static str, String, ConsumerId)> {
+        let fields = [
+            ("username", &mut self.username, who.username.as_deref()),
+            ("custom_id", &mut self.custom_id, who.custom_id.as_deref()),
+            ("id", &mut self.id, Some(who.id.as_str())),
+        ];
+        // The earliest consumer wins; for one consumer, the first field.
+        let clash = fields
+            .iter()
+            .filter_map(|(field, taken, value)| {
+                let value = (*value)?;
+                taken.get(value).map(|&other| (other, *field, value))
+            })
+            .min_by_key(|&(other, ..)| other);
+        if let Some((other, field, value)) = clash {
+            return Err((field, value.to_string(), other));
+        }
+        for (_, taken, value) in fields {
+            if let Some(value) = value {
+                taken.insert(value.to_string(), id);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A consumer's id when the policy gives none: a UUID derived from its
 /// name, so that it stays the same across reloads and gateway nodes.
 pub(super) fn derived_id(name: &str) -> String {

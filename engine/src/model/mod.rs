@@ -82,6 +82,7 @@ pub fn check(
         errors: Vec::new(),
         warnings: Vec::new(),
         consumers: Vec::new(),
+        kong_identities: Default::default(),
         dialect: Dialect::Higress,
         issuer_names: Vec::new(),
         introspection_names: Vec::new(),
@@ -103,6 +104,8 @@ struct Checker<'s> {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     consumers: Vec<Consumer>,
+    /// Kong's unique consumer identities (the Kong dialect's consumers).
+    kong_identities: kong::KongIdentities,
     dialect: Dialect,
     /// The `jwt_issuer` names, by [`IssuerId`] (for `issuers`).
     issuer_names: Vec<String>,

@@ -434,16 +434,43 @@ pub struct Rule {
 impl Rule {
     /// `rule \`name\`` or `rule at line N` for messages.
     pub fn label(&self) -> String {
-        match &self.name {
+        RuleName::label_of(self.name.as_deref(), self.line)
+    }
+
+    /// How a compiled graph keeps the rule's name.
+    pub fn naming(&self) -> RuleName {
+        RuleName {
+            name: self.name.as_deref().map(Into::into),
+            line: self.line,
+        }
+    }
+}
+
+/// A rule's name, or the line of its `rule` keyword: what messages, logs
+/// and metrics call it (formatted when asked, not kept as text per rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleName {
+    pub name: Option<Box<str>>,
+    pub line: u32,
+}
+
+impl RuleName {
+    /// `rule \`name\`` or `rule at line N`.
+    pub fn label(&self) -> String {
+        Self::label_of(self.name.as_deref(), self.line)
+    }
+
+    fn label_of(name: Option<&str>, line: u32) -> String {
+        match name {
             Some(n) => format!("rule `{n}`"),
-            None => format!("rule at line {}", self.line),
+            None => format!("rule at line {line}"),
         }
     }
 
     /// `name`, or `line N`: what logs and metrics call the rule.
-    pub fn short_name(&self) -> String {
+    pub fn short(&self) -> String {
         match &self.name {
-            Some(n) => n.clone(),
+            Some(n) => n.to_string(),
             None => format!("line {}", self.line),
         }
     }
