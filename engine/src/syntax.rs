@@ -29,6 +29,8 @@ use nom::{
 
 use std::borrow::Cow;
 
+use smallvec::SmallVec;
+
 use crate::Diagnostic;
 
 /// Byte range into the policy source.
@@ -64,7 +66,8 @@ pub struct File<'s> {
 pub struct Item<'s> {
     pub(crate) key: &'s str,
     pub(crate) key_span: Span,
-    pub(crate) args: Vec<Value<'s>>,
+    /// Most items have one or two values: inline, no allocation.
+    pub(crate) args: SmallVec<[Value<'s>; 2]>,
     pub(crate) block: Option<Block<'s>>,
     /// From the key to the end of the last value or block.
     pub(crate) span: Span,
@@ -342,7 +345,7 @@ impl<'s> P<'s> {
             );
         }
         let key_span = self.span(start, i);
-        let mut args = Vec::new();
+        let mut args = SmallVec::new();
         let mut block = None;
         let mut i = i;
         let mut end = i;
@@ -377,8 +380,6 @@ impl<'s> P<'s> {
             }
         }
         let span = self.span(start, end);
-        // Most items have one value: keep no spare capacity per item.
-        args.shrink_to_fit();
         Ok((
             i,
             Item {

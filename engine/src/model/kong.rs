@@ -113,7 +113,7 @@ impl Checker<'_> {
             "hide_credentials" => s.keep_token = !self.r.boolean(key, v)?,
             "scopes" => {
                 let list = match &v.kind {
-                    crate::syntax::ValueKind::List(items) if items.is_empty() => Vec::new(),
+                    crate::syntax::ValueKind::List(items) if items.is_empty() => Default::default(),
                     _ => self.r.texts(key, v)?,
                 };
                 for (scope, span) in &list {
@@ -417,7 +417,7 @@ impl Checker<'_> {
             "hash_secret" => c.hash_secret = Some((self.r.boolean(key, v)?, v.span)),
             _ => {
                 let list = match &v.kind {
-                    crate::syntax::ValueKind::List(items) if items.is_empty() => Vec::new(),
+                    crate::syntax::ValueKind::List(items) if items.is_empty() => Default::default(),
                     _ => self.r.texts(key, v)?,
                 };
                 for (uri, span) in list {

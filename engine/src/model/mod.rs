@@ -116,7 +116,7 @@ struct Checker<'s> {
 /// Tracks which keys a block has set, to report the second of a pair (a
 /// block has a handful of keys: a list beats hashing).
 #[derive(Default)]
-struct Seen<'i>(Vec<(&'i str, Span)>);
+struct Seen<'i>(smallvec::SmallVec<[(&'i str, Span); 4]>);
 
 /// The top-level items with this key, in order.
 fn with_key<'o, 's>(
@@ -262,9 +262,17 @@ impl<'s> Checker<'s> {
         let mut global_auth = None;
         let mut consumer_header =
             (self.dialect == Dialect::Higress).then(|| "x-mse-consumer".to_string());
+        // Sized from the outline: a large policy's tables are built without
+        // doubling (each doubling holds the old table and the new at once).
+        let count = |key: &str| with_key(outline, key).count();
+        let (n_consumers, n_routes, n_rules) = (count("consumer"), count("route"), count("rule"));
+        self.consumers.reserve_exact(n_consumers);
         let mut instance = ScopeRoster::default();
-        let mut routes = RouteTable::default();
-        let mut rule_items = Vec::new();
+        instance.ids.reserve_exact(n_consumers);
+        instance.names.reserve(n_consumers);
+        instance.client_ids.reserve(n_consumers);
+        let mut routes = RouteTable::with_capacity(n_routes);
+        let mut rule_items = Vec::with_capacity(n_rules);
 
         // Consumers first: settings may name one (Kong's `anonymous`).
         for entry in with_key(outline, "consumer") {
@@ -369,13 +377,11 @@ impl<'s> Checker<'s> {
             consumers: instance.ids.clone(),
             span: Span::default(),
         }];
-        let rules: Vec<Rule> = rule_items
-            .into_iter()
-            .filter_map(|entry| {
-                let item = self.item(entry)?;
-                self.rule(&item, &settings, &instance, &routes, &mut scopes)
-            })
-            .collect();
+        let mut rules: Vec<Rule> = Vec::with_capacity(rule_items.len());
+        rules.extend(rule_items.into_iter().filter_map(|entry| {
+            let item = self.item(entry)?;
+            self.rule(&item, &settings, &instance, &routes, &mut scopes)
+        }));
         self.check_signing_keys(&scopes);
         if self.dialect == Dialect::Kong {
             // The instance is a plugin when it serves: everywhere
@@ -392,14 +398,20 @@ impl<'s> Checker<'s> {
             }
         }
 
+        // The model lives until the graph is built: no spare capacity.
+        let mut consumers = std::mem::take(&mut self.consumers);
+        consumers.shrink_to_fit();
+        rules.shrink_to_fit();
+        let mut routes = routes.list;
+        routes.shrink_to_fit();
         Model {
             dialect: self.dialect,
             global_auth,
             consumer_header,
-            consumers: std::mem::take(&mut self.consumers),
+            consumers,
             scopes,
             rules,
-            routes: routes.list,
+            routes,
             issuers,
             introspections,
         }

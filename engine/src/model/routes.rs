@@ -182,6 +182,14 @@ pub(super) struct RouteTable {
 }
 
 impl RouteTable {
+    pub(super) fn with_capacity(n: usize) -> Self {
+        let mut t = RouteTable::default();
+        t.list.reserve_exact(n);
+        t.by_name.reserve(n);
+        t.by_prefix.reserve(n);
+        t
+    }
+
     pub(super) fn add(&mut self, route: Route) {
         let i = self.list.len();
         self.by_name.insert(route.name.clone(), i);

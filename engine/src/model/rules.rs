@@ -43,7 +43,7 @@ impl Checker<'_> {
         let mut first_consumer: Option<Span> = None;
         let mut allow: Option<(Vec<ConsumerId>, Span)> = None;
         let mut disable: Option<Span> = None;
-        let mut matches: Vec<Clause<'_>> = Vec::new();
+        let mut matches: smallvec::SmallVec<[Clause<'_>; 2]> = smallvec::SmallVec::new();
 
         for inner in &block.items {
             match inner.key {
@@ -201,11 +201,12 @@ impl Checker<'_> {
             Ok(list) if list.is_empty() => {
                 self.fail(self.r.err(names.span, "`match` needs at least one name"))
             }
-            Ok(list) => Some((
-                k,
-                list.into_iter().map(|(t, s)| (t.to_string(), s)).collect(),
-                kind.span,
-            )),
+            Ok(list) => {
+                // (Sized up front: a collect from this iterator keeps room for four.)
+                let mut names = Vec::with_capacity(list.len());
+                names.extend(list.into_iter().map(|(t, s)| (t.to_string(), s)));
+                Some((k, names, kind.span))
+            }
             Err(d) => self.fail(d),
         }
     }
@@ -213,7 +214,7 @@ impl Checker<'_> {
     /// Combine a rule's `match` clauses into one matcher.
     fn matcher(
         &mut self,
-        clauses: Vec<Clause<'_>>,
+        clauses: smallvec::SmallVec<[Clause<'_>; 2]>,
         rule: &Item,
         routes: &RouteTable,
     ) -> Option<Matcher> {
@@ -273,14 +274,14 @@ impl Checker<'_> {
                 "route_prefix" => Matcher::RoutePrefix(names),
                 "service" => Matcher::Service(names),
                 _ => {
-                    let domains: Result<Vec<_>, _> = names
-                        .iter()
-                        .map(|(n, s)| self.r.domain(n, *s).map(|p| (p, *s)))
-                        .collect();
-                    match domains {
-                        Ok(d) => Matcher::Domain(d),
-                        Err(d) => return self.fail(d),
+                    let mut domains = Vec::with_capacity(names.len());
+                    for (n, s) in &names {
+                        match self.r.domain(n, *s) {
+                            Ok(p) => domains.push((p, *s)),
+                            Err(d) => return self.fail(d),
+                        }
                     }
+                    Matcher::Domain(domains)
                 }
             },
             (Some((a, _)), Some((b, _)), _) | (Some((a, _)), None, Some((b, _))) => {

@@ -99,7 +99,7 @@ impl<'s> Reader<'s> {
         &self,
         key: &str,
         v: &'v Value,
-    ) -> Result<Vec<(&'v str, Span)>, Diagnostic> {
+    ) -> Result<smallvec::SmallVec<[(&'v str, Span); 2]>, Diagnostic> {
         let items: &[Value] = match &v.kind {
             ValueKind::List(items) => items,
             _ => std::slice::from_ref(v),
