@@ -21,6 +21,11 @@
 //! The text served is the file's followed by the Admin API's consumers (a
 //! generated section, [`Reloader::recompose`]): a file reload keeps them,
 //! and a change through the Admin API keeps the file's last good text.
+//!
+//! Compiling a large policy takes seconds of CPU per instance; it runs on a
+//! thread of its own at a lower priority ([`in_background`]), so that the
+//! workers deciding requests meanwhile are not starved of the CPU (their
+//! calls have a deadline).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -225,4 +230,44 @@ fn stamp(path: &Path) -> Option<Stamp> {
         len: meta.len(),
         modified: meta.modified().ok(),
     })
+}
+
+/// How much lower than the workers' a reload thread's priority is (`nice`).
+const BACKGROUND_NICENESS: i32 = 10;
+
+/// Run `work` on a thread of its own whose priority is lowered by
+/// [`BACKGROUND_NICENESS`] (where the OS allows it: else at the normal
+/// priority, said once in the log), and await its result. `None` if it
+/// panicked.
+pub async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("warden-reload".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = done.send(work());
+        });
+    match spawned {
+        Ok(_) => result.await.ok(),
+        Err(e) => {
+            tracing::error!("cannot start a reload thread: {e}");
+            None
+        }
+    }
+}
+
+/// Lower the calling thread's priority (on Linux `setpriority` of a thread
+/// id affects that thread alone).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let now = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), now + BACKGROUND_NICENESS) {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| tracing::warn!("reloads compile at the workers' priority: {e}"));
+        }
+    }
 }

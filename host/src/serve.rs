@@ -264,12 +264,18 @@ pub(crate) fn serve(
         None => Reloader::fixed(&name, &source, component, options, prewarm),
     };
     let reloadable = policy.is_some();
-    for route in runtime.routes() {
+    // Each route at start-up, up to a screenful: for a policy with a
+    // hundred thousand routes the rest are counted, not listed.
+    let routes = runtime.routes();
+    for route in routes.iter().take(LOGGED_ROUTES) {
         let upstream = route
             .upstream
             .as_ref()
             .map_or_else(|| "default".to_owned(), Upstream::to_string);
         tracing::info!(route = %route.name, prefix = route.path_prefix.as_deref().unwrap_or("-"), %upstream, "route");
+    }
+    if let Some(more) = routes.len().checked_sub(LOGGED_ROUTES).filter(|&n| n > 0) {
+        tracing::info!(routes = routes.len(), "and {more} more routes");
     }
 
     tokio.block_on(async move {
@@ -402,7 +408,11 @@ fn hangup_signal() -> Hangup {
 }
 
 /// Reload the policy on SIGHUP and, with `--watch`, when its file changes.
-/// Compiling runs on the blocking pool; requests keep flowing meanwhile.
+/// How many routes `warden serve` logs one by one at start-up.
+const LOGGED_ROUTES: usize = 50;
+
+/// Compiling runs on a lower-priority thread of its own; requests keep
+/// flowing meanwhile.
 /// Without a policy file, SIGHUP only says there is nothing to reload.
 #[cfg_attr(not(unix), allow(unused_mut))]
 async fn reload_policy(
@@ -447,7 +457,7 @@ async fn reload_policy(
             Job::Poll(force) => (*force, true),
             Job::Compose(c) => (false, c.keep),
         };
-        let Ok((r, outcome, job)) = tokio::task::spawn_blocking(move || {
+        let Some((r, outcome, job)) = warden_host::reload::in_background(move || {
             let outcome = match &job {
                 Job::Poll(_) => r.poll(force),
                 Job::Compose(c) => r.recompose(&c.suffix, c.keep),
