@@ -547,13 +547,19 @@ fn the_demo_policy_instance_stays_within_4_mib_of_linear_memory() {
 #[test]
 fn a_large_policy_compiles_in_the_guest_within_the_default_limits() {
     let n: usize = std::env::var("WARDEN_TEST_SYNTH_N").map_or(10_000, |v| v.parse().unwrap());
+    // A larger policy needs a larger instance (`--memory-mib`): 100k
+    // consumers compile within 160 MiB.
+    let defaults = RuntimeOptions::default();
+    let memory_limit = std::env::var("WARDEN_TEST_MEMORY_MIB")
+        .map_or(defaults.memory_limit, |v| v.parse::<usize>().unwrap() << 20);
     let source = warden_engine::synth::policy(n);
     let started = Instant::now();
     let rt = load(
         &source,
         RuntimeOptions {
             clock: Clock::Fixed(NOW),
-            ..Default::default()
+            memory_limit,
+            ..defaults
         },
     );
     let took = started.elapsed();
