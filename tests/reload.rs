@@ -48,6 +48,25 @@ fn status(server: &Server, token: &str) -> u16 {
     server.get("gw", "/a/x", Some(token)).status().as_u16()
 }
 
+/// Send requests until `stop`, counting answers in `fine` as `ok`, others
+/// as `bad` (each said on stderr with `who`).
+fn keep_sending(
+    (stop, ok, bad): (&AtomicBool, &AtomicUsize, &AtomicUsize),
+    who: &str,
+    fine: &[u16],
+    mut send: impl FnMut() -> u16,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let got = send();
+        if fine.contains(&got) {
+            ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            eprintln!("{who}: unexpected {got}");
+            bad.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -85,17 +104,11 @@ fn watched_policy_reloads_under_load_without_a_failed_request() {
             (1, &t1, &[200]),
             (2, &t1, &[200]),
         ] {
-            let (server, stop, ok, bad) = (&server, &stop, &ok, &bad);
+            let (server, counts) = (&server, (&stop, &ok, &bad));
             scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let got = status(server, token);
-                    if fine.contains(&got) {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        eprintln!("client {i}: unexpected {got}");
-                        bad.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                keep_sending(counts, &format!("client {i}"), fine, || {
+                    status(server, token)
+                })
             });
         }
         // Rewrite the file every 100 ms for 3 s, alternating the versions
@@ -232,18 +245,8 @@ fn a_100k_consumer_policy_reloads_under_load_without_a_failed_request() {
             (last_path.as_str(), &t_last, &[200u16][..]),
             ("/r7/x", &t8, &[200, 403]),
         ] {
-            let (stop, ok, bad, get) = (&stop, &ok, &bad, &get);
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let got = get(path, token);
-                    if fine.contains(&got) {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        eprintln!("{path}: unexpected {got}");
-                        bad.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
+            let (get, counts) = (&get, (&stop, &ok, &bad));
+            scope.spawn(move || keep_sending(counts, path, fine, || get(path, token)));
         }
         // Four reloads, alternating the versions; each is waited for.
         for n in 0..4 {
