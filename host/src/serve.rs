@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warden_host::admin::{self, AdminApi, Composer, Registry};
-use warden_host::gateway::{Gateway, TunnelLimits};
+use warden_host::gateway::{Gateway, Listeners, TunnelLimits};
 use warden_host::reload::{Reload, Reloader};
 use warden_host::services::{Outbound, RedisStore, SharedKeys, StateStore, StoreUrl, load_keys};
 use warden_host::tls::{self, TrustedProxies};
@@ -208,17 +208,12 @@ pub(crate) fn serve(
         || warden_host::gateway::default_workers().min(120),
         usize::from,
     );
-    // One worker (e.g. pinned to one core with taskset): a single-threaded
-    // scheduler, with no work-stealing machinery to pay for.
-    let tokio = match workers {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
+    // The control runtime (signals, reloads, Admin API, metrics): one
+    // thread. Requests are served on the workers' own runtimes
+    // (`Gateway::spawn_workers`).
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     // Take over SIGHUP first thing: a SIGHUP while the policy compiles must
     // not end the server (it is handled once serving starts).
     let hangup = {
@@ -372,19 +367,18 @@ pub(crate) fn serve(
                 let _ = stop.wait_for(|&s| s).await;
             }));
         }
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|&stop| stop).await;
+        let listeners = Listeners {
+            plain: listener.into_std()?,
+            tls: match tls_listener {
+                Some((bound, config)) => Some((bound.into_std()?, config)),
+                None => None,
+            },
         };
-        let plain = Arc::clone(&gateway).serve(listener, until_stopped(stopped.clone()));
-        match tls_listener {
-            Some((bound, config)) => {
-                let secure = gateway.serve_tls(bound, config, until_stopped(stopped));
-                let (a, b) = tokio::join!(plain, secure);
-                a?;
-                b?;
-            }
-            None => plain.await?,
-        }
+        let serving = gateway.spawn_workers(workers, &listeners, &stopped)?;
+        drop(listeners);
+        tokio::task::spawn_blocking(move || serving.join())
+            .await
+            .map_err(|_| std::io::Error::other("the workers' thread failed"))??;
         tracing::info!("stopped");
         Ok(())
     })

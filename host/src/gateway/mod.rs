@@ -35,9 +35,11 @@ mod conn;
 mod fetch;
 mod filter;
 mod grpc;
+mod pool;
 mod reply;
 mod tunnel;
 pub mod upstream;
+mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -63,6 +65,7 @@ pub use reply::Response;
 pub use tunnel::TunnelLimits;
 pub use upstream::Upstreams;
 use warden_engine::{Decision, Notes, Upstream};
+pub use workers::{Listeners, Workers};
 
 /// Boxed error of bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -90,6 +93,26 @@ pub struct Gateway {
     fetches: std::sync::Arc<fetch::Fetches>,
     /// How long a WebSocket may stay open.
     tunnel_limits: TunnelLimits,
+}
+
+/// The client end of a connection; its `X-Forwarded-For` entry is
+/// formatted once, not per request.
+#[derive(Debug, Clone)]
+struct Peer {
+    addr: SocketAddr,
+    forwarded_for: hyper::header::HeaderValue,
+}
+
+impl Peer {
+    fn new(addr: SocketAddr) -> Peer {
+        let ip = addr.ip().to_string();
+        Peer {
+            addr,
+            // An IP address's text is always a valid header value.
+            forwarded_for: hyper::header::HeaderValue::from_str(&ip)
+                .unwrap_or(hyper::header::HeaderValue::from_static("unknown")),
+        }
+    }
 }
 
 /// Worker threads of `warden serve` by default: one per CPU the process may
@@ -189,16 +212,17 @@ impl Gateway {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
+            let client = Peer::new(peer);
             let gateway = Arc::clone(&self);
             let secure = tls.is_some();
             let tunnels = drain.watcher();
             let service = service_fn(move |req| {
                 let gateway = Arc::clone(&gateway);
-                let tunnels = tunnels.clone();
+                let (tunnels, client) = (tunnels.clone(), client.clone());
                 async move {
                     Ok::<_, Infallible>(
                         gateway
-                            .handle_with(req, Some(peer), secure, Some(tunnels))
+                            .handle_with(req, Some(&client), secure, Some(tunnels))
                             .await,
                     )
                 }
@@ -354,7 +378,8 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.handle_with(req, peer, tls, None).await
+        let peer = peer.map(Peer::new);
+        self.handle_with(req, peer.as_ref(), tls, None).await
     }
 
     /// [`Self::handle`], with the connection's shutdown watch for a
@@ -363,7 +388,7 @@ impl Gateway {
     async fn handle_with<B>(
         &self,
         req: Request<B>,
-        peer: Option<SocketAddr>,
+        peer: Option<&Peer>,
         tls: bool,
         tunnels: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Response
@@ -383,7 +408,7 @@ impl Gateway {
     async fn respond<B>(
         &self,
         req: Request<B>,
-        peer: Option<SocketAddr>,
+        client: Option<&Peer>,
         tls: bool,
         tunnels: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Response
@@ -392,6 +417,7 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let started = std::time::Instant::now();
+        let peer = client.map(|c| c.addr);
         let (mut parts, body) = req.into_parts();
         let hop = match filter::request_filter(&mut parts) {
             Ok(hop) => hop,
@@ -510,8 +536,13 @@ impl Gateway {
                     Some(replaced) => reply::full(Bytes::from(replaced)),
                     None => body,
                 };
-                let Some(req) = upstream::upstream_request(parts, body, &forward, peer, scheme)
-                else {
+                let Some(req) = upstream::upstream_request(
+                    parts,
+                    body,
+                    &forward,
+                    client.map(|c| &c.forwarded_for),
+                    scheme,
+                ) else {
                     return reply::unavailable();
                 };
                 match (upgrade, upstream) {
@@ -548,5 +579,7 @@ impl Gateway {
     }
 }
 
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod tests;

@@ -4,30 +4,32 @@
 //!
 //! `echo` answers with a JSON description of what it received (so a demo or
 //! a test can see `x-mse-consumer`); it drains the body and reports its
-//! length. An HTTP upstream gets the request through a pooled client with
-//! hop-by-hop headers stripped, in HTTP/1.1, or in HTTP/2 for an `h2c`
+//! length. An HTTP upstream gets the request with hop-by-hop headers
+//! stripped, in HTTP/1.1 on a connection of the worker's own pool
+//! ([`super::pool`]), or in HTTP/2 for an `h2c`
 //! upstream (gRPC): one multiplexed connection, bodies streaming both ways
 //! and trailers passed through (`grpc-status`), `TE: trailers` kept when
 //! the client sent it, `:authority` the upstream's. A connection failure
 //! becomes a 502, no response headers within 30 s a 504.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
+use hyper::http::uri::PathAndQuery;
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::str::FromStr;
 use warden_engine::{Forward, HttpUpstream, Upstream};
 
-use super::Body;
 use super::body::READ_TIMEOUT;
 use super::filter::strip_hop_by_hop;
 use super::reply::{Response, full, plain};
+use super::{Body, pool};
 
 /// How long an upstream may take to answer (headers) before a 504.
 pub(super) const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,7 +39,8 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// The request to send upstream: the client's, with the decision's edits
-/// applied (removals first, then sets), `X-Forwarded-For` extended and
+/// applied (removals first, then sets), `X-Forwarded-For` extended by
+/// `forwarded_for` (the peer's address) and
 /// `X-Forwarded-Proto` set to the scheme the gateway decided on.
 /// `None` if an edit is not a valid header: failing closed beats forwarding
 /// without a header the policy set.
@@ -45,7 +48,7 @@ pub(super) fn upstream_request(
     mut parts: Parts,
     body: Body,
     forward: &Forward,
-    peer: Option<SocketAddr>,
+    forwarded_for: Option<&HeaderValue>,
     scheme: &'static str,
 ) -> Option<Request<Body>> {
     for name in &forward.remove_headers {
@@ -67,17 +70,18 @@ pub(super) fn upstream_request(
             }
         }
     }
-    if let Some(peer) = peer {
-        let ip = peer.ip().to_string();
-        let xff = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
+    if let Some(ip) = forwarded_for {
+        let xff = match parts.headers.get("x-forwarded-for") {
+            Some(prev) => {
+                let mut joined = Vec::with_capacity(prev.len() + 2 + ip.len());
+                joined.extend_from_slice(prev.as_bytes());
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+            }
+            None => Some(ip.clone()),
         };
-        if let Ok(value) = HeaderValue::from_str(&xff) {
+        if let Some(value) = xff {
             parts.headers.insert("x-forwarded-for", value);
         }
     }
@@ -130,17 +134,19 @@ pub(super) fn upstream_uri(upstream: &HttpUpstream, parts: &Parts) -> Option<Uri
     let uri = target
         .parse::<Uri>()
         .ok()
-        .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority.as_str()));
+        .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority.as_str()))
+        .filter(|_| !upstream.authority.contains('@'));
     if uri.is_none() {
         tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
     }
     uri
 }
 
-/// Sends forwarded requests; holds the pooled HTTP clients.
+/// Sends forwarded requests; holds the h2c client (HTTP/1.1 connections
+/// are pooled per worker thread, [`pool`]).
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    http1: Client<HttpConnector, Body>,
+    /// h2c (gRPC) upstreams; HTTP/1.1 ones go through [`pool`].
     h2c: Client<HttpConnector, Body>,
 }
 
@@ -150,7 +156,6 @@ impl Default for Upstreams {
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         Upstreams {
-            http1: Client::builder(TokioExecutor::new()).build(connector.clone()),
             h2c: Client::builder(TokioExecutor::new())
                 .http2_only(true)
                 .timer(TokioTimer::new())
@@ -186,17 +191,32 @@ impl Upstreams {
         h2c: Option<bool>,
     ) -> Response {
         let (mut parts, body) = req.into_parts();
-        let Some(uri) = upstream_uri(upstream, &parts) else {
-            return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
-        };
-        parts.uri = uri;
         strip_hop_by_hop(&mut parts.headers);
-        let client = match h2c {
+        let sent = match h2c {
             None => {
+                let Some(target) = origin_form(upstream, &parts) else {
+                    return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                };
+                parts.uri = target;
                 parts.version = hyper::Version::HTTP_11;
-                &self.http1
+                let mut out = Request::from_parts(parts, body);
+                pool::ensure_host(&mut out, &upstream.authority);
+                let sending = pool::send(&upstream.authority, out);
+                match tokio::time::timeout(UPSTREAM_TIMEOUT, sending).await {
+                    Ok(Ok(response)) => Ok(Ok(response.map(BodyExt::boxed_unsync))),
+                    Ok(Err(pool::Failure::NotAuthority)) => {
+                        tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
+                        return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                    }
+                    Ok(Err(pool::Failure::Failed(e))) => Ok(Err(e)),
+                    Err(elapsed) => Err(elapsed),
+                }
             }
             Some(te_trailers) => {
+                let Some(uri) = upstream_uri(upstream, &parts) else {
+                    return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                };
+                parts.uri = uri;
                 parts.version = hyper::Version::HTTP_2;
                 // `:authority` is the upstream's (from the URI); a `Host`
                 // naming another would make the request malformed
@@ -207,15 +227,21 @@ impl Upstreams {
                         .headers
                         .insert(header::TE, HeaderValue::from_static("trailers"));
                 }
-                &self.h2c
+                let out = Request::from_parts(parts, body);
+                match tokio::time::timeout(UPSTREAM_TIMEOUT, self.h2c.request(out)).await {
+                    Ok(Ok(response)) => {
+                        Ok(Ok(response.map(|b| b.map_err(Into::into).boxed_unsync())))
+                    }
+                    Ok(Err(e)) => Ok(Err(e.into())),
+                    Err(elapsed) => Err(elapsed),
+                }
             }
         };
-        let out = Request::from_parts(parts, body);
-        match tokio::time::timeout(UPSTREAM_TIMEOUT, client.request(out)).await {
+        match sent {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                hyper::Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+                hyper::Response::from_parts(parts, body)
             }
             Ok(Err(e)) => {
                 tracing::warn!(upstream = %upstream.authority, "upstream request failed: {e}");
@@ -225,6 +251,25 @@ impl Upstreams {
                 tracing::warn!(upstream = %upstream.authority, "upstream timed out");
                 plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n")
             }
+        }
+    }
+}
+
+/// The target of an HTTP/1.1 request to `upstream`, in origin form: its
+/// base path, then the request's path and query. The authority is checked
+/// when a connection to it is made ([`pool`]).
+fn origin_form(upstream: &HttpUpstream, parts: &Parts) -> Option<Uri> {
+    let target = match (upstream.base_path.as_str(), parts.uri.path_and_query()) {
+        ("", Some(pq)) => Ok(pq.clone()),
+        (base, pq) => {
+            PathAndQuery::from_str(&format!("{base}{}", pq.map_or("/", PathAndQuery::as_str)))
+        }
+    };
+    match target {
+        Ok(pq) => Some(Uri::from(pq)),
+        Err(_) => {
+            tracing::error!(upstream = %upstream.authority, "the decision named a base path that is not one");
+            None
         }
     }
 }
