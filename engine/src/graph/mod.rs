@@ -69,15 +69,16 @@ pub struct CompiledScope {
 /// A client's keys: what the token endpoint checks its secret against, and
 /// the key its tokens are signed and verified with (the host's keys with an
 /// asymmetric `signing_alg`; else the scope's `signing_key`, else the
-/// client secret itself, as Higress does).
+/// client secret itself, as Higress does: the two share one copy).
 #[derive(Debug, Clone)]
 pub struct ClientKeys {
     pub check: ClientSecret,
     pub signing: Signing,
     /// Kong: the registered redirect URIs (the first is the default).
-    pub redirect_uris: Vec<String>,
-    /// Kong: the application's name (the credential's `name`), which the
-    /// authorization page shows.
+    pub redirect_uris: Box<[String]>,
+    /// Kong: the application's name (the credential's `name`, else its
+    /// client_id), which the authorization page shows. Empty outside the
+    /// Kong dialect, which has no such page.
     pub name: Box<str>,
 }
 
@@ -86,18 +87,50 @@ pub struct ClientKeys {
 pub struct CompiledRoute {
     pub name: Box<str>,
     pub path_prefix: Option<Box<str>>,
-    /// Kong-style matchers (`hosts`, `paths`), with `path_prefix`.
-    pub matcher: routes::RouteMatch,
-    /// Kong's `protocols [https]`.
-    pub https_only: bool,
-    /// Kong's `strip_path`: the matched path prefix is not forwarded.
-    pub strip_path: bool,
-    pub upstream: Option<Upstream>,
+    /// Kong's matchers and flags, the route's service and upstream (`None`:
+    /// the defaults).
+    options: Option<Box<crate::model::RouteOptions>>,
     /// The upstream's canonical text: the `service` that rules match when
     /// the host names no service of its own.
     pub upstream_text: Option<Box<str>>,
+}
+
+impl CompiledRoute {
+    fn options(&self) -> Option<&crate::model::RouteOptions> {
+        self.options.as_deref()
+    }
+
+    /// Kong-style matchers (`hosts`, `paths`), with `path_prefix`.
+    pub fn matcher(&self) -> routes::RouteMatch<'_> {
+        let (hosts, paths) = match self.options() {
+            Some(o) => (&o.hosts[..], &o.paths[..]),
+            None => (&[][..], &[][..]),
+        };
+        routes::RouteMatch {
+            hosts,
+            paths,
+            path_prefix: self.path_prefix.as_deref(),
+        }
+    }
+
+    /// Kong's `protocols [https]`.
+    pub fn https_only(&self) -> bool {
+        self.options().is_some_and(|o| o.https_only)
+    }
+
+    /// Kong's `strip_path`: the matched path prefix is not forwarded.
+    pub fn strip_path(&self) -> bool {
+        self.options().is_some_and(|o| o.strip_path)
+    }
+
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.options().and_then(|o| o.upstream.as_ref())
+    }
+
     /// The route's `service` (Kong's service name).
-    pub service: Option<Box<str>>,
+    pub fn service(&self) -> Option<&str> {
+        self.options().and_then(|o| o.service.as_deref())
+    }
 }
 
 /// A compiled policy.
@@ -313,10 +346,13 @@ impl DecisionGraph {
                                 let keys = ClientKeys {
                                     check: c.secret.clone(),
                                     signing,
-                                    redirect_uris: c.redirect_uris.clone(),
-                                    name: c.name.as_str().into(),
+                                    redirect_uris: c.redirect_uris().into(),
+                                    name: match dialect {
+                                        Dialect::Kong => c.name().into(),
+                                        Dialect::Higress => Box::default(),
+                                    },
                                 };
-                                Some((c.client_id.as_str().into(), (id, keys)))
+                                Some((c.client_id.clone(), (id, keys)))
                             })
                     })
                     .collect(),
@@ -338,18 +374,19 @@ impl DecisionGraph {
         let mut consumer_names = Vec::with_capacity(consumers.len());
         let mut kong_consumers = Vec::new();
         for c in consumers {
-            consumer_names.push(c.name.into_boxed_str());
+            consumer_names.push(c.name);
             // (Only the Kong dialect's consumers have a Kong identity.)
             if dialect == Dialect::Kong {
-                kong_consumers.push(c.kong);
+                kong_consumers.push(c.kong.map(|k| *k).unwrap_or_default());
             }
         }
 
         let mut router = PathRouter::default();
         let mut route_by_name = FxHashMap::default();
-        let kong_routing = routes
-            .iter()
-            .any(|r| !r.hosts.is_empty() || !r.paths.is_empty());
+        let kong_routing = routes.iter().any(|r| {
+            let o = r.options();
+            !o.hosts.is_empty() || !o.paths.is_empty()
+        });
         let routes = routes
             .into_iter()
             .enumerate()
@@ -357,21 +394,12 @@ impl DecisionGraph {
                 if let Some(p) = &r.path_prefix {
                     router.insert(p, i as u32);
                 }
-                route_by_name.insert(r.name.as_str().into(), i as u32);
-                let path_prefix: Option<Box<str>> = r.path_prefix.map(String::into_boxed_str);
+                route_by_name.insert(r.name.clone(), i as u32);
                 CompiledRoute {
-                    name: r.name.into_boxed_str(),
-                    path_prefix: path_prefix.clone(),
-                    matcher: routes::RouteMatch {
-                        hosts: r.hosts,
-                        paths: r.paths.into_iter().map(String::into_boxed_str).collect(),
-                        path_prefix,
-                    },
-                    https_only: r.https_only,
-                    strip_path: r.strip_path,
-                    upstream_text: r.upstream.as_ref().map(|u| u.to_string().into()),
-                    service: r.service.map(String::into_boxed_str),
-                    upstream: r.upstream,
+                    upstream_text: r.options().upstream.as_ref().map(|u| u.to_string().into()),
+                    name: r.name,
+                    path_prefix: r.path_prefix,
+                    options: r.options,
                 }
             })
             .collect();
@@ -488,7 +516,7 @@ impl DecisionGraph {
             .map(|r| RouteInfo {
                 name: r.name.to_string(),
                 path_prefix: r.path_prefix.as_deref().map(str::to_string),
-                upstream: r.upstream.clone(),
+                upstream: r.upstream().cloned(),
             })
             .collect()
     }

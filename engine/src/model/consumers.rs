@@ -94,7 +94,7 @@ impl Checker<'_> {
             );
             return self.fail(d);
         }
-        if let Some((first, _)) = scope.names.get(&name.0) {
+        if let Some((first, _)) = scope.names.get(name.0.as_str()) {
             let line = self.r.lines.line(first.start);
             let d = self
                 .r
@@ -106,7 +106,7 @@ impl Checker<'_> {
             return self.fail(d);
         }
         // Kong's identity of a consumer: only the Kong dialect has one.
-        if kong {
+        let kong_ids = if kong {
             if kong_ids.id.is_empty() {
                 kong_ids.id = kong::derived_id(&name.0);
             }
@@ -130,13 +130,15 @@ impl Checker<'_> {
                     ));
                 return self.fail(d);
             }
-        }
-        credentials.shrink_to_fit();
+            Some(Box::new(kong_ids))
+        } else {
+            None
+        };
         let id = self.consumers.len() as ConsumerId;
         scope.names.insert(name.0.clone(), (name.1, id));
         self.consumers.push(Consumer {
-            name: name.0,
-            credentials,
+            name: name.0.into_boxed_str(),
+            credentials: credentials.into_boxed_slice(),
             span: item.span,
             kong: kong_ids,
         });
@@ -241,12 +243,17 @@ impl Checker<'_> {
             return self.fail(d);
         }
         scope.client_ids.insert(client_id.clone(), id_span);
+        let app = (extra.name.is_some() || !extra.redirect_uris.is_empty()).then(|| {
+            Box::new(Application {
+                name: extra.name.map(String::into_boxed_str),
+                redirect_uris: extra.redirect_uris,
+            })
+        });
         Some(Credential {
-            name: extra.name.unwrap_or_else(|| client_id.clone()),
-            client_id,
+            client_id: client_id.into_boxed_str(),
             secret,
             secret_span,
-            redirect_uris: extra.redirect_uris,
+            app,
         })
     }
 
@@ -259,7 +266,7 @@ impl Checker<'_> {
             [kind, v] if kind.text() == Some("hash") => {
                 let phc = self.r.nonempty(key, v)?;
                 return crate::secret_hash::SecretHash::parse(phc)
-                    .map(ClientSecret::Hashed)
+                    .map(|h| ClientSecret::Hashed(Box::new(h)))
                     .map_err(|why| self.r.err(v.span, format!("`{key} hash`: {why}")));
             }
             [kind, v] if matches!(kind.text(), Some("env" | "file")) => {

@@ -235,11 +235,11 @@ impl Checker<'_> {
                 None => {
                     let id = self.consumers.len() as ConsumerId;
                     self.consumers.push(Consumer {
-                        name: name.to_string(),
-                        credentials: Vec::new(),
+                        name: name.into(),
+                        credentials: Box::default(),
                         span,
                         // (Issuers are not in the Kong dialect: no Kong identity.)
-                        kong: KongConsumer::default(),
+                        kong: None,
                     });
                     instance.names.insert(name.to_string(), (span, id));
                     instance.ids.push(id);

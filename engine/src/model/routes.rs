@@ -20,7 +20,7 @@ impl Checker<'_> {
                 ));
             }
         };
-        if let Some(&first) = routes.by_name.get(&name) {
+        if let Some(&first) = routes.by_name.get(name.as_str()) {
             let line = self.r.lines.line(routes.list[first].span.start);
             let d = self
                 .r
@@ -29,14 +29,9 @@ impl Checker<'_> {
             return self.fail(d);
         }
         let mut route = Route {
-            name,
+            name: name.into_boxed_str(),
             path_prefix: None,
-            hosts: Vec::new(),
-            paths: Vec::new(),
-            https_only: false,
-            strip_path: false,
-            service: None,
-            upstream: None,
+            options: None,
             span: item.span,
         };
         let mut seen = Seen::default();
@@ -54,17 +49,17 @@ impl Checker<'_> {
                     .r
                     .one(inner)
                     .and_then(|v| self.r.boolean("strip_path", v))
-                    .map(|b| route.strip_path = b),
+                    .map(|b| options(&mut route).strip_path = b),
                 "service" => self
                     .r
                     .one(inner)
                     .and_then(|v| self.r.nonempty("service", v))
-                    .map(|t| route.service = Some(t.to_string())),
+                    .map(|t| options(&mut route).service = Some(t.into())),
                 _ => self.route_setting(&mut route, inner, routes),
             };
             self.report(r);
         }
-        if route.path_prefix.is_some() && !route.paths.is_empty() {
+        if route.path_prefix.is_some() && !route.options().paths.is_empty() {
             let d = self
                 .r
                 .err(item.key_span, "a route has `path_prefix` or `paths`, not both")
@@ -101,14 +96,14 @@ impl Checker<'_> {
                     format!("path prefix `{p}` is already routed to `{other}`"),
                 ));
             }
-            route.path_prefix = Some(p.to_string());
+            route.path_prefix = Some(p.into());
         } else {
             let upstream = t.parse::<crate::Upstream>().map_err(|why| {
                 self.r
                     .err(v.span, format!("invalid upstream `{t}`: {why}"))
                     .with_help("`upstream` is `echo` or `http://host[:port][/base]`")
             })?;
-            route.upstream = Some(upstream);
+            options(route).upstream = Some(upstream);
         }
         Ok(())
     }
@@ -133,7 +128,7 @@ impl Checker<'_> {
                     {
                         return Err(self.r.err(span, format!("invalid wildcard: `{h}`: a route host's `*` is a whole label (`*.example.com` or `example.*`)")));
                     }
-                    route.hosts.push(pattern);
+                    options(route).hosts.push(pattern);
                 }
             }
             "paths" => {
@@ -149,7 +144,7 @@ impl Checker<'_> {
                     {
                         return Err(self.r.err(span, format!("should start with: / (fixed path) and be a normalized path, found `{p}`")));
                     }
-                    route.paths.push(p.to_string());
+                    options(route).paths.push(p.into());
                 }
             }
             _ => {
@@ -166,19 +161,24 @@ impl Checker<'_> {
                         }
                     }
                 }
-                route.https_only = https && !http;
+                options(route).https_only = https && !http;
             }
         }
         Ok(())
     }
 }
 
+/// A route's options, to set one.
+fn options(route: &mut Route) -> &mut RouteOptions {
+    route.options.get_or_insert_default()
+}
+
 /// Declared routes, with lookups by name and path prefix.
 #[derive(Default)]
 pub(super) struct RouteTable {
     pub(super) list: Vec<Route>,
-    pub(super) by_name: HashMap<String, usize>,
-    by_prefix: HashMap<String, usize>,
+    pub(super) by_name: HashMap<Box<str>, usize>,
+    by_prefix: HashMap<Box<str>, usize>,
 }
 
 impl RouteTable {

@@ -242,7 +242,7 @@ impl Checker<'_> {
         for (kind, names) in &by_kind {
             if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {
-                    if !routes.by_name.contains_key(n) {
+                    if !routes.by_name.contains_key(n.as_str()) {
                         let mut d = Diagnostic::indexed(
                             crate::Severity::Warning,
                             self.r.src,
@@ -250,7 +250,7 @@ impl Checker<'_> {
                             span.range(),
                             format!("route `{n}` is not declared in this policy"),
                         );
-                        d = d.with_help(match closest(n, routes.list.iter().map(|r| r.name.as_str())) {
+                        d = d.with_help(match closest(n, routes.list.iter().map(|r| &*r.name)) {
                             Some(best) => format!("did you mean `{best}`? (only a host that names its own routes can match `{n}`)"),
                             None => "only a host that names its own routes can match it".into(),
                         });
@@ -318,7 +318,7 @@ impl Checker<'_> {
                     let known = instance
                         .ids
                         .iter()
-                        .map(|&id| self.consumers[id as usize].name.as_str());
+                        .map(|&id| &*self.consumers[id as usize].name);
                     d = d.with_help(match closest(name, known) {
                         Some(best) => format!("did you mean `{best}`?"),
                         None if instance.ids.is_empty() => "declare it at the top level: `consumer NAME { client_id …; client_secret … }`".into(),
