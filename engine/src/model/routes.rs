@@ -3,14 +3,21 @@
 //! `hosts`, `paths` (plain string prefixes) and `protocols` — and where each
 //! sends traffic (`upstream`).
 
+use std::borrow::Cow;
+
 use super::*;
 
-impl Checker<'_> {
-    /// `route NAME { path_prefix "/a"; upstream echo }`
-    pub(super) fn route(&mut self, item: &Item, routes: &RouteTable) -> Option<Route> {
+impl<'s> Checker<'s> {
+    /// `route NAME { path_prefix "/a"; upstream echo }`: the route, with its
+    /// name and path prefix as the route table's keys.
+    pub(super) fn route(
+        &mut self,
+        item: &Item,
+        routes: &RouteTable<'s>,
+    ) -> Option<(Route, Keys<'s>)> {
         let (name, name_span) = match item.args.as_slice() {
             [v] => match self.r.nonempty("route", v) {
-                Ok(n) => (n.to_string(), v.span),
+                Ok(n) => (self.r.in_source(n), v.span),
                 Err(d) => return self.fail(d),
             },
             _ => {
@@ -20,7 +27,7 @@ impl Checker<'_> {
                 ));
             }
         };
-        if let Some(&first) = routes.by_name.get(name.as_str()) {
+        if let Some(&first) = routes.by_name.get(&name) {
             let line = self.r.lines.line(routes.list[first].span.start);
             let d = self
                 .r
@@ -29,11 +36,12 @@ impl Checker<'_> {
             return self.fail(d);
         }
         let mut route = Route {
-            name: name.into_boxed_str(),
+            name: (*name).into(),
             path_prefix: None,
             options: None,
             span: item.span,
         };
+        let mut prefix = None;
         let mut seen = Seen::default();
         for inner in item.block.iter().flat_map(|b| &b.items) {
             if !ROUTE_KEYS.contains(&inner.key) {
@@ -55,7 +63,7 @@ impl Checker<'_> {
                     .one(inner)
                     .and_then(|v| self.r.nonempty("service", v))
                     .map(|t| options(&mut route).service = Some(t.into())),
-                _ => self.route_setting(&mut route, inner, routes),
+                _ => self.route_setting(&mut route, &mut prefix, inner, routes),
             };
             self.report(r);
         }
@@ -66,14 +74,15 @@ impl Checker<'_> {
                 .with_help("`path_prefix` matches at segment boundaries (`/a` is not a prefix of `/ab`); Kong's `paths` are plain string prefixes");
             return self.fail(d);
         }
-        Some(route)
+        Some((route, (name, prefix)))
     }
 
     fn route_setting(
         &self,
         route: &mut Route,
+        prefix: &mut Option<Cow<'s, str>>,
         item: &Item,
-        routes: &RouteTable,
+        routes: &RouteTable<'s>,
     ) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
         let t = self.r.nonempty(item.key, v)?;
@@ -97,6 +106,7 @@ impl Checker<'_> {
                 ));
             }
             route.path_prefix = Some(p.into());
+            *prefix = Some(self.r.in_source(p));
         } else {
             let upstream = t.parse::<crate::Upstream>().map_err(|why| {
                 self.r
@@ -173,15 +183,18 @@ fn options(route: &mut Route) -> &mut RouteOptions {
     route.options.get_or_insert_default()
 }
 
+/// A route's name and path prefix, as keys of the [`RouteTable`].
+pub(super) type Keys<'s> = (Cow<'s, str>, Option<Cow<'s, str>>);
+
 /// Declared routes, with lookups by name and path prefix.
 #[derive(Default)]
-pub(super) struct RouteTable {
+pub(super) struct RouteTable<'s> {
     pub(super) list: Vec<Route>,
-    pub(super) by_name: HashMap<Box<str>, usize>,
-    by_prefix: HashMap<Box<str>, usize>,
+    pub(super) by_name: Names<'s, usize>,
+    by_prefix: Names<'s, usize>,
 }
 
-impl RouteTable {
+impl<'s> RouteTable<'s> {
     pub(super) fn with_capacity(n: usize) -> Self {
         let mut t = RouteTable::default();
         t.list.reserve_exact(n);
@@ -190,12 +203,17 @@ impl RouteTable {
         t
     }
 
-    pub(super) fn add(&mut self, route: Route) {
+    pub(super) fn add(&mut self, route: Route, (name, prefix): Keys<'s>) {
         let i = self.list.len();
-        self.by_name.insert(route.name.clone(), i);
-        if let Some(p) = &route.path_prefix {
-            self.by_prefix.insert(p.clone(), i);
+        self.by_name.insert(name, i);
+        if let Some(p) = prefix {
+            self.by_prefix.insert(p, i);
         }
         self.list.push(route);
+    }
+
+    /// Every route is declared: path prefixes are no longer looked up.
+    pub(super) fn routes_declared(&mut self) {
+        self.by_prefix = Names::default();
     }
 }

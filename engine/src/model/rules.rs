@@ -242,7 +242,7 @@ impl Checker<'_> {
         for (kind, names) in &by_kind {
             if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {
-                    if !routes.by_name.contains_key(n.as_str()) {
+                    if !routes.by_name.contains(n) {
                         let mut d = Diagnostic::indexed(
                             crate::Severity::Warning,
                             self.r.src,
@@ -309,7 +309,7 @@ impl Checker<'_> {
         let mut ok = true;
         for (name, span) in names {
             match instance.names.get(name) {
-                Some(&(_, id)) => ids.push(id),
+                Some(&id) => ids.push(id),
                 None => {
                     ok = false;
                     let mut d = self
