@@ -67,17 +67,16 @@ fn reference_matches(
     service: Option<&str>,
     host: &str,
 ) -> bool {
-    let is = |names: &[(String, _)], v: Option<&str>| {
-        v.is_some_and(|v| names.iter().any(|(n, _)| n == v))
-    };
+    let is =
+        |names: &[Box<str>], v: Option<&str>| v.is_some_and(|v| names.iter().any(|n| &**n == v));
     match matcher {
         Matcher::Route(names) => is(names, route),
         Matcher::RouteAndService(routes, services) => is(routes, route) && is(services, service),
         Matcher::RoutePrefix(prefixes) => {
-            route.is_some_and(|r| prefixes.iter().any(|(p, _)| r.starts_with(p.as_str())))
+            route.is_some_and(|r| prefixes.iter().any(|p| r.starts_with(&**p)))
         }
         Matcher::Service(names) => is(names, service),
-        Matcher::Domain(patterns) => patterns.iter().any(|(p, _)| match p {
+        Matcher::Domain(patterns) => patterns.iter().any(|p| match p {
             DomainPattern::Exact(h) => host == h,
             DomainPattern::Suffix(s) => host.ends_with(s.as_str()),
             DomainPattern::Prefix(s) => host.starts_with(s.as_str()),
@@ -127,7 +126,7 @@ fn requirement<'m>(m: &Model, r: &Resolved<'m>) -> Option<(u32, Option<&'m [Cons
     match r.action {
         Some(Action::Disable) => None,
         Some(Action::Authenticate(scope)) => Some((*scope, None)),
-        Some(Action::Allow(ids)) => Some((INSTANCE, Some(ids.as_slice()))),
+        Some(Action::Allow(ids)) => Some((INSTANCE, Some(&ids[..]))),
         None => m
             .global_auth
             .unwrap_or(m.rules.is_empty())

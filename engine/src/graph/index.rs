@@ -19,12 +19,14 @@ use rustc_hash::FxHashMap;
 pub type RulePos = u32;
 
 /// Insert `pos` under `key` unless an earlier rule holds it; true if it was new.
-fn claim(map: &mut FxHashMap<Box<str>, RulePos>, key: &str, pos: RulePos) -> bool {
-    if map.contains_key(key) {
-        return false;
+fn claim(map: &mut FxHashMap<Box<str>, RulePos>, key: Box<str>, pos: RulePos) -> bool {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(pos);
+            true
+        }
     }
-    map.insert(key.into(), pos);
-    true
 }
 
 /// Prefix or suffix patterns → lowest rule position.
@@ -73,7 +75,7 @@ impl Affix {
         if self.suffix { b.first() } else { b.last() }.copied()
     }
 
-    pub fn insert(&mut self, pattern: &str, pos: RulePos) -> bool {
+    pub fn insert(&mut self, pattern: Box<str>, pos: RulePos) -> bool {
         let at = match self
             .lens
             .binary_search_by_key(&pattern.len(), |(len, _)| *len)
@@ -84,7 +86,7 @@ impl Affix {
                 at
             }
         };
-        if let Some(b) = self.edge(pattern) {
+        if let Some(b) = self.edge(&pattern) {
             self.lens[at].1.insert(b);
         }
         claim(&mut self.map, pattern, pos)
@@ -111,6 +113,11 @@ impl Affix {
             }
         }
         best
+    }
+
+    /// Whether `pattern` itself is in the set.
+    pub fn has(&self, pattern: &str) -> bool {
+        self.map.contains_key(pattern)
     }
 
     pub fn len(&self) -> usize {
@@ -158,20 +165,23 @@ impl Default for RuleIndex {
 }
 
 impl RuleIndex {
-    pub fn add_route(&mut self, name: &str, pos: RulePos) -> bool {
+    pub fn add_route(&mut self, name: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.route, name, pos)
     }
 
-    pub fn add_route_service(&mut self, route: &str, service: &str, pos: RulePos) -> bool {
-        let inner = self.route_service.entry(route.into()).or_default();
+    pub fn add_route_service(&mut self, route: &str, service: Box<str>, pos: RulePos) -> bool {
+        let inner = match self.route_service.get_mut(route) {
+            Some(inner) => inner,
+            None => self.route_service.entry(route.into()).or_default(),
+        };
         claim(inner, service, pos)
     }
 
-    pub fn add_service(&mut self, name: &str, pos: RulePos) -> bool {
+    pub fn add_service(&mut self, name: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.service, name, pos)
     }
 
-    pub fn add_domain_exact(&mut self, host: &str, pos: RulePos) -> bool {
+    pub fn add_domain_exact(&mut self, host: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.domain_exact, host, pos)
     }
 
@@ -250,15 +260,15 @@ mod tests {
     #[test]
     fn affixes_take_the_earliest_rule() {
         let mut s = Affix::suffixes();
-        assert!(s.insert(".example.com", 3));
-        assert!(s.insert(".com", 5));
-        assert!(!s.insert(".com", 9));
+        assert!(s.insert(".example.com".into(), 3));
+        assert!(s.insert(".com".into(), 5));
+        assert!(!s.insert(".com".into(), 9));
         assert_eq!(s.first("a.b.example.com"), Some(3));
         assert_eq!(s.first("x.com"), Some(5));
         assert_eq!(s.first("example.com"), Some(5));
         assert_eq!(s.first("com"), None);
         let mut p = Affix::prefixes();
-        p.insert("api", 1);
+        p.insert("api".into(), 1);
         assert_eq!(p.first("api.internal"), Some(1));
         assert_eq!(p.first("ap"), None);
         assert_eq!(p.first("é-api"), None);
@@ -284,10 +294,10 @@ mod tests {
     #[test]
     fn first_match_is_the_lowest_position_across_indexes() {
         let mut i = RuleIndex::default();
-        i.add_domain_exact("test.com", 4);
-        i.domain_suffix.insert(".example.com", 2);
-        i.add_route("route-a", 3);
-        i.add_route_service("route-a", "svc", 1);
+        i.add_domain_exact("test.com".into(), 4);
+        i.domain_suffix.insert(".example.com".into(), 2);
+        i.add_route("route-a".into(), 3);
+        i.add_route_service("route-a", "svc".into(), 1);
         let keys = |route, service, host| MatchKeys {
             route,
             service,

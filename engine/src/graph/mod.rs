@@ -255,66 +255,73 @@ impl DecisionGraph {
         } else {
             forward
         };
+        // Each scope's first rule's label.
+        let mut owner_label: Vec<Option<Box<str>>> = vec![None; scopes.len()];
+        let mut rule_names = Vec::with_capacity(rules.len());
+        let no_rules = rules.is_empty();
         {
-            let mut set_ids: FxHashMap<&[ConsumerId], u32> = FxHashMap::default();
-            for (pos, rule) in rules.iter().enumerate() {
+            // Keyed by the rules' own id lists (moved in, not copied).
+            let mut set_ids: FxHashMap<Box<[ConsumerId]>, u32> = FxHashMap::default();
+            // Each rule is taken apart as it is compiled: its names move
+            // into the indexes, the rest is dropped.
+            for (pos, rule) in rules.into_iter().enumerate() {
                 let pos = pos as RulePos;
-                let entry = match &rule.action {
+                let entry = match rule.action {
                     Action::Disable => instance_tokens,
-                    Action::Authenticate(scope) => arena.authn(*scope, forward),
+                    Action::Authenticate(scope) => {
+                        if let Some(o) = owner_label.get_mut(scope as usize) {
+                            o.get_or_insert_with(|| rule.label().into());
+                        }
+                        arena.authn(scope, forward)
+                    }
                     Action::Allow(ids) => {
-                        let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
-                            sets.push(AllowSet::new(ids, universe));
-                            (sets.len() - 1) as u32
-                        });
+                        let next = sets.len() as u32;
+                        let set = match set_ids.entry(ids) {
+                            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                sets.push(AllowSet::new(v.key(), universe));
+                                *v.insert(next)
+                            }
+                        };
                         let authz = arena.add(Node::Authorize { set, next: forward });
                         arena.authn(INSTANCE, authz)
                     }
                 };
                 rule_entry.push(entry);
-                if !index_rule(&mut index, &rule.matcher, pos) {
-                    shadowed.push(pos);
+                // A rule every key of which an earlier rule took never applies.
+                if all_taken(&index, &rule.matcher) {
+                    shadowed.push(Shadowed {
+                        rule: pos,
+                        by: earliest_claim(&index, &rule.matcher),
+                        at: rule.span.start,
+                    });
+                } else {
+                    index_rule(&mut index, rule.matcher, pos);
                 }
+                rule_names.push(crate::model::RuleName {
+                    name: rule.name,
+                    line: rule.line,
+                });
             }
         }
 
         let unmatched_entry = match global_auth {
             Some(true) => arena.authn(INSTANCE, forward),
-            None if rules.is_empty() => arena.authn(INSTANCE, forward),
+            None if no_rules => arena.authn(INSTANCE, forward),
             _ => instance_tokens,
         };
         // (The arena's sharing map is as large as its nodes: gone now.)
         let nodes = arena.nodes;
 
-        // Each scope's first rule (one pass: a policy may have a scope per rule).
-        let mut owner: Vec<Option<&crate::model::Rule>> = vec![None; scopes.len()];
-        for r in &rules {
-            if let Action::Authenticate(i) = r.action
-                && let Some(o) = owner.get_mut(i as usize)
-            {
-                o.get_or_insert(r);
-            }
-        }
-        let scope_labels: Vec<Box<str>> = owner
-            .iter()
+        let scope_labels: Vec<Box<str>> = owner_label
+            .into_iter()
             .enumerate()
-            .map(|(i, owner)| match (i, owner) {
+            .map(|(i, label)| match (i, label) {
                 (0, _) => "instance".into(),
-                (_, Some(r)) => r.label().into(),
+                (_, Some(label)) => label,
                 (_, None) => format!("scope {i}").into(),
             })
             .collect();
-        drop(owner);
-        let shadowed = shadowed
-            .into_iter()
-            .map(|pos| Shadowed {
-                rule: pos,
-                by: earliest_claim(&index, &rules[pos as usize].matcher),
-                at: rules[pos as usize].span.start,
-            })
-            .collect();
-        let rule_names = rules.iter().map(crate::model::Rule::naming).collect();
-        drop(rules);
 
         let compiled_scopes = scopes
             .iter()
@@ -570,53 +577,76 @@ impl DecisionGraph {
     }
 }
 
-/// Add a rule's keys to the index; false if every key was already taken.
-fn index_rule(index: &mut RuleIndex, matcher: &Matcher, pos: RulePos) -> bool {
-    let mut any_new = false;
+/// Add a rule's keys to the index (moving them in): each that no earlier
+/// rule took.
+fn index_rule(index: &mut RuleIndex, matcher: Matcher, pos: RulePos) {
     match matcher {
-        Matcher::Route(names) => names
-            .iter()
-            .for_each(|(n, _)| any_new |= index.add_route(n, pos)),
+        Matcher::Route(names) => {
+            for n in names {
+                index.add_route(n, pos);
+            }
+        }
         Matcher::RouteAndService(routes, services) => {
-            for (r, _) in routes {
-                for (s, _) in services {
-                    any_new |= index.add_route_service(r, s, pos);
+            for r in &routes {
+                for s in &services {
+                    index.add_route_service(r, s.clone(), pos);
                 }
             }
         }
-        Matcher::RoutePrefix(prefixes) => prefixes
-            .iter()
-            .for_each(|(p, _)| any_new |= index.route_prefix.insert(p, pos)),
-        Matcher::Service(names) => names
-            .iter()
-            .for_each(|(n, _)| any_new |= index.add_service(n, pos)),
+        Matcher::RoutePrefix(prefixes) => {
+            for p in prefixes {
+                index.route_prefix.insert(p, pos);
+            }
+        }
+        Matcher::Service(names) => {
+            for n in names {
+                index.add_service(n, pos);
+            }
+        }
         Matcher::Domain(patterns) => {
-            for (p, _) in patterns {
-                any_new |= match p {
-                    DomainPattern::Exact(h) => index.add_domain_exact(h, pos),
-                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s, pos),
-                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s, pos),
+            for p in patterns {
+                match p {
+                    DomainPattern::Exact(h) => index.add_domain_exact(h.into(), pos),
+                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s.into(), pos),
+                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s.into(), pos),
                 };
             }
         }
     }
-    any_new
+}
+
+/// Whether earlier rules took every key of `matcher`.
+fn all_taken(index: &RuleIndex, matcher: &Matcher) -> bool {
+    let all = |m: &FxHashMap<Box<str>, RulePos>, keys: &[Box<str>]| {
+        keys.iter().all(|k| m.contains_key(k))
+    };
+    match matcher {
+        Matcher::Route(names) => all(&index.route, names),
+        Matcher::RouteAndService(routes, services) => routes
+            .iter()
+            .all(|r| index.route_service.get(r).is_some_and(|m| all(m, services))),
+        Matcher::RoutePrefix(prefixes) => prefixes.iter().all(|p| index.route_prefix.has(p)),
+        Matcher::Service(names) => all(&index.service, names),
+        Matcher::Domain(patterns) => patterns.iter().all(|p| match p {
+            DomainPattern::Exact(h) => index.domain_exact.contains_key(h.as_str()),
+            DomainPattern::Suffix(s) => index.domain_suffix.has(s),
+            DomainPattern::Prefix(s) => index.domain_prefix.has(s),
+        }),
+    }
 }
 
 /// For a fully shadowed rule: the earliest rule holding one of its keys.
 fn earliest_claim(index: &RuleIndex, matcher: &Matcher) -> RulePos {
     let first = |m: &FxHashMap<Box<str>, RulePos>, k: &str| m.get(k).copied();
     let found = match matcher {
-        Matcher::Route(n) => n.first().and_then(|(k, _)| first(&index.route, k)),
-        Matcher::RouteAndService(r, s) => r.first().zip(s.first()).and_then(|((r, _), (s, _))| {
-            index
-                .route_service
-                .get(r.as_str())
-                .and_then(|m| first(m, s))
-        }),
-        Matcher::RoutePrefix(p) => p.first().and_then(|(k, _)| index.route_prefix.first(k)),
-        Matcher::Service(n) => n.first().and_then(|(k, _)| first(&index.service, k)),
-        Matcher::Domain(p) => p.first().and_then(|(d, _)| match d {
+        Matcher::Route(n) => n.first().and_then(|k| first(&index.route, k)),
+        Matcher::RouteAndService(r, s) => r
+            .first()
+            .zip(s.first())
+            .and_then(|(r, s)| index.route_service.get(r).and_then(|m| first(m, s))),
+        Matcher::RoutePrefix(p) => p.first().and_then(|k| index.route_prefix.first(k)),
+        Matcher::Service(n) => n.first().and_then(|k| first(&index.service, k)),
+        Matcher::Domain(p) => p.first().and_then(|d| match d {
             DomainPattern::Exact(h) => first(&index.domain_exact, h),
             DomainPattern::Suffix(s) => index.domain_suffix.first(s),
             DomainPattern::Prefix(s) => index.domain_prefix.first(s),

@@ -449,7 +449,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Optional name (for diagnostics and `explain`).
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     pub span: Span,
     /// 1-based line of the `rule` keyword.
     pub line: u32,
@@ -466,7 +466,7 @@ impl Rule {
     /// How a compiled graph keeps the rule's name.
     pub fn naming(&self) -> RuleName {
         RuleName {
-            name: self.name.as_deref().map(Into::into),
+            name: self.name.clone(),
             line: self.line,
         }
     }
@@ -502,19 +502,20 @@ impl RuleName {
     }
 }
 
-/// What a rule matches. Each list holds the names or patterns with their spans.
+/// What a rule matches: names or patterns (their spans served the
+/// checker's diagnostics and are not kept).
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// Host-supplied or path-resolved route name, exactly.
-    Route(Vec<(String, Span)>),
+    Route(Box<[Box<str>]>),
     /// Route name and upstream service both (Higress `RouteAndService`).
-    RouteAndService(Vec<(String, Span)>, Vec<(String, Span)>),
+    RouteAndService(Box<[Box<str>]>, Box<[Box<str>]>),
     /// Route name starting with one of these.
-    RoutePrefix(Vec<(String, Span)>),
+    RoutePrefix(Box<[Box<str>]>),
     /// Upstream service name.
-    Service(Vec<(String, Span)>),
+    Service(Box<[Box<str>]>),
     /// Request host (port stripped, lower case).
-    Domain(Vec<(DomainPattern, Span)>),
+    Domain(Box<[DomainPattern]>),
 }
 
 /// A host pattern, lower case.
@@ -531,8 +532,9 @@ pub enum DomainPattern {
 /// What a matching rule does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Authenticate with the instance scope, then only these consumers pass.
-    Allow(Vec<ConsumerId>),
+    /// Authenticate with the instance scope, then only these consumers
+    /// pass (sorted, distinct).
+    Allow(Box<[ConsumerId]>),
     /// Authenticate with this rule's own scope.
     Authenticate(ScopeId),
     /// Neither authenticate nor serve tokens (Higress `_disable_`).
