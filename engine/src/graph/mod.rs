@@ -263,9 +263,16 @@ impl DecisionGraph {
             // Keyed by the rules' own id lists (moved in, not copied).
             let mut set_ids: FxHashMap<Box<[ConsumerId]>, u32> = FxHashMap::default();
             // Each rule is taken apart as it is compiled: its names move
-            // into the indexes, the rest is dropped.
-            for (pos, rule) in rules.into_iter().enumerate() {
-                let pos = pos as RulePos;
+            // into the indexes, the rest is dropped, and the list gives
+            // back its room as it empties (popped from the end of the
+            // reversed list, so in declaration order).
+            let mut rules = rules;
+            rules.reverse();
+            let mut pos: RulePos = 0;
+            while let Some(rule) = rules.pop() {
+                if rules.capacity() >= 2 * rules.len() + 1024 {
+                    rules.shrink_to_fit();
+                }
                 let entry = match rule.action {
                     Action::Disable => instance_tokens,
                     Action::Authenticate(scope) => {
@@ -302,6 +309,7 @@ impl DecisionGraph {
                     name: rule.name,
                     line: rule.line,
                 });
+                pos += 1;
             }
         }
 

@@ -250,7 +250,7 @@ impl<'s> Checker<'s> {
     /// syntax: parsing it again cannot fail, but if it did the error is
     /// reported, not lost).
     fn item(&mut self, entry: Entry<'s>) -> Option<Item<'s>> {
-        crate::syntax::item_at(self.r.src, entry.start)
+        crate::syntax::item_at(self.r.src, entry.start(self.r.src))
             .map_err(|d| self.errors.push(d))
             .ok()
     }
