@@ -401,7 +401,7 @@ impl DecisionGraph {
                 trace.step(|| {
                     format!(
                         "first matching rule: {}",
-                        self.rule_names[pos as usize].label()
+                        self.rule_names.get(pos as usize).label()
                     )
                 });
                 trace.entered(Some(pos));

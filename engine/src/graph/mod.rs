@@ -142,7 +142,7 @@ pub struct DecisionGraph {
     /// Entry node of each rule, by rule position.
     rule_entry: Vec<NodeId>,
     /// Each rule's name or line, for `explain`, logs and metrics.
-    rule_names: Vec<crate::model::RuleName>,
+    rule_names: RuleNames,
     /// Entry for requests no rule matches.
     unmatched_entry: NodeId,
     index: RuleIndex,
@@ -173,6 +173,30 @@ pub struct DecisionGraph {
     /// Headers external issuers' claims are forwarded in: always removed
     /// from what a client sent.
     claim_headers: Vec<Box<str>>,
+}
+
+/// Each rule's line, and the names of the rules that have one (few do).
+#[derive(Debug, Default)]
+struct RuleNames {
+    lines: Vec<u32>,
+    names: FxHashMap<RulePos, Box<str>>,
+}
+
+impl RuleNames {
+    fn push(&mut self, name: Option<Box<str>>, line: u32) {
+        if let Some(name) = name {
+            self.names.insert(self.lines.len() as RulePos, name);
+        }
+        self.lines.push(line);
+    }
+
+    /// The name or line of the rule at `pos`.
+    fn get(&self, pos: usize) -> crate::model::RuleName {
+        crate::model::RuleName {
+            name: self.names.get(&(pos as RulePos)).cloned(),
+            line: self.lines[pos],
+        }
+    }
 }
 
 /// A rule that never applies: every key of it was taken by an earlier one.
@@ -257,7 +281,10 @@ impl DecisionGraph {
         };
         // Each scope's first rule's label.
         let mut owner_label: Vec<Option<Box<str>>> = vec![None; scopes.len()];
-        let mut rule_names = Vec::with_capacity(rules.len());
+        let mut rule_names = RuleNames {
+            lines: Vec::with_capacity(rules.len()),
+            names: FxHashMap::default(),
+        };
         let no_rules = rules.is_empty();
         {
             // Keyed by the rules' own id lists (moved in, not copied).
@@ -305,10 +332,7 @@ impl DecisionGraph {
                 } else {
                     index_rule(&mut index, rule.matcher, pos);
                 }
-                rule_names.push(crate::model::RuleName {
-                    name: rule.name,
-                    line: rule.line,
-                });
+                rule_names.push(rule.name, rule.line);
                 pos += 1;
             }
         }
@@ -521,7 +545,9 @@ impl DecisionGraph {
 
     /// The rules' names, in declaration order.
     pub fn rule_names(&self) -> Vec<String> {
-        self.rule_names.iter().map(|n| n.short()).collect()
+        (0..self.rule_names.lines.len())
+            .map(|pos| self.rule_names.get(pos).short())
+            .collect()
     }
 
     /// The routes the policy declares, in order.
@@ -560,12 +586,12 @@ impl DecisionGraph {
                     s.at..s.at + 4,
                     format!(
                         "this {} never applies",
-                        self.rule_names[s.rule as usize].label()
+                        self.rule_names.get(s.rule as usize).label()
                     ),
                 )
                 .with_help(format!(
                     "{} matches everything it matches, and the first matching rule wins",
-                    self.rule_names[s.by as usize].label()
+                    self.rule_names.get(s.by as usize).label()
                 ))
             })
             .collect()

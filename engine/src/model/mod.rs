@@ -282,6 +282,9 @@ impl<'s> Checker<'s> {
                 instance.ids.push(id);
             }
         }
+        // Only the instance's own `consumer` blocks declare its client_ids
+        // (a rule's consumers have a roster of their own).
+        instance.client_ids = Names::default();
         // Then external issuers: they may name consumers, and scopes name them.
         let mut issuers: Vec<ExternalIssuer> = Vec::new();
         for entry in with_key(outline, "jwt_issuer") {
