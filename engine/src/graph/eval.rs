@@ -361,13 +361,17 @@ impl DecisionGraph {
             external: None,
         };
         let declared = match req.route {
-            Some(name) => self.route_by_name.get(name).copied(),
+            Some(name) => self
+                .route_by_name
+                .get(name, |i| &self.routes[i as usize].name),
             None if self.kong_routing => super::routes::pick(
                 self.routes.iter().map(|r| r.matcher()),
                 &ctx.hostname,
                 req.path,
             ),
-            None => self.router.lookup(req.path),
+            None => self
+                .router
+                .lookup(req.path, |i| super::route_prefix(&self.routes, i)),
         };
         let mut service = req.service;
         if let Some(r) = declared.map(|i| &self.routes[i as usize]) {

@@ -30,7 +30,7 @@ pub use allow_set::AllowSet;
 pub(crate) use eval::Ctx;
 pub use eval::Verdict;
 pub(crate) use http::normal_path;
-use index::{PathRouter, RuleIndex, RulePos};
+use index::{NameTable, PathRouter, RuleIndex, RulePos};
 pub use verified::{Granted, MemoStats, VerifiedTokens};
 
 use crate::model::{
@@ -153,7 +153,8 @@ pub struct DecisionGraph {
     sets: Vec<AllowSet>,
     router: PathRouter,
     routes: Vec<CompiledRoute>,
-    route_by_name: FxHashMap<Box<str>, u32>,
+    /// Route name → index into `routes` (the names are the routes' own).
+    route_by_name: NameTable,
     /// Some route has Kong's `hosts` or `paths`: routes are picked by
     /// [`routes::pick`] instead of the path router.
     kong_routing: bool,
@@ -420,28 +421,28 @@ impl DecisionGraph {
             }
         }
 
-        let mut router = PathRouter::default();
-        let mut route_by_name = FxHashMap::default();
         let kong_routing = routes.iter().any(|r| {
             let o = r.options();
             !o.hosts.is_empty() || !o.paths.is_empty()
         });
-        let routes = routes
+        let routes: Vec<CompiledRoute> = routes
             .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                if let Some(p) = &r.path_prefix {
-                    router.insert(p, i as u32);
-                }
-                route_by_name.insert(r.name.clone(), i as u32);
-                CompiledRoute {
-                    upstream_text: r.options().upstream.as_ref().map(|u| u.to_string().into()),
-                    name: r.name,
-                    path_prefix: r.path_prefix,
-                    options: r.options,
-                }
+            .map(|r| CompiledRoute {
+                upstream_text: r.options().upstream.as_ref().map(|u| u.to_string().into()),
+                name: r.name,
+                path_prefix: r.path_prefix,
+                options: r.options,
             })
             .collect();
+        let route_by_name = NameTable::new(
+            routes.len(),
+            (0..).zip(routes.iter().map(|r| &*r.name)),
+            |i| &routes[i as usize].name,
+        );
+        let prefixes = (0..)
+            .zip(&routes)
+            .filter_map(|(i, r)| Some((i, r.path_prefix.as_deref()?)));
+        let router = PathRouter::new(prefixes, |i| route_prefix(&routes, i));
 
         let claim_headers = {
             let mut h: Vec<Box<str>> = Vec::new();
@@ -609,6 +610,14 @@ impl DecisionGraph {
     pub fn stats(&self) -> (usize, usize, usize) {
         (self.nodes.len(), self.rule_entry.len(), self.sets.len())
     }
+}
+
+/// The path prefix of route `i` (empty if it has none).
+fn route_prefix(routes: &[CompiledRoute], i: u32) -> &str {
+    routes[i as usize]
+        .path_prefix
+        .as_deref()
+        .unwrap_or_default()
 }
 
 /// Add a rule's keys to the index (moving them in): each that no earlier
