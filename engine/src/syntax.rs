@@ -124,11 +124,19 @@ pub fn parse(source: &str) -> Result<File<'_>, Diagnostic> {
     Ok(File { items })
 }
 
-/// A top-level item's key and where it starts, as [`outline`] lists them.
+/// A top-level item's key, as [`outline`] lists them: a slice of the
+/// source, where the item starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry<'s> {
     pub key: &'s str,
-    pub start: usize,
+}
+
+impl Entry<'_> {
+    /// Where the item starts in `source` (the source [`outline`] read).
+    pub fn start(&self, source: &str) -> usize {
+        // INVARIANT: `key` is a slice of `source` (an item starts at its key).
+        (self.key.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize)
+    }
 }
 
 /// Check the whole file's syntax, as [`parse`] does, but keep only each
@@ -139,11 +147,10 @@ pub fn outline(source: &str) -> Result<Vec<Entry<'_>>, Diagnostic> {
     let p = P::new(source, false);
     let mut entries = Vec::new();
     p.result(p.items(source, true, &mut |item| {
-        entries.push(Entry {
-            key: item.key,
-            start: item.span.start,
-        })
+        entries.push(Entry { key: item.key })
     }))?;
+    // Kept while the file is checked: no spare room.
+    entries.shrink_to_fit();
     Ok(entries)
 }
 
@@ -615,8 +622,8 @@ mod tests {
         let outline = outline(src).unwrap();
         assert_eq!(outline.len(), file.items.len());
         for (entry, item) in outline.iter().zip(&file.items) {
-            assert_eq!((entry.key, entry.start), (item.key, item.span.start));
-            assert_eq!(&item_at(src, entry.start).unwrap(), item);
+            assert_eq!((entry.key, entry.start(src)), (item.key, item.span.start));
+            assert_eq!(&item_at(src, entry.start(src)).unwrap(), item);
         }
         assert_eq!(file.items[0].args[0].kind, ValueKind::Str("a\"b".into()));
     }

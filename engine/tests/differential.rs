@@ -58,7 +58,7 @@ fn reference_route<'m>(m: &'m Model, path: &str) -> Option<&'m model::Route> {
                         && (p.ends_with('/') || path[p.len()..].starts_with('/')))
             })
         })
-        .max_by_key(|r| r.path_prefix.as_ref().map_or(0, String::len))
+        .max_by_key(|r| r.path_prefix.as_deref().map_or(0, str::len))
 }
 
 fn reference_matches(
@@ -67,17 +67,16 @@ fn reference_matches(
     service: Option<&str>,
     host: &str,
 ) -> bool {
-    let is = |names: &[(String, _)], v: Option<&str>| {
-        v.is_some_and(|v| names.iter().any(|(n, _)| n == v))
-    };
+    let is =
+        |names: &[Box<str>], v: Option<&str>| v.is_some_and(|v| names.iter().any(|n| &**n == v));
     match matcher {
         Matcher::Route(names) => is(names, route),
         Matcher::RouteAndService(routes, services) => is(routes, route) && is(services, service),
         Matcher::RoutePrefix(prefixes) => {
-            route.is_some_and(|r| prefixes.iter().any(|(p, _)| r.starts_with(p.as_str())))
+            route.is_some_and(|r| prefixes.iter().any(|p| r.starts_with(&**p)))
         }
         Matcher::Service(names) => is(names, service),
-        Matcher::Domain(patterns) => patterns.iter().any(|(p, _)| match p {
+        Matcher::Domain(patterns) => patterns.iter().any(|p| match p {
             DomainPattern::Exact(h) => host == h,
             DomainPattern::Suffix(s) => host.ends_with(s.as_str()),
             DomainPattern::Prefix(s) => host.starts_with(s.as_str()),
@@ -96,13 +95,13 @@ struct Resolved<'m> {
 
 fn resolve<'m>(m: &'m Model, req: &Request<'_>) -> Resolved<'m> {
     let declared = match req.route {
-        Some(name) => m.routes.iter().find(|r| r.name == name),
+        Some(name) => m.routes.iter().find(|r| &*r.name == name),
         None => reference_route(m, req.path),
     };
     let route = declared
-        .map(|r| r.name.clone())
+        .map(|r| r.name.to_string())
         .or(req.route.map(str::to_string));
-    let upstream = declared.and_then(|r| r.upstream.clone());
+    let upstream = declared.and_then(|r| r.options().upstream.clone());
     let service = req
         .service
         .map(str::to_string)
@@ -127,7 +126,7 @@ fn requirement<'m>(m: &Model, r: &Resolved<'m>) -> Option<(u32, Option<&'m [Cons
     match r.action {
         Some(Action::Disable) => None,
         Some(Action::Authenticate(scope)) => Some((*scope, None)),
-        Some(Action::Allow(ids)) => Some((INSTANCE, Some(ids.as_slice()))),
+        Some(Action::Allow(ids)) => Some((INSTANCE, Some(&ids[..]))),
         None => m
             .global_auth
             .unwrap_or(m.rules.is_empty())
@@ -195,13 +194,13 @@ fn reference_token(
         m.consumers[c as usize]
             .credentials
             .iter()
-            .any(|cr| cr.client_id == minted.client_id)
+            .any(|cr| *cr.client_id == *minted.client_id)
     })?;
     let consumer = &m.consumers[id as usize];
     let credential = consumer
         .credentials
         .iter()
-        .find(|cr| cr.client_id == minted.client_id)?;
+        .find(|cr| *cr.client_id == *minted.client_id)?;
     let signed_right = secret_of(secrets, &credential.client_id) == Some(minted.key.as_str());
     let audience = if s.settings.global_credentials {
         "default".to_string()
@@ -210,7 +209,7 @@ fn reference_token(
     };
     let on_time = NOW <= minted.exp + 60 && NOW + 60 >= minted.iat;
     (signed_right
-        && minted.sub == consumer.name
+        && *minted.sub == *consumer.name
         && minted.iss == s.settings.issuer
         && minted.aud == audience
         && on_time)
@@ -264,7 +263,7 @@ fn reference_decision(
             consumer
                 .credentials
                 .iter()
-                .find(|cr| cr.client_id == minted.client_id)
+                .find(|cr| *cr.client_id == *minted.client_id)
                 .map(|cr| (consumer, cr))
         });
         return match client {
@@ -272,7 +271,7 @@ fn reference_decision(
                 if secret_of(secrets, &cr.client_id) == Some(minted.key.as_str()) =>
             {
                 Expected::Issued {
-                    sub: consumer.name.clone(),
+                    sub: consumer.name.to_string(),
                     aud: if s.settings.global_credentials {
                         "default".into()
                     } else {
@@ -285,7 +284,7 @@ fn reference_decision(
         };
     }
     let forward = |consumer: Option<ConsumerId>, scope: Option<u32>| Expected::Forward {
-        consumer: consumer.map(|c| m.consumers[c as usize].name.clone()),
+        consumer: consumer.map(|c| m.consumers[c as usize].name.to_string()),
         route: r.route.clone(),
         upstream: r.upstream.clone(),
         token_removed: scope.is_some_and(|s| !m.scopes[s as usize].settings.keep_token),

@@ -102,7 +102,7 @@ impl DecisionGraph {
         );
         for (pos, entry) in self.rule_entry.iter().enumerate() {
             let on = path.is_some_and(|(p, _)| p.dispatched && p.rule == Some(pos as _));
-            let label = esc(&self.rule_names[pos].label());
+            let label = esc(&self.rule_names.get(pos).label());
             let _ = writeln!(
                 out,
                 "  r{pos} [shape=note, label=\"{label}\"{}];\n  dispatch -> r{pos} [{}];\n  r{pos} -> n{entry} [{}];",

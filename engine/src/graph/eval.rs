@@ -361,29 +361,31 @@ impl DecisionGraph {
             external: None,
         };
         let declared = match req.route {
-            Some(name) => self.route_by_name.get(name).copied(),
+            Some(name) => self
+                .route_by_name
+                .get(name, |i| &self.routes[i as usize].name),
             None if self.kong_routing => super::routes::pick(
-                self.routes.iter().map(|r| &r.matcher),
+                self.routes.iter().map(|r| r.matcher()),
                 &ctx.hostname,
                 req.path,
             ),
-            None => self.router.lookup(req.path),
+            None => self
+                .router
+                .lookup(req.path, |i| super::route_prefix(&self.routes, i)),
         };
         let mut service = req.service;
         if let Some(r) = declared.map(|i| &self.routes[i as usize]) {
             ctx.route = Some(&r.name);
-            ctx.https_only = r.https_only;
-            if r.strip_path {
+            ctx.https_only = r.https_only();
+            if r.strip_path() {
                 ctx.strip = r
-                    .matcher
+                    .matcher()
                     .rank(&ctx.hostname, req.path)
                     .map(|(_, _, len)| len);
             }
-            ctx.upstream = r.upstream.as_ref();
-            ctx.service = ctx.service.or(r.service.as_deref());
-            service = service
-                .or(r.service.as_deref())
-                .or(r.upstream_text.as_deref());
+            ctx.upstream = r.upstream();
+            ctx.service = ctx.service.or(r.service());
+            service = service.or(r.service()).or(r.upstream_text.as_deref());
         }
         trace.step(|| {
             format!(
@@ -403,7 +405,7 @@ impl DecisionGraph {
                 trace.step(|| {
                     format!(
                         "first matching rule: {}",
-                        self.rule_names[pos as usize].label()
+                        self.rule_names.get(pos as usize).label()
                     )
                 });
                 trace.entered(Some(pos));

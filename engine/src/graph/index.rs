@@ -19,12 +19,14 @@ use rustc_hash::FxHashMap;
 pub type RulePos = u32;
 
 /// Insert `pos` under `key` unless an earlier rule holds it; true if it was new.
-fn claim(map: &mut FxHashMap<Box<str>, RulePos>, key: &str, pos: RulePos) -> bool {
-    if map.contains_key(key) {
-        return false;
+fn claim(map: &mut FxHashMap<Box<str>, RulePos>, key: Box<str>, pos: RulePos) -> bool {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(pos);
+            true
+        }
     }
-    map.insert(key.into(), pos);
-    true
 }
 
 /// Prefix or suffix patterns → lowest rule position.
@@ -73,7 +75,7 @@ impl Affix {
         if self.suffix { b.first() } else { b.last() }.copied()
     }
 
-    pub fn insert(&mut self, pattern: &str, pos: RulePos) -> bool {
+    pub fn insert(&mut self, pattern: Box<str>, pos: RulePos) -> bool {
         let at = match self
             .lens
             .binary_search_by_key(&pattern.len(), |(len, _)| *len)
@@ -84,7 +86,7 @@ impl Affix {
                 at
             }
         };
-        if let Some(b) = self.edge(pattern) {
+        if let Some(b) = self.edge(&pattern) {
             self.lens[at].1.insert(b);
         }
         claim(&mut self.map, pattern, pos)
@@ -111,6 +113,11 @@ impl Affix {
             }
         }
         best
+    }
+
+    /// Whether `pattern` itself is in the set.
+    pub fn has(&self, pattern: &str) -> bool {
+        self.map.contains_key(pattern)
     }
 
     pub fn len(&self) -> usize {
@@ -158,20 +165,23 @@ impl Default for RuleIndex {
 }
 
 impl RuleIndex {
-    pub fn add_route(&mut self, name: &str, pos: RulePos) -> bool {
+    pub fn add_route(&mut self, name: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.route, name, pos)
     }
 
-    pub fn add_route_service(&mut self, route: &str, service: &str, pos: RulePos) -> bool {
-        let inner = self.route_service.entry(route.into()).or_default();
+    pub fn add_route_service(&mut self, route: &str, service: Box<str>, pos: RulePos) -> bool {
+        let inner = match self.route_service.get_mut(route) {
+            Some(inner) => inner,
+            None => self.route_service.entry(route.into()).or_default(),
+        };
         claim(inner, service, pos)
     }
 
-    pub fn add_service(&mut self, name: &str, pos: RulePos) -> bool {
+    pub fn add_service(&mut self, name: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.service, name, pos)
     }
 
-    pub fn add_domain_exact(&mut self, host: &str, pos: RulePos) -> bool {
+    pub fn add_domain_exact(&mut self, host: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.domain_exact, host, pos)
     }
 
@@ -211,31 +221,102 @@ impl RuleIndex {
     }
 }
 
-/// Longest path prefix → route index, at `/` boundaries.
+/// Names → their index in a list the graph keeps anyway (route names,
+/// path prefixes): open addressing over `u32` indexes, so that a name is
+/// stored once, in its list, and not again as a key. Of equal names, the
+/// first is found.
+#[derive(Debug, Default)]
+pub struct NameTable {
+    /// A power of two, at most half full; `EMPTY` or an index.
+    slots: Box<[u32]>,
+}
+
+impl NameTable {
+    const EMPTY: u32 = u32::MAX;
+
+    /// The table of `names` (index, name), whose names `name_of` gives back.
+    pub fn new<'a>(
+        count: usize,
+        names: impl Iterator<Item = (u32, &'a str)>,
+        name_of: impl Fn(u32) -> &'a str,
+    ) -> NameTable {
+        if count == 0 {
+            return NameTable::default();
+        }
+        let mut slots = vec![Self::EMPTY; (count * 2).next_power_of_two()].into_boxed_slice();
+        let mask = slots.len() - 1;
+        for (index, name) in names {
+            let mut at = Self::hash(name) & mask;
+            loop {
+                match slots[at] {
+                    Self::EMPTY => {
+                        slots[at] = index;
+                        break;
+                    }
+                    other if name_of(other) == name => break,
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
+        NameTable { slots }
+    }
+
+    fn hash(name: &str) -> usize {
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(name) as usize
+    }
+
+    /// The index of `name`, given each index's name.
+    pub fn get<'a>(&self, name: &str, name_of: impl Fn(u32) -> &'a str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = Self::hash(name) & mask;
+        loop {
+            match self.slots[at] {
+                Self::EMPTY => return None,
+                index if name_of(index) == name => return Some(index),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+}
+
+/// Longest path prefix → route index, at `/` boundaries. The prefixes are
+/// the routes' own (`prefix_of` gives a route's).
 #[derive(Debug, Default)]
 pub struct PathRouter {
-    map: FxHashMap<Box<str>, u32>,
+    table: NameTable,
     /// Distinct prefix lengths, descending (longest match first).
     lens: Vec<usize>,
 }
 
 impl PathRouter {
-    pub fn insert(&mut self, prefix: &str, route: u32) {
-        if !self.lens.contains(&prefix.len()) {
-            self.lens.push(prefix.len());
-            self.lens.sort_unstable_by(|a, b| b.cmp(a));
+    /// The router of `prefixes` (route index, prefix); of equal prefixes,
+    /// the first route's.
+    pub fn new<'a>(
+        prefixes: impl Iterator<Item = (u32, &'a str)> + Clone,
+        prefix_of: impl Fn(u32) -> &'a str,
+    ) -> PathRouter {
+        let mut lens: Vec<usize> = prefixes.clone().map(|(_, p)| p.len()).collect();
+        lens.sort_unstable_by(|a, b| b.cmp(a));
+        lens.dedup();
+        let count = prefixes.clone().count();
+        PathRouter {
+            table: NameTable::new(count, prefixes, prefix_of),
+            lens,
         }
-        self.map.entry(prefix.into()).or_insert(route);
     }
 
-    pub fn lookup(&self, path: &str) -> Option<u32> {
+    pub fn lookup<'a>(&self, path: &str, prefix_of: impl Fn(u32) -> &'a str) -> Option<u32> {
         for &len in &self.lens {
             let Some(prefix) = path.get(..len) else {
                 continue;
             };
             let boundary =
                 len == path.len() || prefix.ends_with('/') || path.as_bytes()[len] == b'/';
-            if boundary && let Some(&r) = self.map.get(prefix) {
+            if boundary && let Some(r) = self.table.get(prefix, &prefix_of) {
                 return Some(r);
             }
         }
@@ -250,15 +331,15 @@ mod tests {
     #[test]
     fn affixes_take_the_earliest_rule() {
         let mut s = Affix::suffixes();
-        assert!(s.insert(".example.com", 3));
-        assert!(s.insert(".com", 5));
-        assert!(!s.insert(".com", 9));
+        assert!(s.insert(".example.com".into(), 3));
+        assert!(s.insert(".com".into(), 5));
+        assert!(!s.insert(".com".into(), 9));
         assert_eq!(s.first("a.b.example.com"), Some(3));
         assert_eq!(s.first("x.com"), Some(5));
         assert_eq!(s.first("example.com"), Some(5));
         assert_eq!(s.first("com"), None);
         let mut p = Affix::prefixes();
-        p.insert("api", 1);
+        p.insert("api".into(), 1);
         assert_eq!(p.first("api.internal"), Some(1));
         assert_eq!(p.first("ap"), None);
         assert_eq!(p.first("é-api"), None);
@@ -266,28 +347,31 @@ mod tests {
 
     #[test]
     fn path_router_is_longest_prefix_at_segment_boundaries() {
-        let mut r = PathRouter::default();
-        r.insert("/a", 0);
-        r.insert("/a/b", 1);
-        r.insert("/", 2);
-        assert_eq!(r.lookup("/a"), Some(0));
-        assert_eq!(r.lookup("/a/x"), Some(0));
-        assert_eq!(r.lookup("/a/b/c"), Some(1));
-        assert_eq!(r.lookup("/ab"), Some(2));
-        assert_eq!(r.lookup("/"), Some(2));
-        let mut only = PathRouter::default();
-        only.insert("/a", 0);
-        assert_eq!(only.lookup("/ab"), None);
-        assert_eq!(only.lookup(""), None);
+        let router = |prefixes: &'static [&'static str]| {
+            let of = |i: u32| prefixes[i as usize];
+            let r = PathRouter::new((0..prefixes.len() as u32).map(|i| (i, of(i))), of);
+            move |path: &str| r.lookup(path, of)
+        };
+        let r = router(&["/a", "/a/b", "/", "/a"]);
+        assert_eq!(r("/a"), Some(0), "the first of equal prefixes");
+        assert_eq!(r("/a/x"), Some(0));
+        assert_eq!(r("/a/b/c"), Some(1));
+        assert_eq!(r("/ab"), Some(2));
+        assert_eq!(r("/"), Some(2));
+        let only = router(&["/a"]);
+        assert_eq!(only("/ab"), None);
+        assert_eq!(only(""), None);
+        let none = router(&[]);
+        assert_eq!(none("/a"), None);
     }
 
     #[test]
     fn first_match_is_the_lowest_position_across_indexes() {
         let mut i = RuleIndex::default();
-        i.add_domain_exact("test.com", 4);
-        i.domain_suffix.insert(".example.com", 2);
-        i.add_route("route-a", 3);
-        i.add_route_service("route-a", "svc", 1);
+        i.add_domain_exact("test.com".into(), 4);
+        i.domain_suffix.insert(".example.com".into(), 2);
+        i.add_route("route-a".into(), 3);
+        i.add_route_service("route-a", "svc".into(), 1);
         let keys = |route, service, host| MatchKeys {
             route,
             service,

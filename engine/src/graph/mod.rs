@@ -30,7 +30,7 @@ pub use allow_set::AllowSet;
 pub(crate) use eval::Ctx;
 pub use eval::Verdict;
 pub(crate) use http::normal_path;
-use index::{PathRouter, RuleIndex, RulePos};
+use index::{NameTable, PathRouter, RuleIndex, RulePos};
 pub use verified::{Granted, MemoStats, VerifiedTokens};
 
 use crate::model::{
@@ -69,15 +69,16 @@ pub struct CompiledScope {
 /// A client's keys: what the token endpoint checks its secret against, and
 /// the key its tokens are signed and verified with (the host's keys with an
 /// asymmetric `signing_alg`; else the scope's `signing_key`, else the
-/// client secret itself, as Higress does).
+/// client secret itself, as Higress does: the two share one copy).
 #[derive(Debug, Clone)]
 pub struct ClientKeys {
     pub check: ClientSecret,
     pub signing: Signing,
     /// Kong: the registered redirect URIs (the first is the default).
-    pub redirect_uris: Vec<String>,
-    /// Kong: the application's name (the credential's `name`), which the
-    /// authorization page shows.
+    pub redirect_uris: Box<[String]>,
+    /// Kong: the application's name (the credential's `name`, else its
+    /// client_id), which the authorization page shows. Empty outside the
+    /// Kong dialect, which has no such page.
     pub name: Box<str>,
 }
 
@@ -86,18 +87,50 @@ pub struct ClientKeys {
 pub struct CompiledRoute {
     pub name: Box<str>,
     pub path_prefix: Option<Box<str>>,
-    /// Kong-style matchers (`hosts`, `paths`), with `path_prefix`.
-    pub matcher: routes::RouteMatch,
-    /// Kong's `protocols [https]`.
-    pub https_only: bool,
-    /// Kong's `strip_path`: the matched path prefix is not forwarded.
-    pub strip_path: bool,
-    pub upstream: Option<Upstream>,
+    /// Kong's matchers and flags, the route's service and upstream (`None`:
+    /// the defaults).
+    options: Option<Box<crate::model::RouteOptions>>,
     /// The upstream's canonical text: the `service` that rules match when
     /// the host names no service of its own.
     pub upstream_text: Option<Box<str>>,
+}
+
+impl CompiledRoute {
+    fn options(&self) -> Option<&crate::model::RouteOptions> {
+        self.options.as_deref()
+    }
+
+    /// Kong-style matchers (`hosts`, `paths`), with `path_prefix`.
+    pub fn matcher(&self) -> routes::RouteMatch<'_> {
+        let (hosts, paths) = match self.options() {
+            Some(o) => (&o.hosts[..], &o.paths[..]),
+            None => (&[][..], &[][..]),
+        };
+        routes::RouteMatch {
+            hosts,
+            paths,
+            path_prefix: self.path_prefix.as_deref(),
+        }
+    }
+
+    /// Kong's `protocols [https]`.
+    pub fn https_only(&self) -> bool {
+        self.options().is_some_and(|o| o.https_only)
+    }
+
+    /// Kong's `strip_path`: the matched path prefix is not forwarded.
+    pub fn strip_path(&self) -> bool {
+        self.options().is_some_and(|o| o.strip_path)
+    }
+
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.options().and_then(|o| o.upstream.as_ref())
+    }
+
     /// The route's `service` (Kong's service name).
-    pub service: Option<Box<str>>,
+    pub fn service(&self) -> Option<&str> {
+        self.options().and_then(|o| o.service.as_deref())
+    }
 }
 
 /// A compiled policy.
@@ -109,7 +142,7 @@ pub struct DecisionGraph {
     /// Entry node of each rule, by rule position.
     rule_entry: Vec<NodeId>,
     /// Each rule's name or line, for `explain`, logs and metrics.
-    rule_names: Vec<crate::model::RuleName>,
+    rule_names: RuleNames,
     /// Entry for requests no rule matches.
     unmatched_entry: NodeId,
     index: RuleIndex,
@@ -120,7 +153,8 @@ pub struct DecisionGraph {
     sets: Vec<AllowSet>,
     router: PathRouter,
     routes: Vec<CompiledRoute>,
-    route_by_name: FxHashMap<Box<str>, u32>,
+    /// Route name → index into `routes` (the names are the routes' own).
+    route_by_name: NameTable,
     /// Some route has Kong's `hosts` or `paths`: routes are picked by
     /// [`routes::pick`] instead of the path router.
     kong_routing: bool,
@@ -140,6 +174,30 @@ pub struct DecisionGraph {
     /// Headers external issuers' claims are forwarded in: always removed
     /// from what a client sent.
     claim_headers: Vec<Box<str>>,
+}
+
+/// Each rule's line, and the names of the rules that have one (few do).
+#[derive(Debug, Default)]
+struct RuleNames {
+    lines: Vec<u32>,
+    names: FxHashMap<RulePos, Box<str>>,
+}
+
+impl RuleNames {
+    fn push(&mut self, name: Option<Box<str>>, line: u32) {
+        if let Some(name) = name {
+            self.names.insert(self.lines.len() as RulePos, name);
+        }
+        self.lines.push(line);
+    }
+
+    /// The name or line of the rule at `pos`.
+    fn get(&self, pos: usize) -> crate::model::RuleName {
+        crate::model::RuleName {
+            name: self.names.get(&(pos as RulePos)).cloned(),
+            line: self.lines[pos],
+        }
+    }
 }
 
 /// A rule that never applies: every key of it was taken by an earlier one.
@@ -222,66 +280,81 @@ impl DecisionGraph {
         } else {
             forward
         };
+        // Each scope's first rule's label.
+        let mut owner_label: Vec<Option<Box<str>>> = vec![None; scopes.len()];
+        let mut rule_names = RuleNames {
+            lines: Vec::with_capacity(rules.len()),
+            names: FxHashMap::default(),
+        };
+        let no_rules = rules.is_empty();
         {
-            let mut set_ids: FxHashMap<&[ConsumerId], u32> = FxHashMap::default();
-            for (pos, rule) in rules.iter().enumerate() {
-                let pos = pos as RulePos;
-                let entry = match &rule.action {
+            // Keyed by the rules' own id lists (moved in, not copied).
+            let mut set_ids: FxHashMap<Box<[ConsumerId]>, u32> = FxHashMap::default();
+            // Each rule is taken apart as it is compiled: its names move
+            // into the indexes, the rest is dropped, and the list gives
+            // back its room as it empties (popped from the end of the
+            // reversed list, so in declaration order).
+            let mut rules = rules;
+            rules.reverse();
+            let mut pos: RulePos = 0;
+            while let Some(rule) = rules.pop() {
+                if rules.capacity() >= 2 * rules.len() + 1024 {
+                    rules.shrink_to_fit();
+                }
+                let entry = match rule.action {
                     Action::Disable => instance_tokens,
-                    Action::Authenticate(scope) => arena.authn(*scope, forward),
+                    Action::Authenticate(scope) => {
+                        if let Some(o) = owner_label.get_mut(scope as usize) {
+                            o.get_or_insert_with(|| rule.label().into());
+                        }
+                        arena.authn(scope, forward)
+                    }
                     Action::Allow(ids) => {
-                        let set = *set_ids.entry(ids.as_slice()).or_insert_with(|| {
-                            sets.push(AllowSet::new(ids, universe));
-                            (sets.len() - 1) as u32
-                        });
+                        let next = sets.len() as u32;
+                        let set = match set_ids.entry(ids) {
+                            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                sets.push(AllowSet::new(v.key(), universe));
+                                *v.insert(next)
+                            }
+                        };
                         let authz = arena.add(Node::Authorize { set, next: forward });
                         arena.authn(INSTANCE, authz)
                     }
                 };
                 rule_entry.push(entry);
-                if !index_rule(&mut index, &rule.matcher, pos) {
-                    shadowed.push(pos);
+                // A rule every key of which an earlier rule took never applies.
+                if all_taken(&index, &rule.matcher) {
+                    shadowed.push(Shadowed {
+                        rule: pos,
+                        by: earliest_claim(&index, &rule.matcher),
+                        at: rule.span.start,
+                    });
+                } else {
+                    index_rule(&mut index, rule.matcher, pos);
                 }
+                rule_names.push(rule.name, rule.line);
+                pos += 1;
             }
         }
 
         let unmatched_entry = match global_auth {
             Some(true) => arena.authn(INSTANCE, forward),
-            None if rules.is_empty() => arena.authn(INSTANCE, forward),
+            None if no_rules => arena.authn(INSTANCE, forward),
             _ => instance_tokens,
         };
         // (The arena's sharing map is as large as its nodes: gone now.)
         let nodes = arena.nodes;
 
-        // Each scope's first rule (one pass: a policy may have a scope per rule).
-        let mut owner: Vec<Option<&crate::model::Rule>> = vec![None; scopes.len()];
-        for r in &rules {
-            if let Action::Authenticate(i) = r.action
-                && let Some(o) = owner.get_mut(i as usize)
-            {
-                o.get_or_insert(r);
-            }
-        }
-        let scope_labels: Vec<Box<str>> = owner
-            .iter()
+        let scope_labels: Vec<Box<str>> = owner_label
+            .into_iter()
             .enumerate()
-            .map(|(i, owner)| match (i, owner) {
+            .map(|(i, label)| match (i, label) {
                 (0, _) => "instance".into(),
-                (_, Some(r)) => r.label().into(),
+                (_, Some(label)) => label,
                 (_, None) => format!("scope {i}").into(),
             })
             .collect();
-        drop(owner);
-        let shadowed = shadowed
-            .into_iter()
-            .map(|pos| Shadowed {
-                rule: pos,
-                by: earliest_claim(&index, &rules[pos as usize].matcher),
-                at: rules[pos as usize].span.start,
-            })
-            .collect();
-        let rule_names = rules.iter().map(crate::model::Rule::naming).collect();
-        drop(rules);
 
         let compiled_scopes = scopes
             .iter()
@@ -313,10 +386,13 @@ impl DecisionGraph {
                                 let keys = ClientKeys {
                                     check: c.secret.clone(),
                                     signing,
-                                    redirect_uris: c.redirect_uris.clone(),
-                                    name: c.name.as_str().into(),
+                                    redirect_uris: c.redirect_uris().into(),
+                                    name: match dialect {
+                                        Dialect::Kong => c.name().into(),
+                                        Dialect::Higress => Box::default(),
+                                    },
                                 };
-                                Some((c.client_id.as_str().into(), (id, keys)))
+                                Some((c.client_id.clone(), (id, keys)))
                             })
                     })
                     .collect(),
@@ -338,43 +414,35 @@ impl DecisionGraph {
         let mut consumer_names = Vec::with_capacity(consumers.len());
         let mut kong_consumers = Vec::new();
         for c in consumers {
-            consumer_names.push(c.name.into_boxed_str());
+            consumer_names.push(c.name);
             // (Only the Kong dialect's consumers have a Kong identity.)
             if dialect == Dialect::Kong {
-                kong_consumers.push(c.kong);
+                kong_consumers.push(c.kong.map(|k| *k).unwrap_or_default());
             }
         }
 
-        let mut router = PathRouter::default();
-        let mut route_by_name = FxHashMap::default();
-        let kong_routing = routes
-            .iter()
-            .any(|r| !r.hosts.is_empty() || !r.paths.is_empty());
-        let routes = routes
+        let kong_routing = routes.iter().any(|r| {
+            let o = r.options();
+            !o.hosts.is_empty() || !o.paths.is_empty()
+        });
+        let routes: Vec<CompiledRoute> = routes
             .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                if let Some(p) = &r.path_prefix {
-                    router.insert(p, i as u32);
-                }
-                route_by_name.insert(r.name.as_str().into(), i as u32);
-                let path_prefix: Option<Box<str>> = r.path_prefix.map(String::into_boxed_str);
-                CompiledRoute {
-                    name: r.name.into_boxed_str(),
-                    path_prefix: path_prefix.clone(),
-                    matcher: routes::RouteMatch {
-                        hosts: r.hosts,
-                        paths: r.paths.into_iter().map(String::into_boxed_str).collect(),
-                        path_prefix,
-                    },
-                    https_only: r.https_only,
-                    strip_path: r.strip_path,
-                    upstream_text: r.upstream.as_ref().map(|u| u.to_string().into()),
-                    service: r.service.map(String::into_boxed_str),
-                    upstream: r.upstream,
-                }
+            .map(|r| CompiledRoute {
+                upstream_text: r.options().upstream.as_ref().map(|u| u.to_string().into()),
+                name: r.name,
+                path_prefix: r.path_prefix,
+                options: r.options,
             })
             .collect();
+        let route_by_name = NameTable::new(
+            routes.len(),
+            (0..).zip(routes.iter().map(|r| &*r.name)),
+            |i| &routes[i as usize].name,
+        );
+        let prefixes = (0..)
+            .zip(&routes)
+            .filter_map(|(i, r)| Some((i, r.path_prefix.as_deref()?)));
+        let router = PathRouter::new(prefixes, |i| route_prefix(&routes, i));
 
         let claim_headers = {
             let mut h: Vec<Box<str>> = Vec::new();
@@ -478,7 +546,9 @@ impl DecisionGraph {
 
     /// The rules' names, in declaration order.
     pub fn rule_names(&self) -> Vec<String> {
-        self.rule_names.iter().map(|n| n.short()).collect()
+        (0..self.rule_names.lines.len())
+            .map(|pos| self.rule_names.get(pos).short())
+            .collect()
     }
 
     /// The routes the policy declares, in order.
@@ -488,7 +558,7 @@ impl DecisionGraph {
             .map(|r| RouteInfo {
                 name: r.name.to_string(),
                 path_prefix: r.path_prefix.as_deref().map(str::to_string),
-                upstream: r.upstream.clone(),
+                upstream: r.upstream().cloned(),
             })
             .collect()
     }
@@ -517,12 +587,12 @@ impl DecisionGraph {
                     s.at..s.at + 4,
                     format!(
                         "this {} never applies",
-                        self.rule_names[s.rule as usize].label()
+                        self.rule_names.get(s.rule as usize).label()
                     ),
                 )
                 .with_help(format!(
                     "{} matches everything it matches, and the first matching rule wins",
-                    self.rule_names[s.by as usize].label()
+                    self.rule_names.get(s.by as usize).label()
                 ))
             })
             .collect()
@@ -542,53 +612,84 @@ impl DecisionGraph {
     }
 }
 
-/// Add a rule's keys to the index; false if every key was already taken.
-fn index_rule(index: &mut RuleIndex, matcher: &Matcher, pos: RulePos) -> bool {
-    let mut any_new = false;
+/// The path prefix of route `i` (empty if it has none).
+fn route_prefix(routes: &[CompiledRoute], i: u32) -> &str {
+    routes[i as usize]
+        .path_prefix
+        .as_deref()
+        .unwrap_or_default()
+}
+
+/// Add a rule's keys to the index (moving them in): each that no earlier
+/// rule took.
+fn index_rule(index: &mut RuleIndex, matcher: Matcher, pos: RulePos) {
     match matcher {
-        Matcher::Route(names) => names
-            .iter()
-            .for_each(|(n, _)| any_new |= index.add_route(n, pos)),
+        Matcher::Route(names) => {
+            for n in names {
+                index.add_route(n, pos);
+            }
+        }
         Matcher::RouteAndService(routes, services) => {
-            for (r, _) in routes {
-                for (s, _) in services {
-                    any_new |= index.add_route_service(r, s, pos);
+            for r in &routes {
+                for s in &services {
+                    index.add_route_service(r, s.clone(), pos);
                 }
             }
         }
-        Matcher::RoutePrefix(prefixes) => prefixes
-            .iter()
-            .for_each(|(p, _)| any_new |= index.route_prefix.insert(p, pos)),
-        Matcher::Service(names) => names
-            .iter()
-            .for_each(|(n, _)| any_new |= index.add_service(n, pos)),
+        Matcher::RoutePrefix(prefixes) => {
+            for p in prefixes {
+                index.route_prefix.insert(p, pos);
+            }
+        }
+        Matcher::Service(names) => {
+            for n in names {
+                index.add_service(n, pos);
+            }
+        }
         Matcher::Domain(patterns) => {
-            for (p, _) in patterns {
-                any_new |= match p {
-                    DomainPattern::Exact(h) => index.add_domain_exact(h, pos),
-                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s, pos),
-                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s, pos),
+            for p in patterns {
+                match p {
+                    DomainPattern::Exact(h) => index.add_domain_exact(h.into(), pos),
+                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s.into(), pos),
+                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s.into(), pos),
                 };
             }
         }
     }
-    any_new
+}
+
+/// Whether earlier rules took every key of `matcher`.
+fn all_taken(index: &RuleIndex, matcher: &Matcher) -> bool {
+    let all = |m: &FxHashMap<Box<str>, RulePos>, keys: &[Box<str>]| {
+        keys.iter().all(|k| m.contains_key(k))
+    };
+    match matcher {
+        Matcher::Route(names) => all(&index.route, names),
+        Matcher::RouteAndService(routes, services) => routes
+            .iter()
+            .all(|r| index.route_service.get(r).is_some_and(|m| all(m, services))),
+        Matcher::RoutePrefix(prefixes) => prefixes.iter().all(|p| index.route_prefix.has(p)),
+        Matcher::Service(names) => all(&index.service, names),
+        Matcher::Domain(patterns) => patterns.iter().all(|p| match p {
+            DomainPattern::Exact(h) => index.domain_exact.contains_key(h.as_str()),
+            DomainPattern::Suffix(s) => index.domain_suffix.has(s),
+            DomainPattern::Prefix(s) => index.domain_prefix.has(s),
+        }),
+    }
 }
 
 /// For a fully shadowed rule: the earliest rule holding one of its keys.
 fn earliest_claim(index: &RuleIndex, matcher: &Matcher) -> RulePos {
     let first = |m: &FxHashMap<Box<str>, RulePos>, k: &str| m.get(k).copied();
     let found = match matcher {
-        Matcher::Route(n) => n.first().and_then(|(k, _)| first(&index.route, k)),
-        Matcher::RouteAndService(r, s) => r.first().zip(s.first()).and_then(|((r, _), (s, _))| {
-            index
-                .route_service
-                .get(r.as_str())
-                .and_then(|m| first(m, s))
-        }),
-        Matcher::RoutePrefix(p) => p.first().and_then(|(k, _)| index.route_prefix.first(k)),
-        Matcher::Service(n) => n.first().and_then(|(k, _)| first(&index.service, k)),
-        Matcher::Domain(p) => p.first().and_then(|(d, _)| match d {
+        Matcher::Route(n) => n.first().and_then(|k| first(&index.route, k)),
+        Matcher::RouteAndService(r, s) => r
+            .first()
+            .zip(s.first())
+            .and_then(|(r, s)| index.route_service.get(r).and_then(|m| first(m, s))),
+        Matcher::RoutePrefix(p) => p.first().and_then(|k| index.route_prefix.first(k)),
+        Matcher::Service(n) => n.first().and_then(|k| first(&index.service, k)),
+        Matcher::Domain(p) => p.first().and_then(|d| match d {
             DomainPattern::Exact(h) => first(&index.domain_exact, h),
             DomainPattern::Suffix(s) => index.domain_suffix.first(s),
             DomainPattern::Prefix(s) => index.domain_prefix.first(s),

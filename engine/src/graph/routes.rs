@@ -10,15 +10,15 @@
 use crate::model::DomainPattern;
 
 /// A route's Kong-style matchers, compiled.
-#[derive(Debug, Default)]
-pub struct RouteMatch {
-    pub hosts: Vec<DomainPattern>,
-    pub paths: Vec<Box<str>>,
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RouteMatch<'r> {
+    pub hosts: &'r [DomainPattern],
+    pub paths: &'r [Box<str>],
     /// Segment-boundary prefix (`path_prefix`), when the route has one.
-    pub path_prefix: Option<Box<str>>,
+    pub path_prefix: Option<&'r str>,
 }
 
-impl RouteMatch {
+impl RouteMatch<'_> {
     /// Whether the route can be picked by host and path at all.
     pub fn routable(&self) -> bool {
         !self.hosts.is_empty() || !self.paths.is_empty() || self.path_prefix.is_some()
@@ -34,11 +34,11 @@ impl RouteMatch {
         if !host_ok {
             return None;
         }
-        let path_len = if let Some(p) = &self.path_prefix {
+        let path_len = if let Some(p) = self.path_prefix {
             let boundary = path.len() == p.len()
                 || p.ends_with('/')
                 || path.as_bytes().get(p.len()) == Some(&b'/');
-            (path.starts_with(&**p) && boundary).then_some(p.len())?
+            (path.starts_with(p) && boundary).then_some(p.len())?
         } else if self.paths.is_empty() {
             0
         } else {
@@ -70,7 +70,7 @@ fn host_matches(pattern: &DomainPattern, hostname: &str) -> bool {
 /// The best route for `hostname` and `path` among `routes` (index order is
 /// declaration order, which breaks ties).
 pub fn pick<'r>(
-    routes: impl Iterator<Item = &'r RouteMatch>,
+    routes: impl Iterator<Item = RouteMatch<'r>>,
     hostname: &str,
     path: &str,
 ) -> Option<u32> {
@@ -89,12 +89,8 @@ pub fn pick<'r>(
 mod tests {
     use super::*;
 
-    fn route(hosts: &[DomainPattern], paths: &[&str]) -> RouteMatch {
-        RouteMatch {
-            hosts: hosts.to_vec(),
-            paths: paths.iter().map(|p| (*p).into()).collect(),
-            path_prefix: None,
-        }
+    fn route(hosts: &[DomainPattern], paths: &[&str]) -> (Vec<DomainPattern>, Vec<Box<str>>) {
+        (hosts.to_vec(), paths.iter().map(|p| (*p).into()).collect())
     }
 
     #[test]
@@ -109,7 +105,12 @@ mod tests {
             route(&[Exact("plain.route.com".into())], &[]),   // 5
             route(&[Suffix(".route.com".into())], &["/api"]), // 6
         ];
-        let p = |h: &str, path: &str| pick(routes.iter(), h, path);
+        let matchers = routes.iter().map(|(hosts, paths)| RouteMatch {
+            hosts,
+            paths,
+            path_prefix: None,
+        });
+        let p = |h: &str, path: &str| pick(matchers.clone(), h, path);
         assert_eq!(p("x.org", "/my-route/hello/world"), Some(1));
         assert_eq!(p("x.org", "/my-route/world"), Some(0));
         assert_eq!(p("x.org", "/my-routes"), Some(0), "plain string prefix");

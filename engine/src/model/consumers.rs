@@ -5,9 +5,13 @@
 
 use super::*;
 
-impl Checker<'_> {
+impl<'s> Checker<'s> {
     /// `consumer NAME { client_id …; client_secret … }` (or `credential { … }` blocks).
-    pub(super) fn consumer(&mut self, item: &Item, scope: &mut ScopeRoster) -> Option<ConsumerId> {
+    pub(super) fn consumer(
+        &mut self,
+        item: &Item,
+        scope: &mut ScopeRoster<'s>,
+    ) -> Option<ConsumerId> {
         let name = match item.args.as_slice() {
             [v] => match self.r.nonempty("consumer", v) {
                 Ok(n) => (n.to_string(), v.span),
@@ -94,8 +98,8 @@ impl Checker<'_> {
             );
             return self.fail(d);
         }
-        if let Some((first, _)) = scope.names.get(&name.0) {
-            let line = self.r.lines.line(first.start);
+        if let Some(&first) = scope.names.get(name.0.as_str()) {
+            let line = self.r.lines.line(self.consumers[first as usize].span.start);
             let d = self
                 .r
                 .err(name.1, format!("duplicate consumer name `{}`", name.0))
@@ -106,7 +110,7 @@ impl Checker<'_> {
             return self.fail(d);
         }
         // Kong's identity of a consumer: only the Kong dialect has one.
-        if kong {
+        let kong_ids = if kong {
             if kong_ids.id.is_empty() {
                 kong_ids.id = kong::derived_id(&name.0);
             }
@@ -130,13 +134,15 @@ impl Checker<'_> {
                     ));
                 return self.fail(d);
             }
-        }
-        credentials.shrink_to_fit();
+            Some(Box::new(kong_ids))
+        } else {
+            None
+        };
         let id = self.consumers.len() as ConsumerId;
-        scope.names.insert(name.0.clone(), (name.1, id));
+        scope.names.insert(self.r.in_source(&name.0), id);
         self.consumers.push(Consumer {
-            name: name.0,
-            credentials,
+            name: name.0.into_boxed_str(),
+            credentials: credentials.into_boxed_slice(),
             span: item.span,
             kong: kong_ids,
         });
@@ -147,7 +153,7 @@ impl Checker<'_> {
         &mut self,
         items: &[&Item],
         span: Span,
-        scope: &mut ScopeRoster,
+        scope: &mut ScopeRoster<'s>,
     ) -> Option<Credential> {
         let mut seen = Seen::default();
         let (mut id, mut secret, mut secret_span) = (None, None, Span::default());
@@ -185,7 +191,7 @@ impl Checker<'_> {
                         }
                         Ok((t, s))
                     }) {
-                    Ok((t, s)) => id = Some((t.to_string(), s)),
+                    Ok((t, s)) => id = Some((self.r.in_source(t), s)),
                     Err(d) => self.errors.push(d),
                 },
                 _ => match self.secret(item) {
@@ -240,13 +246,19 @@ impl Checker<'_> {
                 ));
             return self.fail(d);
         }
-        scope.client_ids.insert(client_id.clone(), id_span);
+        let boxed = (*client_id).into();
+        scope.client_ids.insert(client_id, id_span);
+        let app = (extra.name.is_some() || !extra.redirect_uris.is_empty()).then(|| {
+            Box::new(Application {
+                name: extra.name.map(String::into_boxed_str),
+                redirect_uris: extra.redirect_uris,
+            })
+        });
         Some(Credential {
-            name: extra.name.unwrap_or_else(|| client_id.clone()),
-            client_id,
+            client_id: boxed,
             secret,
             secret_span,
-            redirect_uris: extra.redirect_uris,
+            app,
         })
     }
 
@@ -259,7 +271,7 @@ impl Checker<'_> {
             [kind, v] if kind.text() == Some("hash") => {
                 let phc = self.r.nonempty(key, v)?;
                 return crate::secret_hash::SecretHash::parse(phc)
-                    .map(ClientSecret::Hashed)
+                    .map(|h| ClientSecret::Hashed(Box::new(h)))
                     .map_err(|why| self.r.err(v.span, format!("`{key} hash`: {why}")));
             }
             [kind, v] if matches!(kind.text(), Some("env" | "file")) => {

@@ -36,13 +36,13 @@ const ISSUER_KEYS: &[&str] = &[
 /// The most keys an inline JWK Set may hold.
 const MAX_JWKS_KEYS: usize = 64;
 
-impl Checker<'_> {
+impl<'s> Checker<'s> {
     /// One `jwt_issuer` block; consumers it names that the policy does not
     /// declare join the instance as consumers without credentials.
     pub(super) fn jwt_issuer(
         &mut self,
         item: &Item,
-        instance: &mut ScopeRoster,
+        instance: &mut ScopeRoster<'s>,
         known: &[ExternalIssuer],
     ) -> Option<ExternalIssuer> {
         let name = match item.args.as_slice() {
@@ -223,7 +223,7 @@ impl Checker<'_> {
     fn issuer_consumers(
         &mut self,
         v: &Value,
-        instance: &mut ScopeRoster,
+        instance: &mut ScopeRoster<'s>,
     ) -> Result<Vec<(String, ConsumerId)>, Diagnostic> {
         let mut out: Vec<(String, ConsumerId)> = Vec::new();
         for (name, span) in self.r.texts("consumers", v)? {
@@ -231,17 +231,17 @@ impl Checker<'_> {
                 continue;
             }
             let id = match instance.names.get(name) {
-                Some(&(_, id)) => id,
+                Some(&id) => id,
                 None => {
                     let id = self.consumers.len() as ConsumerId;
                     self.consumers.push(Consumer {
-                        name: name.to_string(),
-                        credentials: Vec::new(),
+                        name: name.into(),
+                        credentials: Box::default(),
                         span,
                         // (Issuers are not in the Kong dialect: no Kong identity.)
-                        kong: KongConsumer::default(),
+                        kong: None,
                     });
-                    instance.names.insert(name.to_string(), (span, id));
+                    instance.names.insert(self.r.in_source(name), id);
                     instance.ids.push(id);
                     id
                 }

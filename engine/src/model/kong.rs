@@ -145,14 +145,15 @@ impl Checker<'_> {
             "anonymous" => {
                 let wanted = self.r.nonempty(key, v)?;
                 let found = self.consumers.iter().position(|c| {
-                    c.name == wanted
-                        || c.kong.id == wanted
-                        || c.kong.username.as_deref() == Some(wanted)
+                    &*c.name == wanted
+                        || c.kong.as_ref().is_some_and(|k| {
+                            k.id == wanted || k.username.as_deref() == Some(wanted)
+                        })
                 });
                 match found {
                     Some(id) => k.anonymous = Some(id as ConsumerId),
                     None => {
-                        let names = self.consumers.iter().map(|c| c.name.as_str());
+                        let names = self.consumers.iter().map(|c| &*c.name);
                         let mut d = self.r.err(
                             v.span,
                             format!("anonymous consumer `{wanted}` is not declared"),

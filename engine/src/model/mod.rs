@@ -250,7 +250,7 @@ impl<'s> Checker<'s> {
     /// syntax: parsing it again cannot fail, but if it did the error is
     /// reported, not lost).
     fn item(&mut self, entry: Entry<'s>) -> Option<Item<'s>> {
-        crate::syntax::item_at(self.r.src, entry.start)
+        crate::syntax::item_at(self.r.src, entry.start(self.r.src))
             .map_err(|d| self.errors.push(d))
             .ok()
     }
@@ -272,7 +272,6 @@ impl<'s> Checker<'s> {
         instance.names.reserve(n_consumers);
         instance.client_ids.reserve(n_consumers);
         let mut routes = RouteTable::with_capacity(n_routes);
-        let mut rule_items = Vec::with_capacity(n_rules);
 
         // Consumers first: settings may name one (Kong's `anonymous`).
         for entry in with_key(outline, "consumer") {
@@ -283,6 +282,9 @@ impl<'s> Checker<'s> {
                 instance.ids.push(id);
             }
         }
+        // Only the instance's own `consumer` blocks declare its client_ids
+        // (a rule's consumers have a roster of their own).
+        instance.client_ids = Names::default();
         // Then external issuers: they may name consumers, and scopes name them.
         let mut issuers: Vec<ExternalIssuer> = Vec::new();
         for entry in with_key(outline, "jwt_issuer") {
@@ -327,12 +329,8 @@ impl<'s> Checker<'s> {
         self.introspection_names = introspections.iter().map(|i| i.name.clone()).collect();
         for &entry in outline {
             match entry.key {
-                "consumer" | "dialect" | "jwt_issuer" | "introspection" => continue,
-                // After the routes: rules name them.
-                "rule" => {
-                    rule_items.push(entry);
-                    continue;
-                }
+                // Rules after the routes: they name them.
+                "consumer" | "dialect" | "jwt_issuer" | "introspection" | "rule" => continue,
                 _ => {}
             }
             let Some(item) = self.item(entry) else {
@@ -341,8 +339,8 @@ impl<'s> Checker<'s> {
             let item = &item;
             match item.key {
                 "route" => {
-                    if let Some(route) = self.route(item, &routes) {
-                        routes.add(route);
+                    if let Some((route, keys)) = self.route(item, &routes) {
+                        routes.add(route, keys);
                     }
                 }
                 "global_auth" => {
@@ -377,8 +375,9 @@ impl<'s> Checker<'s> {
             consumers: instance.ids.clone(),
             span: Span::default(),
         }];
-        let mut rules: Vec<Rule> = Vec::with_capacity(rule_items.len());
-        rules.extend(rule_items.into_iter().filter_map(|entry| {
+        routes.routes_declared();
+        let mut rules: Vec<Rule> = Vec::with_capacity(n_rules);
+        rules.extend(with_key(outline, "rule").filter_map(|entry| {
             let item = self.item(entry)?;
             self.rule(&item, &settings, &instance, &routes, &mut scopes)
         }));
@@ -633,10 +632,53 @@ impl<'s> Checker<'s> {
 
 /// Names and client_ids of one scope, with where they were declared.
 #[derive(Default)]
-struct ScopeRoster {
+struct ScopeRoster<'s> {
     ids: Vec<ConsumerId>,
-    names: HashMap<String, (Span, ConsumerId)>,
-    client_ids: HashMap<String, Span>,
+    // INVARIANT: a consumer's name is on the line its `Consumer::span`
+    // starts (the name follows the `consumer` key on its line, or is the
+    // span itself for a `jwt_issuer`'s consumers): that line is where it
+    // was declared.
+    names: Names<'s, ConsumerId>,
+    client_ids: Names<'s, Span>,
+}
+
+/// The checker's name → value tables: keys borrowed from the source (no
+/// allocation per name), or owned when a name is not a slice of it (a
+/// string with escapes). A key is inserted only once (the checker looks
+/// it up first to report a duplicate).
+struct Names<'s, V> {
+    borrowed: HashMap<&'s str, V>,
+    owned: HashMap<Box<str>, V>,
+}
+
+impl<V> Default for Names<'_, V> {
+    fn default() -> Self {
+        Names {
+            borrowed: HashMap::default(),
+            owned: HashMap::default(),
+        }
+    }
+}
+
+impl<'s, V> Names<'s, V> {
+    fn reserve(&mut self, n: usize) {
+        self.borrowed.reserve(n);
+    }
+
+    fn get(&self, name: &str) -> Option<&V> {
+        self.borrowed.get(name).or_else(|| self.owned.get(name))
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn insert(&mut self, name: std::borrow::Cow<'s, str>, value: V) {
+        match name {
+            std::borrow::Cow::Borrowed(n) => self.borrowed.insert(n, value),
+            std::borrow::Cow::Owned(n) => self.owned.insert(n.into(), value),
+        };
+    }
 }
 
 mod routes;

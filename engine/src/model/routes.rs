@@ -3,14 +3,21 @@
 //! `hosts`, `paths` (plain string prefixes) and `protocols` — and where each
 //! sends traffic (`upstream`).
 
+use std::borrow::Cow;
+
 use super::*;
 
-impl Checker<'_> {
-    /// `route NAME { path_prefix "/a"; upstream echo }`
-    pub(super) fn route(&mut self, item: &Item, routes: &RouteTable) -> Option<Route> {
+impl<'s> Checker<'s> {
+    /// `route NAME { path_prefix "/a"; upstream echo }`: the route, with its
+    /// name and path prefix as the route table's keys.
+    pub(super) fn route(
+        &mut self,
+        item: &Item,
+        routes: &RouteTable<'s>,
+    ) -> Option<(Route, Keys<'s>)> {
         let (name, name_span) = match item.args.as_slice() {
             [v] => match self.r.nonempty("route", v) {
-                Ok(n) => (n.to_string(), v.span),
+                Ok(n) => (self.r.in_source(n), v.span),
                 Err(d) => return self.fail(d),
             },
             _ => {
@@ -29,16 +36,12 @@ impl Checker<'_> {
             return self.fail(d);
         }
         let mut route = Route {
-            name,
+            name: (*name).into(),
             path_prefix: None,
-            hosts: Vec::new(),
-            paths: Vec::new(),
-            https_only: false,
-            strip_path: false,
-            service: None,
-            upstream: None,
+            options: None,
             span: item.span,
         };
+        let mut prefix = None;
         let mut seen = Seen::default();
         for inner in item.block.iter().flat_map(|b| &b.items) {
             if !ROUTE_KEYS.contains(&inner.key) {
@@ -54,31 +57,32 @@ impl Checker<'_> {
                     .r
                     .one(inner)
                     .and_then(|v| self.r.boolean("strip_path", v))
-                    .map(|b| route.strip_path = b),
+                    .map(|b| options(&mut route).strip_path = b),
                 "service" => self
                     .r
                     .one(inner)
                     .and_then(|v| self.r.nonempty("service", v))
-                    .map(|t| route.service = Some(t.to_string())),
-                _ => self.route_setting(&mut route, inner, routes),
+                    .map(|t| options(&mut route).service = Some(t.into())),
+                _ => self.route_setting(&mut route, &mut prefix, inner, routes),
             };
             self.report(r);
         }
-        if route.path_prefix.is_some() && !route.paths.is_empty() {
+        if route.path_prefix.is_some() && !route.options().paths.is_empty() {
             let d = self
                 .r
                 .err(item.key_span, "a route has `path_prefix` or `paths`, not both")
                 .with_help("`path_prefix` matches at segment boundaries (`/a` is not a prefix of `/ab`); Kong's `paths` are plain string prefixes");
             return self.fail(d);
         }
-        Some(route)
+        Some((route, (name, prefix)))
     }
 
     fn route_setting(
         &self,
         route: &mut Route,
+        prefix: &mut Option<Cow<'s, str>>,
         item: &Item,
-        routes: &RouteTable,
+        routes: &RouteTable<'s>,
     ) -> Result<(), Diagnostic> {
         let v = self.r.one(item)?;
         let t = self.r.nonempty(item.key, v)?;
@@ -101,14 +105,15 @@ impl Checker<'_> {
                     format!("path prefix `{p}` is already routed to `{other}`"),
                 ));
             }
-            route.path_prefix = Some(p.to_string());
+            route.path_prefix = Some(p.into());
+            *prefix = Some(self.r.in_source(p));
         } else {
             let upstream = t.parse::<crate::Upstream>().map_err(|why| {
                 self.r
                     .err(v.span, format!("invalid upstream `{t}`: {why}"))
                     .with_help("`upstream` is `echo` or `http://host[:port][/base]`")
             })?;
-            route.upstream = Some(upstream);
+            options(route).upstream = Some(upstream);
         }
         Ok(())
     }
@@ -133,7 +138,7 @@ impl Checker<'_> {
                     {
                         return Err(self.r.err(span, format!("invalid wildcard: `{h}`: a route host's `*` is a whole label (`*.example.com` or `example.*`)")));
                     }
-                    route.hosts.push(pattern);
+                    options(route).hosts.push(pattern);
                 }
             }
             "paths" => {
@@ -149,7 +154,7 @@ impl Checker<'_> {
                     {
                         return Err(self.r.err(span, format!("should start with: / (fixed path) and be a normalized path, found `{p}`")));
                     }
-                    route.paths.push(p.to_string());
+                    options(route).paths.push(p.into());
                 }
             }
             _ => {
@@ -166,22 +171,30 @@ impl Checker<'_> {
                         }
                     }
                 }
-                route.https_only = https && !http;
+                options(route).https_only = https && !http;
             }
         }
         Ok(())
     }
 }
 
-/// Declared routes, with lookups by name and path prefix.
-#[derive(Default)]
-pub(super) struct RouteTable {
-    pub(super) list: Vec<Route>,
-    pub(super) by_name: HashMap<String, usize>,
-    by_prefix: HashMap<String, usize>,
+/// A route's options, to set one.
+fn options(route: &mut Route) -> &mut RouteOptions {
+    route.options.get_or_insert_default()
 }
 
-impl RouteTable {
+/// A route's name and path prefix, as keys of the [`RouteTable`].
+pub(super) type Keys<'s> = (Cow<'s, str>, Option<Cow<'s, str>>);
+
+/// Declared routes, with lookups by name and path prefix.
+#[derive(Default)]
+pub(super) struct RouteTable<'s> {
+    pub(super) list: Vec<Route>,
+    pub(super) by_name: Names<'s, usize>,
+    by_prefix: Names<'s, usize>,
+}
+
+impl<'s> RouteTable<'s> {
     pub(super) fn with_capacity(n: usize) -> Self {
         let mut t = RouteTable::default();
         t.list.reserve_exact(n);
@@ -190,12 +203,17 @@ impl RouteTable {
         t
     }
 
-    pub(super) fn add(&mut self, route: Route) {
+    pub(super) fn add(&mut self, route: Route, (name, prefix): Keys<'s>) {
         let i = self.list.len();
-        self.by_name.insert(route.name.clone(), i);
-        if let Some(p) = &route.path_prefix {
-            self.by_prefix.insert(p.clone(), i);
+        self.by_name.insert(name, i);
+        if let Some(p) = prefix {
+            self.by_prefix.insert(p, i);
         }
         self.list.push(route);
+    }
+
+    /// Every route is declared: path prefixes are no longer looked up.
+    pub(super) fn routes_declared(&mut self) {
+        self.by_prefix = Names::default();
     }
 }

@@ -21,7 +21,7 @@ impl Checker<'_> {
         let name = match item.args.as_slice() {
             [] => None,
             [v] => match self.r.nonempty("rule", v) {
-                Ok(n) => Some(n.to_string()),
+                Ok(n) => Some(n.into()),
                 Err(d) => return self.fail(d),
             },
             [_, extra, ..] => {
@@ -113,7 +113,7 @@ impl Checker<'_> {
             (Some(_), None, Some(at)) | (None, Some(_), Some(at)) => {
                 return self.fail(self.r.err(at, "a disabled rule neither authenticates nor authorizes: remove `disable` or the rest"));
             }
-            (Some((ids, _)), None, None) => Action::Allow(ids.clone()),
+            (Some((ids, _)), None, None) => Action::Allow(ids[..].into()),
             (None, Some(_), None) if self.dialect == Dialect::Kong => {
                 // A Kong plugin of its own: the global consumers, its settings.
                 scopes.push(Scope {
@@ -242,7 +242,7 @@ impl Checker<'_> {
         for (kind, names) in &by_kind {
             if *kind == "route" && !routes.list.is_empty() {
                 for (n, span) in names {
-                    if !routes.by_name.contains_key(n) {
+                    if !routes.by_name.contains(n) {
                         let mut d = Diagnostic::indexed(
                             crate::Severity::Warning,
                             self.r.src,
@@ -250,7 +250,7 @@ impl Checker<'_> {
                             span.range(),
                             format!("route `{n}` is not declared in this policy"),
                         );
-                        d = d.with_help(match closest(n, routes.list.iter().map(|r| r.name.as_str())) {
+                        d = d.with_help(match closest(n, routes.list.iter().map(|r| &*r.name)) {
                             Some(best) => format!("did you mean `{best}`? (only a host that names its own routes can match `{n}`)"),
                             None => "only a host that names its own routes can match it".into(),
                         });
@@ -259,6 +259,9 @@ impl Checker<'_> {
                 }
             }
         }
+        let boxed = |names: Vec<(String, Span)>| -> Box<[Box<str>]> {
+            names.into_iter().map(|(n, _)| n.into_boxed_str()).collect()
+        };
         let mut it = by_kind.into_iter();
         let matcher = match (it.next(), it.next(), it.next()) {
             (None, ..) => {
@@ -268,20 +271,22 @@ impl Checker<'_> {
                     .with_help("add `match route [NAME, …]`, `match domain [HOST, …]`, `match route_prefix […]` or `match service […]`");
                 return self.fail(d);
             }
-            (Some(("route", r)), Some(("service", s)), None) => Matcher::RouteAndService(r, s),
+            (Some(("route", r)), Some(("service", s)), None) => {
+                Matcher::RouteAndService(boxed(r), boxed(s))
+            }
             (Some((kind, names)), None, None) => match kind {
-                "route" => Matcher::Route(names),
-                "route_prefix" => Matcher::RoutePrefix(names),
-                "service" => Matcher::Service(names),
+                "route" => Matcher::Route(boxed(names)),
+                "route_prefix" => Matcher::RoutePrefix(boxed(names)),
+                "service" => Matcher::Service(boxed(names)),
                 _ => {
                     let mut domains = Vec::with_capacity(names.len());
                     for (n, s) in &names {
                         match self.r.domain(n, *s) {
-                            Ok(p) => domains.push((p, *s)),
+                            Ok(p) => domains.push(p),
                             Err(d) => return self.fail(d),
                         }
                     }
-                    Matcher::Domain(domains)
+                    Matcher::Domain(domains.into())
                 }
             },
             (Some((a, _)), Some((b, _)), _) | (Some((a, _)), None, Some((b, _))) => {
@@ -309,7 +314,7 @@ impl Checker<'_> {
         let mut ok = true;
         for (name, span) in names {
             match instance.names.get(name) {
-                Some(&(_, id)) => ids.push(id),
+                Some(&id) => ids.push(id),
                 None => {
                     ok = false;
                     let mut d = self
@@ -318,7 +323,7 @@ impl Checker<'_> {
                     let known = instance
                         .ids
                         .iter()
-                        .map(|&id| self.consumers[id as usize].name.as_str());
+                        .map(|&id| &*self.consumers[id as usize].name);
                     d = d.with_help(match closest(name, known) {
                         Some(best) => format!("did you mean `{best}`?"),
                         None if instance.ids.is_empty() => "declare it at the top level: `consumer NAME { client_id …; client_secret … }`".into(),

@@ -340,11 +340,12 @@ pub struct Scope {
 /// A registered client.
 #[derive(Debug, Clone)]
 pub struct Consumer {
-    pub name: String,
-    pub credentials: Vec<Credential>,
+    pub name: Box<str>,
+    pub credentials: Box<[Credential]>,
     pub span: Span,
-    /// Kong's identity of the consumer (`X-Consumer-*` headers).
-    pub kong: KongConsumer,
+    /// Kong's identity of the consumer (`X-Consumer-*` headers): only the
+    /// Kong dialect's consumers have one.
+    pub kong: Option<Box<KongConsumer>>,
 }
 
 /// What Kong knows of a consumer.
@@ -360,14 +361,37 @@ pub struct KongConsumer {
 /// One client_id/secret pair of a consumer.
 #[derive(Debug, Clone)]
 pub struct Credential {
-    pub client_id: String,
+    pub client_id: Box<str>,
     pub secret: ClientSecret,
     /// The `client_secret` line, for diagnostics.
     pub secret_span: Span,
-    /// Kong: the application's name.
-    pub name: String,
-    /// Kong: where the authorization endpoint may redirect; the first is the default.
+    /// Kong: the application, when it has a name or redirect URIs of its
+    /// own (`None`: it is named by its client_id and has no redirect URIs).
+    pub app: Option<Box<Application>>,
+}
+
+/// Kong's application of a credential.
+#[derive(Debug, Clone, Default)]
+pub struct Application {
+    /// The application's name.
+    pub name: Option<Box<str>>,
+    /// Where the authorization endpoint may redirect; the first is the default.
     pub redirect_uris: Vec<String>,
+}
+
+impl Credential {
+    /// Kong: the application's name (its client_id unless it has one).
+    pub fn name(&self) -> &str {
+        self.app
+            .as_ref()
+            .and_then(|a| a.name.as_deref())
+            .unwrap_or(&self.client_id)
+    }
+
+    /// Kong: where the authorization endpoint may redirect; the first is the default.
+    pub fn redirect_uris(&self) -> &[String] {
+        self.app.as_ref().map_or(&[], |a| &a.redirect_uris)
+    }
 }
 
 /// How a client secret is stored in the policy.
@@ -377,20 +401,22 @@ pub enum ClientSecret {
     /// and it signs the client's tokens unless the scope has a `signing_key`.
     Plain(Secret),
     /// A PHC hash (`client_secret hash "…"`): checked by the host; tokens
-    /// need the scope's `signing_key`.
-    Hashed(crate::secret_hash::SecretHash),
+    /// need the scope's `signing_key`. (Boxed: most secrets are plain.)
+    Hashed(Box<crate::secret_hash::SecretHash>),
     /// A Kong `client_type public` client: it has no secret (and must
     /// present none).
     Public,
 }
 
 /// A client secret: redacted in `Debug`, compared in constant time.
+/// Shared, not copied, by its clones: a client's secret is also the key
+/// its tokens are signed with ([`crate::token::Signing`]).
 #[derive(Clone)]
-pub struct Secret(Vec<u8>);
+pub struct Secret(std::sync::Arc<[u8]>);
 
 impl Secret {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Secret(bytes.into())
+        Secret(bytes.into().into())
     }
 
     /// The raw bytes, for signing and verifying only.
@@ -423,7 +449,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Optional name (for diagnostics and `explain`).
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     pub span: Span,
     /// 1-based line of the `rule` keyword.
     pub line: u32,
@@ -440,7 +466,7 @@ impl Rule {
     /// How a compiled graph keeps the rule's name.
     pub fn naming(&self) -> RuleName {
         RuleName {
-            name: self.name.as_deref().map(Into::into),
+            name: self.name.clone(),
             line: self.line,
         }
     }
@@ -476,19 +502,20 @@ impl RuleName {
     }
 }
 
-/// What a rule matches. Each list holds the names or patterns with their spans.
+/// What a rule matches: names or patterns (their spans served the
+/// checker's diagnostics and are not kept).
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// Host-supplied or path-resolved route name, exactly.
-    Route(Vec<(String, Span)>),
+    Route(Box<[Box<str>]>),
     /// Route name and upstream service both (Higress `RouteAndService`).
-    RouteAndService(Vec<(String, Span)>, Vec<(String, Span)>),
+    RouteAndService(Box<[Box<str>]>, Box<[Box<str>]>),
     /// Route name starting with one of these.
-    RoutePrefix(Vec<(String, Span)>),
+    RoutePrefix(Box<[Box<str>]>),
     /// Upstream service name.
-    Service(Vec<(String, Span)>),
+    Service(Box<[Box<str>]>),
     /// Request host (port stripped, lower case).
-    Domain(Vec<(DomainPattern, Span)>),
+    Domain(Box<[DomainPattern]>),
 }
 
 /// A host pattern, lower case.
@@ -505,8 +532,9 @@ pub enum DomainPattern {
 /// What a matching rule does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Authenticate with the instance scope, then only these consumers pass.
-    Allow(Vec<ConsumerId>),
+    /// Authenticate with the instance scope, then only these consumers
+    /// pass (sorted, distinct).
+    Allow(Box<[ConsumerId]>),
     /// Authenticate with this rule's own scope.
     Authenticate(ScopeId),
     /// Neither authenticate nor serve tokens (Higress `_disable_`).
@@ -516,21 +544,44 @@ pub enum Action {
 /// A route of the standalone gateway.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub name: String,
+    pub name: Box<str>,
     /// Matches the path itself and everything below it (segment boundary).
-    pub path_prefix: Option<String>,
+    pub path_prefix: Option<Box<str>>,
+    /// What a route has besides its name and path prefix, if anything
+    /// (`None`: the defaults; most routes of a large policy).
+    pub options: Option<Box<RouteOptions>>,
+    pub span: Span,
+}
+
+/// A route's Kong matchers and flags, its service and its upstream.
+#[derive(Debug, Clone, Default)]
+pub struct RouteOptions {
     /// Kong: the hosts the route serves (empty: any).
     pub hosts: Vec<DomainPattern>,
     /// Kong: plain string prefixes of the path (empty: any).
-    pub paths: Vec<String>,
+    pub paths: Vec<Box<str>>,
     /// Kong: `protocols [https]`: plain HTTP gets 426.
     pub https_only: bool,
     /// Kong: the matched path prefix is not forwarded.
     pub strip_path: bool,
     /// The service it belongs to (Kong's service name): what `match
     /// service` rules see, and what binds a Kong plugin's tokens.
-    pub service: Option<String>,
+    pub service: Option<Box<str>>,
     /// Where the route sends traffic; `None` = the host's default.
     pub upstream: Option<crate::Upstream>,
-    pub span: Span,
+}
+
+impl Route {
+    /// The route's options, defaults when it has none.
+    pub fn options(&self) -> &RouteOptions {
+        static DEFAULT: RouteOptions = RouteOptions {
+            hosts: Vec::new(),
+            paths: Vec::new(),
+            https_only: false,
+            strip_path: false,
+            service: None,
+            upstream: None,
+        };
+        self.options.as_deref().unwrap_or(&DEFAULT)
+    }
 }

@@ -23,6 +23,20 @@ impl<'s> Reader<'s> {
         )
     }
 
+    /// `text` as a slice of the source when it is one (a value without
+    /// escapes: almost every name), else a copy. (For the checker's own
+    /// lookup tables, whose keys then need no allocation of their own.)
+    pub(crate) fn in_source(&self, text: &str) -> std::borrow::Cow<'s, str> {
+        let at = (text.as_ptr() as usize).wrapping_sub(self.src.as_ptr() as usize);
+        match at
+            .checked_add(text.len())
+            .and_then(|end| self.src.get(at..end))
+        {
+            Some(s) if s.as_ptr() == text.as_ptr() => std::borrow::Cow::Borrowed(s),
+            _ => std::borrow::Cow::Owned(text.to_owned()),
+        }
+    }
+
     /// The single value of `item` (and no block).
     pub(crate) fn one<'i, 'a>(&self, item: &'i Item<'a>) -> Result<&'i Value<'a>, Diagnostic> {
         if let Some(b) = &item.block {
