@@ -32,10 +32,9 @@ use crate::services::{Clock, GuestState, SecretSnapshot, SharedKeys, StateStore,
 /// is there for safety, apart from the configurable call deadlines.
 const INSTANTIATE_DEADLINE: Duration = Duration::from_secs(1);
 
-/// The compile deadline's allowance per MiB of policy text past the first
-/// (see [`RuntimeOptions::compile_deadline`]): three times what compiling in
-/// the guest takes on a quiet core.
-pub const COMPILE_TIME_PER_MIB: Duration = Duration::from_millis(200);
+/// The compile deadline applies once more per this much policy text (see
+/// [`RuntimeOptions::compile_deadline`]).
+pub const COMPILE_TEXT_PER_DEADLINE: usize = 10 << 20;
 
 /// Bounds and services for a runtime's guest calls.
 #[derive(Debug, Clone)]
@@ -45,9 +44,8 @@ pub struct RuntimeOptions {
     /// backstop of 4× this).
     pub deadline: Duration,
     /// The longest compiling the policy (once per new instance) may run,
-    /// for a policy of up to 1 MiB; a larger one gets
-    /// [`COMPILE_TIME_PER_MIB`] more per MiB of text, as compiling takes
-    /// time in proportion to its size.
+    /// once more per whole [`COMPILE_TEXT_PER_DEADLINE`] of policy text, as
+    /// compiling takes time in proportion to its size.
     pub compile_deadline: Duration,
     /// The most linear memory one guest instance may use.
     pub memory_limit: usize,
@@ -402,15 +400,16 @@ impl PolicyRuntime {
     }
 
     /// How long compiling this runtime's policy may take: the configured
-    /// deadline, plus [`COMPILE_TIME_PER_MIB`] per whole MiB of text past the
-    /// first. A 21 MB policy of 100,000 consumers compiles in the guest in
-    /// 1.4 s on a quiet core, and in over 2 s of CPU time beside busy
-    /// workers; its budget is 5.8 s.
+    /// deadline, once more per whole [`COMPILE_TEXT_PER_DEADLINE`] of text.
+    /// A 21 MB policy of 100,000 consumers compiles in the guest in 1.4 s on
+    /// a quiet core, and in over 2 s of CPU time beside busy workers; with
+    /// the default 2 s its budget is 6 s.
     fn compile_budget(&self) -> Duration {
-        let mib = u32::try_from(self.source.len() >> 20).unwrap_or(u32::MAX);
+        let times =
+            u32::try_from(self.source.len() / COMPILE_TEXT_PER_DEADLINE).unwrap_or(u32::MAX);
         self.options
             .compile_deadline
-            .saturating_add(COMPILE_TIME_PER_MIB.saturating_mul(mib.saturating_sub(1)))
+            .saturating_mul(times.saturating_add(1))
     }
 
     /// A new instance with the policy compiled in it; the inner `Err` holds
