@@ -22,6 +22,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -52,8 +53,9 @@ struct Idle {
 thread_local! {
     /// This thread's idle connections, by upstream authority. An authority
     /// is a key only once a connection to it was made, so only after it was
-    /// checked.
-    static IDLE: RefCell<HashMap<Box<str>, Vec<Idle>>> = RefCell::new(HashMap::new());
+    /// checked; a response body holds its key (shared, not copied per
+    /// request) to give its connection back.
+    static IDLE: RefCell<HashMap<Arc<str>, Vec<Idle>>> = RefCell::new(HashMap::new());
 }
 
 /// Why a request got no response.
@@ -109,18 +111,27 @@ fn give_back(authority: &str, sender: Sender) {
         return;
     }
     IDLE.with_borrow_mut(|idle| {
-        let idle_since = Idle {
-            sender,
-            since: Instant::now(),
-        };
-        match idle.get_mut(authority) {
-            Some(list) if list.len() < MAX_IDLE => list.push(idle_since),
-            Some(_) => {}
-            None => {
-                idle.insert(authority.into(), vec![idle_since]);
-            }
+        if let Some(list) = idle.get_mut(authority)
+            && list.len() < MAX_IDLE
+        {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
         }
     });
+}
+
+/// `authority`'s key in this thread's pool, made on its first connection.
+fn key_of(authority: &str) -> Arc<str> {
+    IDLE.with_borrow_mut(|idle| match idle.get_key_value(authority) {
+        Some((key, _)) => Arc::clone(key),
+        None => {
+            let key: Arc<str> = authority.into();
+            idle.insert(Arc::clone(&key), Vec::new());
+            key
+        }
+    })
 }
 
 /// A new connection to `authority`, its hyper task spawned.
@@ -155,7 +166,7 @@ async fn connect(authority: &str) -> Result<Sender, Failure> {
 fn pooled(response: Response<Incoming>, sender: Sender, authority: &str) -> Response<PooledBody> {
     response.map(|body| PooledBody {
         body,
-        back: Some((sender, authority.into())),
+        back: Some((sender, key_of(authority))),
     })
 }
 
@@ -163,7 +174,7 @@ fn pooled(response: Response<Incoming>, sender: Sender, authority: &str) -> Resp
 /// this thread's pool.
 pub(super) struct PooledBody {
     body: Incoming,
-    back: Option<(Sender, Box<str>)>,
+    back: Option<(Sender, Arc<str>)>,
 }
 
 impl PooledBody {

@@ -12,6 +12,7 @@
 //! the client sent it, `:authority` the upstream's. A connection failure
 //! becomes a 502, no response headers within 30 s a 504.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,6 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::str::FromStr;
 use warden_engine::{Forward, HttpUpstream, Upstream};
 
 use super::body::READ_TIMEOUT;

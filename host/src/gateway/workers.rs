@@ -1,13 +1,15 @@
 //! The gateway's workers: one OS thread each, each with a single-threaded
 //! tokio runtime of its own, all accepting on the same listening sockets.
 //!
-//! Chosen from measurements (BENCHMARKS.md, "accept loop and workers"): a
-//! multi-threaded runtime's work stealing and cross-thread wake-ups cost
-//! more than they balance when a request is served in microseconds; a
-//! connection stays on the worker that accepted it, with its upstream
-//! connections ([`super::pool`]) and its guest calls. One shared listener
-//! beat `SO_REUSEPORT` per worker here: the kernel then balances by hash,
-//! and a few long connections can leave one worker with most of the load.
+//! Why (BENCHMARKS.md, round two's fourth increment): a multi-threaded
+//! runtime's work stealing and cross-thread wake-ups cost more than they
+//! balance when a request is served in microseconds. A connection stays on
+//! the worker that accepted it, with its upstream connections
+//! ([`super::pool`]) and its guest calls. Of the two ways to accept with
+//! per-worker runtimes, one shared listener and `SO_REUSEPORT` per worker,
+//! the shared listener was the steadier in an earlier measurement
+//! (`SO_REUSEPORT` balances by hash, so a few connections can leave one
+//! worker with most of the load); it has not been re-measured since.
 //!
 //! The control work (signals, reloads, the Admin API, metrics) stays on the
 //! caller's runtime.
