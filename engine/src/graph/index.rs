@@ -15,6 +15,8 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::model::{DomainPattern, Matcher};
+
 /// Rule position in declaration order.
 pub type RulePos = u32;
 
@@ -127,6 +129,10 @@ impl Affix {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+
+    fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+    }
 }
 
 /// Everything a request is matched by.
@@ -165,6 +171,39 @@ impl Default for RuleIndex {
 }
 
 impl RuleIndex {
+    /// An empty index with room for every key of `matchers`: a large
+    /// policy's tables are allocated once, at their final size, instead of
+    /// doubling (each doubling leaves its old table as a hole that a
+    /// guest's linear memory keeps).
+    pub fn sized_for<'m>(matchers: impl Iterator<Item = &'m Matcher>) -> Self {
+        let mut n = [0usize; 6];
+        for m in matchers {
+            match m {
+                Matcher::Route(names) => n[0] += names.len(),
+                Matcher::RouteAndService(..) => {}
+                Matcher::RoutePrefix(p) => n[1] += p.len(),
+                Matcher::Service(names) => n[2] += names.len(),
+                Matcher::Domain(patterns) => {
+                    for p in patterns.iter() {
+                        n[3 + match p {
+                            DomainPattern::Exact(_) => 0,
+                            DomainPattern::Suffix(_) => 1,
+                            DomainPattern::Prefix(_) => 2,
+                        }] += 1;
+                    }
+                }
+            }
+        }
+        let mut index = RuleIndex::default();
+        index.route.reserve(n[0]);
+        index.route_prefix.reserve(n[1]);
+        index.service.reserve(n[2]);
+        index.domain_exact.reserve(n[3]);
+        index.domain_suffix.reserve(n[4]);
+        index.domain_prefix.reserve(n[5]);
+        index
+    }
+
     pub fn add_route(&mut self, name: Box<str>, pos: RulePos) -> bool {
         claim(&mut self.route, name, pos)
     }

@@ -218,6 +218,12 @@ struct Arena {
 }
 
 impl Arena {
+    /// A node no other is equal to (not looked up, not remembered).
+    fn push(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as NodeId
+    }
+
     fn add(&mut self, node: Node) -> NodeId {
         *self.seen.entry(node).or_insert_with(|| {
             self.nodes.push(node);
@@ -254,12 +260,22 @@ impl DecisionGraph {
             issuers,
             introspections,
         } = model;
+        // Every large table is sized before it is filled (see
+        // `RuleIndex::sized_for`), and given back what it did not use.
+        let allow_rules = rules
+            .iter()
+            .filter(|r| matches!(r.action, Action::Allow(_)))
+            .count();
         let mut arena = Arena::default();
         let forward = arena.add(Node::Forward);
         let universe = scopes[INSTANCE as usize].consumers.len();
 
-        let mut sets = Vec::new();
-        let mut index = RuleIndex::default();
+        // Each distinct `allow` set, and the entry of its chain (three
+        // nodes no other set shares: not looked up in the arena's map).
+        let mut sets = Vec::with_capacity(allow_rules);
+        let mut set_entry: Vec<NodeId> = Vec::with_capacity(allow_rules);
+        arena.nodes.reserve(3 * allow_rules);
+        let mut index = RuleIndex::sized_for(rules.iter().map(|r| &r.matcher));
         let mut rule_entry = Vec::with_capacity(rules.len());
         let mut shadowed = Vec::new();
 
@@ -288,8 +304,9 @@ impl DecisionGraph {
         };
         let no_rules = rules.is_empty();
         {
-            // Keyed by the rules' own id lists (moved in, not copied).
-            let mut set_ids: FxHashMap<Box<[ConsumerId]>, u32> = FxHashMap::default();
+            // Keyed by the rules' own id lists (moved in, not copied): the
+            // set's index.
+            let mut set_ids: FxHashMap<Box<[ConsumerId]>, usize> = FxHashMap::default();
             // Each rule is taken apart as it is compiled: its names move
             // into the indexes, the rest is dropped, and the list gives
             // back its room as it empties (popped from the end of the
@@ -309,18 +326,25 @@ impl DecisionGraph {
                         }
                         arena.authn(scope, forward)
                     }
-                    Action::Allow(ids) => {
-                        let next = sets.len() as u32;
-                        let set = match set_ids.entry(ids) {
-                            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
-                            std::collections::hash_map::Entry::Vacant(v) => {
-                                sets.push(AllowSet::new(v.key(), universe));
-                                *v.insert(next)
-                            }
-                        };
-                        let authz = arena.add(Node::Authorize { set, next: forward });
-                        arena.authn(INSTANCE, authz)
-                    }
+                    Action::Allow(ids) => match set_ids.entry(ids) {
+                        std::collections::hash_map::Entry::Occupied(o) => set_entry[*o.get()],
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let set = sets.len() as u32;
+                            sets.push(AllowSet::new(v.key(), universe));
+                            v.insert(set as usize);
+                            let authz = arena.push(Node::Authorize { set, next: forward });
+                            let auth = arena.push(Node::Authenticate {
+                                scope: INSTANCE,
+                                next: authz,
+                            });
+                            let entry = arena.push(Node::TokenEndpoint {
+                                scope: INSTANCE,
+                                next: auth,
+                            });
+                            set_entry.push(entry);
+                            entry
+                        }
+                    },
                 };
                 rule_entry.push(entry);
                 // A rule every key of which an earlier rule took never applies.
@@ -344,7 +368,9 @@ impl DecisionGraph {
             _ => instance_tokens,
         };
         // (The arena's sharing map is as large as its nodes: gone now.)
-        let nodes = arena.nodes;
+        let mut nodes = arena.nodes;
+        nodes.shrink_to_fit();
+        sets.shrink_to_fit();
 
         let scope_labels: Vec<Box<str>> = owner_label
             .into_iter()
