@@ -190,10 +190,11 @@ fn issue(
 ) -> Result<Reply, OAuthError> {
     let s = graph.scope(scope);
     let invalid = OAuthError::InvalidClient { basic: tr.basic };
-    let (consumer, keys) = s
+    let client = s
         .clients
         .get(tr.client_id.as_str())
         .ok_or_else(|| invalid.clone())?;
+    let (consumer, keys) = (&client.consumer, &client.keys);
     let presented = tr.client_secret.as_deref().ok_or_else(|| invalid.clone())?;
     if !presented_matches(&keys.check, presented, tr.raw_secret.as_deref(), services) {
         return Err(invalid);

@@ -132,10 +132,11 @@ fn answer(
         ),
     };
     let s = graph.scope(scope);
-    let (_, keys) = s
+    let keys = &s
         .clients
         .get(client_id.as_str())
-        .ok_or_else(|| Some(invalid.clone()))?;
+        .ok_or_else(|| Some(invalid.clone()))?
+        .keys;
     let genuine = secret.as_deref().is_some_and(|presented| {
         presented_matches(&keys.check, presented, raw.as_deref(), services)
     });

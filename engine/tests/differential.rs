@@ -71,15 +71,15 @@ fn reference_matches(
         |names: &[Box<str>], v: Option<&str>| v.is_some_and(|v| names.iter().any(|n| &**n == v));
     match matcher {
         Matcher::Route(names) => is(names, route),
-        Matcher::RouteAndService(routes, services) => is(routes, route) && is(services, service),
+        Matcher::RouteAndService(both) => is(&both.0, route) && is(&both.1, service),
         Matcher::RoutePrefix(prefixes) => {
             route.is_some_and(|r| prefixes.iter().any(|p| r.starts_with(&**p)))
         }
         Matcher::Service(names) => is(names, service),
         Matcher::Domain(patterns) => patterns.iter().any(|p| match p {
-            DomainPattern::Exact(h) => host == h,
-            DomainPattern::Suffix(s) => host.ends_with(s.as_str()),
-            DomainPattern::Prefix(s) => host.starts_with(s.as_str()),
+            DomainPattern::Exact(h) => *host == **h,
+            DomainPattern::Suffix(s) => host.ends_with(&**s),
+            DomainPattern::Prefix(s) => host.starts_with(&**s),
         }),
     }
 }

@@ -2,12 +2,37 @@
 //! ids when that is small or the set is dense, otherwise a sorted id list
 //! (so 100,000 rules that each allow a few of 100,000 consumers stay small).
 
-use crate::model::ConsumerId;
+use rustc_hash::FxHashMap;
+
+use crate::model::{Action, ConsumerId, Few, Rule};
+
+/// The distinct `allow` sets of `rules` (rules that list the same
+/// consumers share one), and the index of each rule's set (`u32::MAX` for
+/// a rule without an `allow` list). The lists are
+/// only borrowed, so that the tables sized from the count are allocated
+/// before the rules are taken apart.
+pub(super) fn distinct(rules: &[Rule], universe: usize) -> (Vec<AllowSet>, Vec<u32>) {
+    let mut sets = Vec::new();
+    let mut of_rule = Vec::with_capacity(rules.len());
+    let mut seen: FxHashMap<&[ConsumerId], u32> = FxHashMap::default();
+    for rule in rules {
+        of_rule.push(match &rule.action {
+            Action::Allow(ids) => *seen.entry(ids).or_insert_with(|| {
+                sets.push(AllowSet::new(ids, universe));
+                (sets.len() - 1) as u32
+            }),
+            Action::Authenticate(_) | Action::Disable => u32::MAX,
+        });
+    }
+    sets.shrink_to_fit();
+    (sets, of_rule)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowSet {
     Bits(Box<[u64]>),
-    Sorted(Box<[ConsumerId]>),
+    /// (One id is kept inline: most `allow` lists name one consumer.)
+    Sorted(Few<ConsumerId>),
 }
 
 impl AllowSet {
@@ -21,7 +46,7 @@ impl AllowSet {
             }
             AllowSet::Bits(bits.into())
         } else {
-            AllowSet::Sorted(ids.into())
+            AllowSet::Sorted(Few::from(ids))
         }
     }
 

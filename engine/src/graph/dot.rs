@@ -60,7 +60,7 @@ impl DecisionGraph {
             }
             Node::Authenticate { scope, .. } => {
                 let s = &self.scopes[*scope as usize];
-                let mut ids: Vec<_> = s.clients.values().map(|(c, _)| *c).collect();
+                let mut ids: Vec<_> = s.clients.iter().map(|c| c.consumer).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 let who = names(ids.iter().map(|&c| self.consumer_name(c)), 6);

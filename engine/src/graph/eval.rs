@@ -702,8 +702,8 @@ impl DecisionGraph {
         self.consumer_scope.get(c as usize) == Some(&scope)
             || self.scopes[scope as usize]
                 .clients
-                .values()
-                .any(|(id, _)| *id == c)
+                .iter()
+                .any(|client| client.consumer == c)
     }
 
     /// Verify `token` in `scope` (or find it in `memo`): signature, issuer,
@@ -791,14 +791,14 @@ impl DecisionGraph {
         services: &dyn Services,
     ) -> Result<(ConsumerId, Claims), (bool, TokenError)> {
         let unverified = token::parse(token, s.settings.signing_alg).map_err(|e| (true, e))?;
-        let (consumer, keys) = s
+        let client = s
             .clients
             .get(unverified.claims.client_id.as_str())
             .ok_or((true, TokenError::UnknownClient))?;
         let claims = unverified
-            .verify(&keys.signing, &expect(*consumer), services)
+            .verify(&client.keys.signing, &expect(client.consumer), services)
             .map_err(|e| (true, e))?;
-        Ok((*consumer, claims))
+        Ok((client.consumer, claims))
     }
 
     fn forward(&self, ctx: Ctx<'_>) -> Forward {

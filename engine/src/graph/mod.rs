@@ -14,6 +14,7 @@
 //! - no rule matched: by `global_auth` (see [`DecisionGraph::compile`]).
 
 mod allow_set;
+mod clients;
 mod dot;
 mod eval;
 mod http;
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 pub use allow_set::AllowSet;
+pub use clients::{Client, ClientKeys, Clients};
 pub(crate) use eval::Ctx;
 pub use eval::Verdict;
 pub(crate) use http::normal_path;
@@ -34,10 +36,9 @@ use index::{NameTable, PathRouter, RuleIndex, RulePos};
 pub use verified::{Granted, MemoStats, VerifiedTokens};
 
 use crate::model::{
-    Action, ClientSecret, ConsumerId, Dialect, DomainPattern, INSTANCE, KongConsumer, Matcher,
-    Model, ScopeId, Settings,
+    Action, ConsumerId, Dialect, DomainPattern, INSTANCE, KongConsumer, Matcher, Model, ScopeId,
+    Settings,
 };
-use crate::token::Signing;
 use crate::{Diagnostic, RouteInfo, Upstream};
 
 /// Index of a node in the arena.
@@ -61,25 +62,9 @@ pub enum Node {
 #[derive(Debug)]
 pub struct CompiledScope {
     pub settings: Settings,
-    pub clients: FxHashMap<Box<str>, (ConsumerId, ClientKeys)>,
+    pub clients: Clients,
     /// `instance` or the rule's label: which plugin issued a Kong code.
     pub label: Box<str>,
-}
-
-/// A client's keys: what the token endpoint checks its secret against, and
-/// the key its tokens are signed and verified with (the host's keys with an
-/// asymmetric `signing_alg`; else the scope's `signing_key`, else the
-/// client secret itself, as Higress does: the two share one copy).
-#[derive(Debug, Clone)]
-pub struct ClientKeys {
-    pub check: ClientSecret,
-    pub signing: Signing,
-    /// Kong: the registered redirect URIs (the first is the default).
-    pub redirect_uris: Box<[String]>,
-    /// Kong: the application's name (the credential's `name`, else its
-    /// client_id), which the authorization page shows. Empty outside the
-    /// Kong dialect, which has no such page.
-    pub name: Box<str>,
 }
 
 /// A declared route, compiled.
@@ -261,20 +246,15 @@ impl DecisionGraph {
             introspections,
         } = model;
         // Every large table is sized before it is filled (see
-        // `RuleIndex::sized_for`), and given back what it did not use.
-        let allow_rules = rules
-            .iter()
-            .filter(|r| matches!(r.action, Action::Allow(_)))
-            .count();
-        let mut arena = Arena::default();
-        let forward = arena.add(Node::Forward);
+        // `RuleIndex::sized_for`).
         let universe = scopes[INSTANCE as usize].consumers.len();
-
-        // Each distinct `allow` set, and the entry of its chain (three
-        // nodes no other set shares: not looked up in the arena's map).
-        let mut sets = Vec::with_capacity(allow_rules);
-        let mut set_entry: Vec<NodeId> = Vec::with_capacity(allow_rules);
-        arena.nodes.reserve(3 * allow_rules);
+        let (sets, rule_set) = allow_set::distinct(&rules, universe);
+        // Each set's chain (three nodes no other set shares, so not looked
+        // up in the arena's map), made when its first rule is compiled.
+        let mut set_entry: Vec<NodeId> = vec![NodeId::MAX; sets.len()];
+        let mut arena = Arena::default();
+        arena.nodes.reserve(3 * sets.len() + 2 * scopes.len() + 4);
+        let forward = arena.add(Node::Forward);
         let mut index = RuleIndex::sized_for(rules.iter().map(|r| &r.matcher));
         let mut rule_entry = Vec::with_capacity(rules.len());
         let mut shadowed = Vec::new();
@@ -304,9 +284,6 @@ impl DecisionGraph {
         };
         let no_rules = rules.is_empty();
         {
-            // Keyed by the rules' own id lists (moved in, not copied): the
-            // set's index.
-            let mut set_ids: FxHashMap<Box<[ConsumerId]>, usize> = FxHashMap::default();
             // Each rule is taken apart as it is compiled: its names move
             // into the indexes, the rest is dropped, and the list gives
             // back its room as it empties (popped from the end of the
@@ -326,25 +303,22 @@ impl DecisionGraph {
                         }
                         arena.authn(scope, forward)
                     }
-                    Action::Allow(ids) => match set_ids.entry(ids) {
-                        std::collections::hash_map::Entry::Occupied(o) => set_entry[*o.get()],
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            let set = sets.len() as u32;
-                            sets.push(AllowSet::new(v.key(), universe));
-                            v.insert(set as usize);
+                    Action::Allow(_) => {
+                        let set = rule_set[pos as usize];
+                        let entry = &mut set_entry[set as usize];
+                        if *entry == NodeId::MAX {
                             let authz = arena.push(Node::Authorize { set, next: forward });
                             let auth = arena.push(Node::Authenticate {
                                 scope: INSTANCE,
                                 next: authz,
                             });
-                            let entry = arena.push(Node::TokenEndpoint {
+                            *entry = arena.push(Node::TokenEndpoint {
                                 scope: INSTANCE,
                                 next: auth,
                             });
-                            set_entry.push(entry);
-                            entry
                         }
-                    },
+                        *entry
+                    }
                 };
                 rule_entry.push(entry);
                 // A rule every key of which an earlier rule took never applies.
@@ -370,7 +344,6 @@ impl DecisionGraph {
         // (The arena's sharing map is as large as its nodes: gone now.)
         let mut nodes = arena.nodes;
         nodes.shrink_to_fit();
-        sets.shrink_to_fit();
 
         let scope_labels: Vec<Box<str>> = owner_label
             .into_iter()
@@ -382,46 +355,28 @@ impl DecisionGraph {
             })
             .collect();
 
-        let compiled_scopes = scopes
+        // A consumer's credentials are moved into the last scope that has
+        // it (most consumers are in one), copied into any before.
+        let mut consumers = consumers;
+        let mut uses = vec![0u8; consumers.len()];
+        for s in &scopes {
+            for &id in &s.consumers {
+                uses[id as usize] = uses[id as usize].saturating_add(1);
+            }
+        }
+        let compiled_scopes: Vec<CompiledScope> = scopes
             .iter()
             .zip(scope_labels)
             .map(|(s, label)| CompiledScope {
                 label,
                 settings: s.settings.clone(),
-                clients: s
-                    .consumers
-                    .iter()
-                    .flat_map(|&id| {
-                        consumers[id as usize]
-                            .credentials
-                            .iter()
-                            .filter_map(move |c| {
-                                // A hashed secret without a signing key does
-                                // not compile (model::hashed_secrets_need_signing_keys).
-                                let alg = s.settings.signing_alg;
-                                let signing = match (&s.settings.signing_key, &c.secret) {
-                                    _ if alg.is_asymmetric() => Signing::Host(alg),
-                                    (Some(key), _) => Signing::Hmac(key.clone()),
-                                    (None, ClientSecret::Plain(secret)) => {
-                                        Signing::Hmac(secret.clone())
-                                    }
-                                    (None, ClientSecret::Hashed(_) | ClientSecret::Public) => {
-                                        return None;
-                                    }
-                                };
-                                let keys = ClientKeys {
-                                    check: c.secret.clone(),
-                                    signing,
-                                    redirect_uris: c.redirect_uris().into(),
-                                    name: match dialect {
-                                        Dialect::Kong => c.name().into(),
-                                        Dialect::Higress => Box::default(),
-                                    },
-                                };
-                                Some((c.client_id.clone(), (id, keys)))
-                            })
-                    })
-                    .collect(),
+                clients: Clients::new(
+                    &s.consumers,
+                    &mut consumers,
+                    &mut uses,
+                    &s.settings,
+                    dialect,
+                ),
             })
             .collect();
         let consumer_scope = {
@@ -655,7 +610,8 @@ fn index_rule(index: &mut RuleIndex, matcher: Matcher, pos: RulePos) {
                 index.add_route(n, pos);
             }
         }
-        Matcher::RouteAndService(routes, services) => {
+        Matcher::RouteAndService(both) => {
+            let (routes, services) = *both;
             for r in &routes {
                 for s in &services {
                     index.add_route_service(r, s.clone(), pos);
@@ -675,9 +631,9 @@ fn index_rule(index: &mut RuleIndex, matcher: Matcher, pos: RulePos) {
         Matcher::Domain(patterns) => {
             for p in patterns {
                 match p {
-                    DomainPattern::Exact(h) => index.add_domain_exact(h.into(), pos),
-                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s.into(), pos),
-                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s.into(), pos),
+                    DomainPattern::Exact(h) => index.add_domain_exact(h, pos),
+                    DomainPattern::Suffix(s) => index.domain_suffix.insert(s, pos),
+                    DomainPattern::Prefix(s) => index.domain_prefix.insert(s, pos),
                 };
             }
         }
@@ -691,13 +647,14 @@ fn all_taken(index: &RuleIndex, matcher: &Matcher) -> bool {
     };
     match matcher {
         Matcher::Route(names) => all(&index.route, names),
-        Matcher::RouteAndService(routes, services) => routes
+        Matcher::RouteAndService(both) => both
+            .0
             .iter()
-            .all(|r| index.route_service.get(r).is_some_and(|m| all(m, services))),
+            .all(|r| index.route_service.get(r).is_some_and(|m| all(m, &both.1))),
         Matcher::RoutePrefix(prefixes) => prefixes.iter().all(|p| index.route_prefix.has(p)),
         Matcher::Service(names) => all(&index.service, names),
         Matcher::Domain(patterns) => patterns.iter().all(|p| match p {
-            DomainPattern::Exact(h) => index.domain_exact.contains_key(h.as_str()),
+            DomainPattern::Exact(h) => index.domain_exact.contains_key(h),
             DomainPattern::Suffix(s) => index.domain_suffix.has(s),
             DomainPattern::Prefix(s) => index.domain_prefix.has(s),
         }),
@@ -709,9 +666,10 @@ fn earliest_claim(index: &RuleIndex, matcher: &Matcher) -> RulePos {
     let first = |m: &FxHashMap<Box<str>, RulePos>, k: &str| m.get(k).copied();
     let found = match matcher {
         Matcher::Route(n) => n.first().and_then(|k| first(&index.route, k)),
-        Matcher::RouteAndService(r, s) => r
+        Matcher::RouteAndService(both) => both
+            .0
             .first()
-            .zip(s.first())
+            .zip(both.1.first())
             .and_then(|(r, s)| index.route_service.get(r).and_then(|m| first(m, s))),
         Matcher::RoutePrefix(p) => p.first().and_then(|k| index.route_prefix.first(k)),
         Matcher::Service(n) => n.first().and_then(|k| first(&index.service, k)),

@@ -61,9 +61,9 @@ impl RouteMatch<'_> {
 
 fn host_matches(pattern: &DomainPattern, hostname: &str) -> bool {
     match pattern {
-        DomainPattern::Exact(h) => h == hostname,
-        DomainPattern::Suffix(s) => hostname.len() > s.len() && hostname.ends_with(s.as_str()),
-        DomainPattern::Prefix(p) => hostname.len() > p.len() && hostname.starts_with(p.as_str()),
+        DomainPattern::Exact(h) => **h == *hostname,
+        DomainPattern::Suffix(s) => hostname.len() > s.len() && hostname.ends_with(&**s),
+        DomainPattern::Prefix(p) => hostname.len() > p.len() && hostname.starts_with(&**p),
     }
 }
 

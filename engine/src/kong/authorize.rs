@@ -132,9 +132,9 @@ pub(super) fn check<'g>(s: &'g CompiledScope, params: &Params) -> Checked<'g> {
     let client = params
         .str("client_id")
         .filter(|id| !id.is_empty())
-        .and_then(|id| s.clients.get_key_value(id))
-        .filter(|(_, (_, keys))| !keys.redirect_uris.is_empty())
-        .map(|(id, (consumer, keys))| (&**id, *consumer, keys));
+        .and_then(|id| s.clients.get(id))
+        .filter(|c| !c.keys.redirect_uris.is_empty())
+        .map(|c| (&*c.id, c.consumer, &c.keys));
     let mut redirect = None;
     let mut redirect_mismatch = false;
     match client {

@@ -126,8 +126,8 @@ fn client<'g>(s: &'g CompiledScope, ctx: &Ctx<'_>, params: &Params) -> Client<'g
     c.found =
         c.id.as_deref()
             .filter(|id| !id.is_empty())
-            .and_then(|id| s.clients.get_key_value(id))
-            .map(|(id, (consumer, keys))| (&**id, *consumer, keys));
+            .and_then(|id| s.clients.get(id))
+            .map(|c| (&*c.id, c.consumer, &c.keys));
     c
 }
 
@@ -505,7 +505,11 @@ pub(super) fn generate(
         return Err(Failure::OAuth(e, false));
     }
     let s = graph.scope(scope);
-    let (_, keys) = &s.clients[client_id];
+    // (The grant's client was found in this scope before it was made.)
+    let keys = match s.clients.get(client_id) {
+        Some(c) => &c.keys,
+        None => return Err(Failure::OAuth(OAuthError::invalid_client(), false)),
+    };
     let now = services.now();
     let ttl = s.settings.token_ttl;
     let mut jti = [0u8; 16];

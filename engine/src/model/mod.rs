@@ -8,12 +8,14 @@
 //! an error so that one run reports every problem in the file.
 
 mod consumers;
+mod few;
 mod introspection;
 mod issuers;
 mod kong;
 mod types;
 mod values;
 
+pub use few::Few;
 pub use issuers::parse_jwks;
 pub use kong::{check_redirect_uri, is_uuid};
 pub use types::*;

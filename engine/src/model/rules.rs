@@ -259,8 +259,9 @@ impl Checker<'_> {
                 }
             }
         }
-        let boxed = |names: Vec<(String, Span)>| -> Box<[Box<str>]> {
-            names.into_iter().map(|(n, _)| n.into_boxed_str()).collect()
+        let boxed = |names: Vec<(String, Span)>| -> Few<Box<str>> {
+            let names: Vec<Box<str>> = names.into_iter().map(|(n, _)| n.into()).collect();
+            names.into()
         };
         let mut it = by_kind.into_iter();
         let matcher = match (it.next(), it.next(), it.next()) {
@@ -272,7 +273,7 @@ impl Checker<'_> {
                 return self.fail(d);
             }
             (Some(("route", r)), Some(("service", s)), None) => {
-                Matcher::RouteAndService(boxed(r), boxed(s))
+                Matcher::RouteAndService(Box::new((boxed(r), boxed(s))))
             }
             (Some((kind, names)), None, None) => match kind {
                 "route" => Matcher::Route(boxed(names)),

@@ -5,6 +5,7 @@ use std::fmt;
 
 use subtle::ConstantTimeEq;
 
+use super::Few;
 use crate::syntax::Span;
 
 /// Index of a consumer in [`Model::consumers`].
@@ -507,26 +508,27 @@ impl RuleName {
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// Host-supplied or path-resolved route name, exactly.
-    Route(Box<[Box<str>]>),
-    /// Route name and upstream service both (Higress `RouteAndService`).
-    RouteAndService(Box<[Box<str>]>, Box<[Box<str>]>),
+    Route(Few<Box<str>>),
+    /// Route name and upstream service both (Higress `RouteAndService`;
+    /// boxed: rare).
+    RouteAndService(Box<(Few<Box<str>>, Few<Box<str>>)>),
     /// Route name starting with one of these.
-    RoutePrefix(Box<[Box<str>]>),
+    RoutePrefix(Few<Box<str>>),
     /// Upstream service name.
-    Service(Box<[Box<str>]>),
+    Service(Few<Box<str>>),
     /// Request host (port stripped, lower case).
-    Domain(Box<[DomainPattern]>),
+    Domain(Few<DomainPattern>),
 }
 
 /// A host pattern, lower case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DomainPattern {
     /// `test.com`
-    Exact(String),
+    Exact(Box<str>),
     /// `*.example.com` → host ends with `.example.com`
-    Suffix(String),
+    Suffix(Box<str>),
     /// `example*` → host starts with `example`
-    Prefix(String),
+    Prefix(Box<str>),
 }
 
 /// What a matching rule does.
@@ -534,7 +536,7 @@ pub enum DomainPattern {
 pub enum Action {
     /// Authenticate with the instance scope, then only these consumers
     /// pass (sorted, distinct).
-    Allow(Box<[ConsumerId]>),
+    Allow(Few<ConsumerId>),
     /// Authenticate with this rule's own scope.
     Authenticate(ScopeId),
     /// Neither authenticate nor serve tokens (Higress `_disable_`).

@@ -180,9 +180,9 @@ impl<'s> Reader<'s> {
             return Err(bad("a host has no spaces or slashes"));
         }
         match (stars, lower.strip_prefix('*'), lower.strip_suffix('*')) {
-            (0, _, _) => Ok(DomainPattern::Exact(lower)),
-            (1, Some(rest), _) => Ok(DomainPattern::Suffix(rest.to_string())),
-            (1, _, Some(rest)) => Ok(DomainPattern::Prefix(rest.to_string())),
+            (0, _, _) => Ok(DomainPattern::Exact(lower.into())),
+            (1, Some(rest), _) => Ok(DomainPattern::Suffix(rest.into())),
+            (1, _, Some(rest)) => Ok(DomainPattern::Prefix(rest.into())),
             _ => Err(bad("`*` may only stand at the start or the end, once")),
         }
     }
