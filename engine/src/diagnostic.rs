@@ -66,14 +66,31 @@ impl Diagnostic {
     ) -> Self {
         let start = floor_char_boundary(source, span.start.min(source.len()));
         let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
-        let line = lines.line(start);
-        let line_start = lines.line_start(line);
-        let column = source[line_start..start].chars().count() as u32 + 1;
+        let (line, column) = lines.line_col(source, start);
         Diagnostic {
             severity,
             message: bounded(message.into()),
             help: None,
             span: start..end,
+            line,
+            column,
+        }
+    }
+
+    /// A diagnostic whose place in the source is already known: `span`
+    /// starts at 1-based `line` and `column` (no source needed).
+    pub fn placed(
+        severity: Severity,
+        span: Range<usize>,
+        line: u32,
+        column: u32,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity,
+            message: bounded(message.into()),
+            help: None,
+            span,
             line,
             column,
         }
@@ -254,7 +271,7 @@ impl fmt::Display for Diagnostic {
 pub const MAX_PER_SEVERITY: usize = 100;
 
 /// Keep at most [`MAX_PER_SEVERITY`] of each severity (in order), noting the rest.
-pub fn cap(list: Vec<Diagnostic>, source: &str) -> Vec<Diagnostic> {
+pub fn cap(list: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut out = Vec::with_capacity(list.len().min(2 * MAX_PER_SEVERITY + 2));
     for severity in [Severity::Error, Severity::Warning] {
         let mut same = list.iter().filter(|d| d.severity == severity);
@@ -266,10 +283,11 @@ pub fn cap(list: Vec<Diagnostic>, source: &str) -> Vec<Diagnostic> {
             } else {
                 "warnings"
             };
-            let mut d = Diagnostic::new(
+            let mut d = Diagnostic::placed(
                 severity,
-                source,
                 next.span.clone(),
+                next.line,
+                next.column,
                 format!("… and {more} more {kind}"),
             );
             d.help = Some(format!("only the first {MAX_PER_SEVERITY} are shown"));
@@ -291,6 +309,15 @@ impl LineIndex {
     /// 1-based line of byte offset `at`.
     pub fn line(&self, at: usize) -> u32 {
         self.0.partition_point(|&nl| nl < at) as u32 + 1
+    }
+
+    /// 1-based line and char column of byte offset `at` of `source`
+    /// (the source this index was made from).
+    pub fn line_col(&self, source: &str, at: usize) -> (u32, u32) {
+        let at = floor_char_boundary(source, at.min(source.len()));
+        let line = self.line(at);
+        let column = source[self.line_start(line)..at].chars().count() as u32 + 1;
+        (line, column)
     }
 
     /// Byte offset where 1-based `line` starts.

@@ -110,14 +110,37 @@ impl Policy {
     /// are resolved through `host` now, once. On failure, every error found
     /// (and any warnings) is returned.
     pub fn compile(source: &str, services: &dyn Services) -> Result<Policy, Vec<Diagnostic>> {
+        let (model, warnings) = Self::check(source, services)?;
+        Ok(Self::build(model, warnings))
+    }
+
+    /// [`Self::compile`], dropping the text as soon as it is checked: the
+    /// graph is built without it, so a host that has no other use for it
+    /// (the WASI guest, whose linear memory never shrinks) holds the text
+    /// and the graph's tables at once only in address space it reuses.
+    pub fn compile_owned(
+        source: String,
+        services: &dyn Services,
+    ) -> Result<Policy, Vec<Diagnostic>> {
+        let (model, warnings) = Self::check(&source, services)?;
+        drop(source);
+        Ok(Self::build(model, warnings))
+    }
+
+    fn check(
+        source: &str,
+        services: &dyn Services,
+    ) -> Result<(model::Model, Vec<Diagnostic>), Vec<Diagnostic>> {
         let outline = syntax::outline(source).map_err(|d| vec![d])?;
-        let (model, mut warnings) = model::check(source, &outline, services)?;
-        drop(outline);
+        model::check(source, &outline, services)
+    }
+
+    fn build(model: model::Model, mut warnings: Vec<Diagnostic>) -> Policy {
         let graph = DecisionGraph::compile(model);
-        warnings.extend(graph.shadow_warnings(source));
+        warnings.extend(graph.shadow_warnings());
         warnings.sort_by_key(|d| d.span.start);
-        let warnings = diagnostic::cap(warnings, source);
-        Ok(Policy { graph, warnings })
+        let warnings = diagnostic::cap(warnings);
+        Policy { graph, warnings }
     }
 
     /// Decide one request.

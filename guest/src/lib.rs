@@ -158,7 +158,7 @@ impl GuestPolicy for CompiledPolicy {
     fn compile(_name: String, source: String) -> Result<PolicyHandle, Vec<wit::Diagnostic>> {
         report_panics_to_host();
         warden_engine::use_hmac_sha256(host_hmac_sha256);
-        match warden_engine::Policy::compile(&source, &WitServices) {
+        match warden_engine::Policy::compile_owned(source, &WitServices) {
             Ok(policy) => Ok(PolicyHandle::new(CompiledPolicy {
                 policy,
                 verified: RefCell::new(VerifiedTokens::new(VerifiedTokens::DEFAULT_CAPACITY)),

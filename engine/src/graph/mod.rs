@@ -191,8 +191,10 @@ struct Shadowed {
     rule: RulePos,
     /// The earliest rule holding one of its keys.
     by: RulePos,
-    /// Where the rule starts in the source.
+    /// Where the rule starts in the source: byte offset, line, column.
     at: usize,
+    line: u32,
+    column: u32,
 }
 
 /// Arena builder that shares identical nodes.
@@ -326,7 +328,9 @@ impl DecisionGraph {
                     shadowed.push(Shadowed {
                         rule: pos,
                         by: earliest_claim(&index, &rule.matcher),
-                        at: rule.span.start,
+                        at: rule.start,
+                        line: rule.line,
+                        column: rule.column,
                     });
                 } else {
                     index_rule(&mut index, rule.matcher, pos);
@@ -556,16 +560,15 @@ impl DecisionGraph {
 
     /// Warnings for rules that can never match because earlier rules take
     /// every one of their keys.
-    pub fn shadow_warnings(&self, source: &str) -> Vec<Diagnostic> {
-        let lines = crate::diagnostic::LineIndex::new(source);
+    pub fn shadow_warnings(&self) -> Vec<Diagnostic> {
         self.shadowed
             .iter()
             .map(|s| {
-                Diagnostic::indexed(
+                Diagnostic::placed(
                     crate::Severity::Warning,
-                    source,
-                    &lines,
                     s.at..s.at + 4,
+                    s.line,
+                    s.column,
                     format!(
                         "this {} never applies",
                         self.rule_names.get(s.rule as usize).label()

@@ -96,7 +96,7 @@ pub fn check(
     } else {
         c.errors.sort_by_key(|d| d.span.start);
         c.errors.extend(c.warnings);
-        Err(crate::diagnostic::cap(c.errors, source))
+        Err(crate::diagnostic::cap(c.errors))
     }
 }
 

@@ -164,11 +164,12 @@ impl Checker<'_> {
             return None; // a malformed `match` was reported; "matches nothing" would be noise
         }
         let matcher = self.matcher(matches, item, routes)?;
-        let line = self.r.lines.line(item.span.start);
+        let (line, column) = self.r.lines.line_col(self.r.src, item.span.start);
         Some(Rule {
             name,
-            span: item.span,
+            start: item.span.start,
             line,
+            column,
             matcher,
             action,
         })

@@ -451,9 +451,11 @@ impl fmt::Debug for Secret {
 pub struct Rule {
     /// Optional name (for diagnostics and `explain`).
     pub name: Option<Box<str>>,
-    pub span: Span,
-    /// 1-based line of the `rule` keyword.
+    /// Where the `rule` keyword is: its byte offset, 1-based line and
+    /// column (what a later warning about the rule needs, without the text).
+    pub start: usize,
     pub line: u32,
+    pub column: u32,
     pub matcher: Matcher,
     pub action: Action,
 }
