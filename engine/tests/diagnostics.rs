@@ -304,6 +304,19 @@ fn warnings_for_shadowed_rules_and_undeclared_routes() {
             .unwrap()
             .starts_with("rule `first` matches everything it matches")
     );
+    // Placed where the rule starts, without the text (the guest's
+    // `compile_owned` drops it before the graph is built): an indented
+    // rule after a comment with a multi-byte character.
+    let indented = format!(
+        "{CONSUMERS}route route-a {{ path_prefix /a }} # é\nrule {{ match route [route-a]; allow [alice] }}\n\t  rule {{ match route [route-a]; allow [bob] }}\n"
+    );
+    let owned = match Policy::compile_owned(indented.clone(), &FixedServices::at(0)) {
+        Ok(p) => p.warnings().to_vec(),
+        Err(e) => e,
+    };
+    assert_eq!(owned, diagnostics(&indented));
+    let at = owned.iter().find(|d| d.message.contains("never applies"));
+    assert_eq!(at.map(|d| (d.line, d.column)), Some((5, 4)), "{owned:#?}");
     let undeclared = ds
         .iter()
         .find(|d| d.message.contains("not declared"))
