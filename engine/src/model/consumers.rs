@@ -142,7 +142,7 @@ impl<'s> Checker<'s> {
         scope.names.insert(self.r.in_source(&name.0), id);
         self.consumers.push(Consumer {
             name: name.0.into_boxed_str(),
-            credentials: credentials.into_boxed_slice(),
+            credentials: credentials.into(),
             span: item.span,
             kong: kong_ids,
         });

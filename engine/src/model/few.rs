@@ -6,7 +6,7 @@
 //! inline and boxes only longer lists, and reads as a slice either way.
 
 use std::hash::{Hash, Hasher};
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 
 /// One item inline, or any other number boxed. Compared and hashed as the
 /// slice it reads as, whichever way it is kept.
@@ -27,6 +27,21 @@ impl<T> Deref for Few<T> {
     }
 }
 
+impl<T> DerefMut for Few<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Few::One(item) => std::slice::from_mut(item),
+            Few::Many(items) => items,
+        }
+    }
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few::Many(Box::default())
+    }
+}
+
 impl<T> From<Vec<T>> for Few<T> {
     fn from(mut items: Vec<T>) -> Self {
         match items.pop() {
@@ -35,7 +50,7 @@ impl<T> From<Vec<T>> for Few<T> {
                 items.push(last);
                 Few::Many(items.into_boxed_slice())
             }
-            None => Few::Many(Box::default()),
+            None => Few::default(),
         }
     }
 }

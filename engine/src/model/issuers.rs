@@ -236,7 +236,7 @@ impl<'s> Checker<'s> {
                     let id = self.consumers.len() as ConsumerId;
                     self.consumers.push(Consumer {
                         name: name.into(),
-                        credentials: Box::default(),
+                        credentials: Few::default(),
                         span,
                         // (Issuers are not in the Kong dialect: no Kong identity.)
                         kong: None,

@@ -72,7 +72,7 @@ const MATCH_KINDS: &[&str] = &["route", "route_prefix", "service", "domain"];
 /// included, after the errors).
 pub fn check(
     source: &str,
-    outline: &[Entry<'_>],
+    outline: &[Entry],
     services: &dyn Services,
 ) -> Result<(Model, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker {
@@ -121,11 +121,15 @@ struct Checker<'s> {
 struct Seen<'i>(smallvec::SmallVec<[(&'i str, Span); 4]>);
 
 /// The top-level items with this key, in order.
-fn with_key<'o, 's>(
-    outline: &'o [Entry<'s>],
+fn with_key<'o>(
+    source: &'o str,
+    outline: &'o [Entry],
     key: &'o str,
-) -> impl Iterator<Item = Entry<'s>> + 'o {
-    outline.iter().filter(move |e| e.key == key).copied()
+) -> impl Iterator<Item = Entry> + 'o {
+    outline
+        .iter()
+        .filter(move |e| e.key(source) == key)
+        .copied()
 }
 
 impl<'s> Checker<'s> {
@@ -212,9 +216,10 @@ impl<'s> Checker<'s> {
 
     /// `dialect kong|higress`, wherever it is in the file (it decides how
     /// everything else reads).
-    fn dialect(&mut self, outline: &[Entry<'s>]) -> Option<Span> {
+    fn dialect(&mut self, outline: &[Entry]) -> Option<Span> {
+        let src = self.r.src;
         let mut found: Option<Span> = None;
-        for entry in with_key(outline, "dialect") {
+        for entry in with_key(src, outline, "dialect") {
             let Some(item) = self.item(entry) else {
                 continue;
             };
@@ -251,13 +256,14 @@ impl<'s> Checker<'s> {
     /// The top-level item an outline entry names (the outline checked its
     /// syntax: parsing it again cannot fail, but if it did the error is
     /// reported, not lost).
-    fn item(&mut self, entry: Entry<'s>) -> Option<Item<'s>> {
-        crate::syntax::item_at(self.r.src, entry.start(self.r.src))
+    fn item(&mut self, entry: Entry) -> Option<Item<'s>> {
+        crate::syntax::item_at(self.r.src, entry.start)
             .map_err(|d| self.errors.push(d))
             .ok()
     }
 
-    fn file(&mut self, outline: &[Entry<'s>]) -> Model {
+    fn file(&mut self, outline: &[Entry]) -> Model {
+        let src = self.r.src;
         let dialect_at = self.dialect(outline);
         let mut settings = Settings::defaults(self.dialect);
         let mut seen = Seen::default();
@@ -266,7 +272,7 @@ impl<'s> Checker<'s> {
             (self.dialect == Dialect::Higress).then(|| "x-mse-consumer".to_string());
         // Sized from the outline: a large policy's tables are built without
         // doubling (each doubling holds the old table and the new at once).
-        let count = |key: &str| with_key(outline, key).count();
+        let count = |key: &str| with_key(src, outline, key).count();
         let (n_consumers, n_routes, n_rules) = (count("consumer"), count("route"), count("rule"));
         self.consumers.reserve_exact(n_consumers);
         let mut instance = ScopeRoster::default();
@@ -276,7 +282,7 @@ impl<'s> Checker<'s> {
         let mut routes = RouteTable::with_capacity(n_routes);
 
         // Consumers first: settings may name one (Kong's `anonymous`).
-        for entry in with_key(outline, "consumer") {
+        for entry in with_key(src, outline, "consumer") {
             let Some(item) = self.item(entry) else {
                 continue;
             };
@@ -289,7 +295,7 @@ impl<'s> Checker<'s> {
         instance.client_ids = Names::default();
         // Then external issuers: they may name consumers, and scopes name them.
         let mut issuers: Vec<ExternalIssuer> = Vec::new();
-        for entry in with_key(outline, "jwt_issuer") {
+        for entry in with_key(src, outline, "jwt_issuer") {
             let Some(item) = self.item(entry) else {
                 continue;
             };
@@ -307,7 +313,7 @@ impl<'s> Checker<'s> {
         }
         self.issuer_names = issuers.iter().map(|i| i.name.clone()).collect();
         let mut introspections: Vec<Introspection> = Vec::new();
-        for entry in with_key(outline, "introspection") {
+        for entry in with_key(src, outline, "introspection") {
             let Some(item) = self.item(entry) else {
                 continue;
             };
@@ -330,7 +336,7 @@ impl<'s> Checker<'s> {
         }
         self.introspection_names = introspections.iter().map(|i| i.name.clone()).collect();
         for &entry in outline {
-            match entry.key {
+            match entry.key(src) {
                 // Rules after the routes: they name them.
                 "consumer" | "dialect" | "jwt_issuer" | "introspection" | "rule" => continue,
                 _ => {}
@@ -379,7 +385,7 @@ impl<'s> Checker<'s> {
         }];
         routes.routes_declared();
         let mut rules: Vec<Rule> = Vec::with_capacity(n_rules);
-        rules.extend(with_key(outline, "rule").filter_map(|entry| {
+        rules.extend(with_key(src, outline, "rule").filter_map(|entry| {
             let item = self.item(entry)?;
             self.rule(&item, &settings, &instance, &routes, &mut scopes)
         }));

@@ -342,7 +342,8 @@ pub struct Scope {
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub name: Box<str>,
-    pub credentials: Box<[Credential]>,
+    /// (Most consumers have one: kept inline.)
+    pub credentials: Few<Credential>,
     pub span: Span,
     /// Kong's identity of the consumer (`X-Consumer-*` headers): only the
     /// Kong dialect's consumers have one.
