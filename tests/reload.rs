@@ -213,13 +213,7 @@ fn a_100k_consumer_policy_reloads_under_load_without_a_failed_request() {
     assert_ne!(a, b, "synth::policy still writes r7's rule this way");
     let file = temp_policy("large", &a);
     let started = Instant::now();
-    let server = Server::launch(
-        &[
-            "--policy".as_ref(),
-            file.as_os_str(),
-        ],
-        &[],
-    );
+    let server = Server::launch(&["--policy".as_ref(), file.as_os_str()], &[]);
     eprintln!("serving {N} consumers after {:?}", started.elapsed());
     let last = (format!("id-{}", N - 1), format!("secret-{}", N - 1));
     let t_last = server.token("gw", "/oauth2/token", (&last.0, &last.1));

@@ -506,19 +506,22 @@ impl RuleName {
     }
 }
 
+/// A matcher's names (most rules name one).
+pub type MatchNames = Few<Box<str>>;
+
 /// What a rule matches: names or patterns (their spans served the
 /// checker's diagnostics and are not kept).
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// Host-supplied or path-resolved route name, exactly.
-    Route(Few<Box<str>>),
+    Route(MatchNames),
     /// Route name and upstream service both (Higress `RouteAndService`;
     /// boxed: rare).
-    RouteAndService(Box<(Few<Box<str>>, Few<Box<str>>)>),
+    RouteAndService(Box<(MatchNames, MatchNames)>),
     /// Route name starting with one of these.
-    RoutePrefix(Few<Box<str>>),
+    RoutePrefix(MatchNames),
     /// Upstream service name.
-    Service(Few<Box<str>>),
+    Service(MatchNames),
     /// Request host (port stripped, lower case).
     Domain(Few<DomainPattern>),
 }
