@@ -824,3 +824,31 @@ fn a_store_that_refuses_is_a_503() {
         );
     }
 }
+
+/// A consumer is in every plugin's scope (Kong's consumers are global): its
+/// credentials are in each scope's client list, however many plugins there
+/// are (each list but the last copies them).
+#[test]
+fn a_consumer_in_hundreds_of_plugins_gets_tokens_at_each() {
+    let mut src = String::from(
+        "dialect kong\nsigning_key \"0123456789abcdef0123456789abcdef-kong-test\"\nconsumer bob { username bob; credential { client_id cid; client_secret csecret } }\n",
+    );
+    for k in 0..300 {
+        src.push_str(&format!(
+            "route r{k} {{ path_prefix /r{k} }}\nrule r{k} {{ match route [r{k}]; enable_client_credentials true }}\n"
+        ));
+    }
+    let services = FixedServices::at(NOW);
+    let k = Kong {
+        policy: Policy::compile(&src, &services).unwrap_or_else(|e| panic!("{e:?}")),
+        services,
+    };
+    for route in ["r0", "r150", "r299"] {
+        let a = k.post(
+            &format!("/{route}/oauth2/token"),
+            serde_json::json!({"grant_type": "client_credentials", "client_id": "cid", "client_secret": "csecret"}),
+        );
+        assert_eq!(a.status, 200, "{route}: {}", a.body);
+        assert!(a.body["access_token"].is_string(), "{route}: {}", a.body);
+    }
+}

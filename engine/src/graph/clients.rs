@@ -50,7 +50,7 @@ impl Clients {
     pub fn new(
         ids: &[ConsumerId],
         consumers: &mut [Consumer],
-        uses: &mut [u8],
+        uses: &mut [u32],
         settings: &Settings,
         dialect: Dialect,
     ) -> Clients {

@@ -362,10 +362,10 @@ impl DecisionGraph {
         // A consumer's credentials are moved into the last scope that has
         // it (most consumers are in one), copied into any before.
         let mut consumers = consumers;
-        let mut uses = vec![0u8; consumers.len()];
+        let mut uses = vec![0u32; consumers.len()];
         for s in &scopes {
             for &id in &s.consumers {
-                uses[id as usize] = uses[id as usize].saturating_add(1);
+                uses[id as usize] += 1;
             }
         }
         let compiled_scopes: Vec<CompiledScope> = scopes
