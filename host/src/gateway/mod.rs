@@ -37,6 +37,7 @@ mod filter;
 mod grpc;
 mod pool;
 mod reply;
+mod stream;
 mod tunnel;
 pub mod upstream;
 mod workers;
@@ -48,8 +49,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::Request;
 use hyper::header::{HeaderMap, HeaderName};
 use hyper::service::service_fn;
@@ -69,9 +68,7 @@ pub use workers::{Listeners, Workers};
 
 /// Boxed error of bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// The gateway's bodies, both ways: a client's request body streaming
-/// upstream, an upstream's response streaming back, or one of Warden's own.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+pub use stream::Body;
 
 /// The most body a decision may ask to read, whatever the guest says.
 const MAX_DECISION_BODY: u32 = 1 << 20;
@@ -375,8 +372,7 @@ impl Gateway {
     /// request.
     pub async fn handle<B>(&self, req: Request<B>, peer: Option<SocketAddr>, tls: bool) -> Response
     where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        B: Into<Body>,
     {
         let peer = peer.map(Peer::new);
         self.handle_with(req, peer.as_ref(), tls, None).await
@@ -393,8 +389,7 @@ impl Gateway {
         tunnels: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Response
     where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        B: Into<Body>,
     {
         let grpc = grpc::is_call(req.headers());
         let response = self.respond(req, peer, tls, tunnels).await;
@@ -413,12 +408,12 @@ impl Gateway {
         tunnels: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Response
     where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        B: Into<Body>,
     {
         let started = std::time::Instant::now();
         let peer = client.map(|c| c.addr);
         let (mut parts, body) = req.into_parts();
+        let body: Body = body.into();
         let hop = match filter::request_filter(&mut parts) {
             Ok(hop) => hop,
             Err(refused) => return *refused,
@@ -485,7 +480,7 @@ impl Gateway {
                 let (context, decision) = self.decide(&policy, context).await;
                 (context, decision, reply::full(read))
             }
-            other => (context, other, body.map_err(Into::into).boxed_unsync()),
+            other => (context, other, body),
         };
         let latency = started.elapsed();
         let m = metrics();

@@ -3,7 +3,6 @@
 //! 503, …).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper::header::{self, HeaderName, HeaderValue};
 use warden_engine::Reply;
@@ -50,9 +49,7 @@ pub(super) fn policy_reply(reply: Reply) -> Response {
 
 /// A whole body.
 pub(super) fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Body::full(body)
 }
 
 /// A short plain-text response.

@@ -30,10 +30,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use warden_engine::HttpUpstream;
 
+use super::Body;
 use super::filter::strip_hop_by_hop;
 use super::reply::{Response, plain};
 use super::upstream::{CONNECT_TIMEOUT, UPSTREAM_TIMEOUT, upstream_uri};
-use super::{Body, BodyExt};
 
 /// How long a WebSocket may stay open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub(super) async fn open(
         // The upstream refused the upgrade: its answer, as it is.
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        return hyper::Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+        return hyper::Response::from_parts(parts, Body::boxed(body));
     }
     let upstream_side = hyper::upgrade::on(&mut response);
     let (mut parts, _) = response.into_parts();

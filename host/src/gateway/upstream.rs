@@ -203,7 +203,7 @@ impl Upstreams {
                 pool::ensure_host(&mut out, &upstream.authority);
                 let sending = pool::send(&upstream.authority, out);
                 match tokio::time::timeout(UPSTREAM_TIMEOUT, sending).await {
-                    Ok(Ok(response)) => Ok(Ok(response.map(BodyExt::boxed_unsync))),
+                    Ok(Ok(response)) => Ok(Ok(response.map(Body::pooled))),
                     Ok(Err(pool::Failure::NotAuthority)) => {
                         tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
                         return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
@@ -229,9 +229,7 @@ impl Upstreams {
                 }
                 let out = Request::from_parts(parts, body);
                 match tokio::time::timeout(UPSTREAM_TIMEOUT, self.h2c.request(out)).await {
-                    Ok(Ok(response)) => {
-                        Ok(Ok(response.map(|b| b.map_err(Into::into).boxed_unsync())))
-                    }
+                    Ok(Ok(response)) => Ok(Ok(response.map(Body::boxed))),
                     Ok(Err(e)) => Ok(Err(e.into())),
                     Err(elapsed) => Err(elapsed),
                 }
