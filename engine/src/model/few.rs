@@ -4,6 +4,11 @@
 //! than several. A `Box<[T]>` costs an allocation even for one item (and a
 //! guest's allocator rounds each up to 16 bytes); `Few` keeps a single item
 //! inline and boxes only longer lists, and reads as a slice either way.
+//!
+//! Not `SmallVec<[T; 1]>` (a dependency already): that is a word or more
+//! larger, and its spilled lists keep spare capacity. `Few<Box<str>>` is 24
+//! bytes (12 in the guest) where that SmallVec is 32 (16); `Few<u32>` is 16
+//! (8) against 24 (12). A 200,000-rule policy has three of them per rule.
 
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
