@@ -60,6 +60,25 @@ impl<T> From<Vec<T>> for Few<T> {
     }
 }
 
+/// One item is not put in a `Vec` first (most lists have one).
+impl<T> FromIterator<T> for Few<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut items = items.into_iter();
+        let Some(first) = items.next() else {
+            return Few::default();
+        };
+        match items.next() {
+            None => Few::One(first),
+            Some(second) => {
+                let mut all = Vec::with_capacity(2 + items.size_hint().0);
+                all.extend([first, second]);
+                all.extend(items);
+                Few::Many(all.into_boxed_slice())
+            }
+        }
+    }
+}
+
 impl<T: Clone> From<&[T]> for Few<T> {
     fn from(items: &[T]) -> Self {
         match items {
@@ -134,6 +153,9 @@ mod tests {
             assert_eq!(&*few, &items[..]);
             assert_eq!(few.clone().into_iter().collect::<Vec<_>>(), items);
             assert_eq!(Few::from(&items[..]), few);
+            let collected: Few<_> = items.iter().copied().collect();
+            assert_eq!(collected, few);
+            assert_eq!(matches!(collected, Few::One(_)), items.len() == 1);
         }
         // Equal and hashed alike however they are kept.
         let boxed_one = Few::Many(Box::new([5]));

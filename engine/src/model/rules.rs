@@ -261,8 +261,7 @@ impl Checker<'_> {
             }
         }
         let boxed = |names: Vec<(String, Span)>| -> Few<Box<str>> {
-            let names: Vec<Box<str>> = names.into_iter().map(|(n, _)| n.into()).collect();
-            names.into()
+            names.into_iter().map(|(n, _)| n.into()).collect()
         };
         let mut it = by_kind.into_iter();
         let matcher = match (it.next(), it.next(), it.next()) {
