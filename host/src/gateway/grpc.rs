@@ -22,7 +22,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::header::{self, HeaderMap, HeaderValue};
 
-use super::reply::{Own, Response, full};
+use super::Body;
+use super::reply::{Own, Response};
 
 /// Whether a request is a gRPC call.
 pub(super) fn is_call(headers: &HeaderMap) -> bool {
@@ -58,7 +59,7 @@ pub(super) async fn answer(response: Response) -> Response {
     if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
         parts.headers.insert("grpc-message", value);
     }
-    hyper::Response::from_parts(parts, full(Bytes::new()))
+    hyper::Response::from_parts(parts, Body::full(Bytes::new()))
 }
 
 /// The gRPC status code for an HTTP status Warden answered with (Kong's
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
         assert!(r.into_body().collect().await.unwrap().to_bytes().is_empty());
         // An upstream's answer is its own.
-        let mut upstream = hyper::Response::new(full("x"));
+        let mut upstream = hyper::Response::new(Body::full("x"));
         *upstream.status_mut() = hyper::StatusCode::UNAUTHORIZED;
         let upstream = answer(upstream).await;
         assert_eq!(upstream.status(), 401);

@@ -48,7 +48,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use hyper::Request;
 use hyper::header::{HeaderMap, HeaderName};
 use hyper::service::service_fn;
@@ -478,7 +477,7 @@ impl Gateway {
                 let mut context = context;
                 context.body = Some(read.clone());
                 let (context, decision) = self.decide(&policy, context).await;
-                (context, decision, reply::full(read))
+                (context, decision, Body::full(read))
             }
             other => (context, other, body),
         };
@@ -528,7 +527,7 @@ impl Gateway {
                     .with_label_values(&["forward", route, rule])
                     .inc();
                 let body = match forward.body.clone() {
-                    Some(replaced) => reply::full(Bytes::from(replaced)),
+                    Some(replaced) => Body::full(replaced),
                     None => body,
                 };
                 let Some(req) = upstream::upstream_request(

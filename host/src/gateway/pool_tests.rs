@@ -11,7 +11,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::pool::{self, Failure};
-use super::reply::full;
 
 /// What the test upstream does after each response.
 #[derive(Clone, Copy)]
@@ -72,7 +71,7 @@ fn request(path: &str, host: Option<&str>, authority: &str) -> Request<super::Bo
     if let Some(host) = host {
         builder = builder.header("host", host);
     }
-    let mut req = builder.body(full("")).unwrap();
+    let mut req = builder.body(super::Body::full("")).unwrap();
     pool::ensure_host(&mut req, authority);
     req
 }

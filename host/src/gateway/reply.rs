@@ -27,7 +27,7 @@ pub(super) fn policy_reply(reply: Reply) -> Response {
         );
         return unavailable();
     };
-    let mut response = hyper::Response::new(full(reply.body));
+    let mut response = hyper::Response::new(Body::full(reply.body));
     *response.status_mut() = status;
     response.extensions_mut().insert(Own);
     for (name, value) in &reply.headers {
@@ -47,14 +47,9 @@ pub(super) fn policy_reply(reply: Reply) -> Response {
     response
 }
 
-/// A whole body.
-pub(super) fn full(body: impl Into<Bytes>) -> Body {
-    Body::full(body)
-}
-
 /// A short plain-text response.
 pub(super) fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response {
-    let mut response = hyper::Response::new(full(text));
+    let mut response = hyper::Response::new(Body::full(text));
     *response.status_mut() = status;
     response.extensions_mut().insert(Own);
     response.headers_mut().insert(

@@ -79,7 +79,7 @@ pub(super) async fn open(
     parts
         .headers
         .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    let out = Request::from_parts(parts, super::reply::full(bytes::Bytes::new()));
+    let out = Request::from_parts(parts, Body::full(bytes::Bytes::new()));
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr));
     let stream = match connected.await {
         Ok(Ok(stream)) => stream,
@@ -143,7 +143,7 @@ pub(super) async fn open(
         m.websockets_open.dec();
         tracing::debug!(upstream = %authority, "WebSocket closed: {why}");
     });
-    hyper::Response::from_parts(parts, super::reply::full(bytes::Bytes::new()))
+    hyper::Response::from_parts(parts, Body::full(bytes::Bytes::new()))
 }
 
 /// Copy both ways until one side closes or a limit is reached; why it ended.

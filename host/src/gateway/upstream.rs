@@ -28,7 +28,7 @@ use warden_engine::{Forward, HttpUpstream, Upstream};
 
 use super::body::READ_TIMEOUT;
 use super::filter::strip_hop_by_hop;
-use super::reply::{Response, full, plain};
+use super::reply::{Response, plain};
 use super::{Body, pool};
 
 /// How long an upstream may take to answer (headers) before a 504.
@@ -306,7 +306,7 @@ async fn echo(req: Request<Body>) -> Response {
         "headers": headers,
         "body_bytes": body_bytes,
     });
-    let mut response = hyper::Response::new(full(Bytes::from(description.to_string())));
+    let mut response = hyper::Response::new(Body::full(description.to_string()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
