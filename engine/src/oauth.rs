@@ -101,14 +101,25 @@ impl OAuthError {
     }
 }
 
-/// The success answer: `{"token_type":"bearer","access_token":…,"expires_in":…}`.
+/// The success answer: `{"access_token":…,"expires_in":…,"token_type":"bearer"}`
+/// (RFC 6749 §5.1), its members in the order the guest has always sent them.
 pub fn token_reply(access_token: &str, expires_in: u64, reason: String) -> Reply {
-    let body = serde_json::json!({
-        "token_type": "bearer",
-        "access_token": access_token,
-        "expires_in": expires_in,
-    });
-    json_reply(200, &body, reason)
+    /// Serialised straight from borrowed fields: no `serde_json::Value` map
+    /// is built and dropped for every token issued.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        access_token: &'a str,
+        expires_in: u64,
+        token_type: &'static str,
+    }
+    let body = Body {
+        access_token,
+        expires_in,
+        token_type: "bearer",
+    };
+    // A struct of a string and a number always serialises.
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    json_bytes_reply(200, body, reason)
 }
 
 /// Whether `presented` is the client secret `check` (constant time, or the
@@ -144,6 +155,11 @@ pub(crate) fn presented_matches(
 
 /// A JSON reply that no cache keeps (RFC 6749 §5.1).
 pub(crate) fn json_reply(status: u16, body: &serde_json::Value, reason: String) -> Reply {
+    json_bytes_reply(status, body.to_string().into_bytes(), reason)
+}
+
+/// [`json_reply`] with the body already serialised.
+fn json_bytes_reply(status: u16, body: Vec<u8>, reason: String) -> Reply {
     Reply {
         status,
         headers: vec![
@@ -151,7 +167,7 @@ pub(crate) fn json_reply(status: u16, body: &serde_json::Value, reason: String) 
             ("cache-control".into(), "no-store".into()),
             ("pragma".into(), "no-cache".into()),
         ],
-        body: body.to_string().into_bytes(),
+        body,
         reason,
     }
 }

@@ -171,15 +171,21 @@ pub fn issue(
 pub fn uuid_v4(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    let mut h = [0u8; 32];
+    // 16 bytes always fit 32 hex digits.
+    let _ = hex::encode_to_slice(b, &mut h);
+    let mut uuid = String::with_capacity(36);
+    for (i, group) in [&h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            uuid.push('-');
+        }
+        // Hex digits are ASCII.
+        uuid.extend(group.iter().map(|&d| char::from(d)));
+    }
+    uuid
 }
 
 /// The parts of a JOSE header Warden looks at. A key carried in the token
@@ -475,6 +481,13 @@ mod tests {
             &crate::FixedServices::default(),
         );
         assert_eq!(wrong, Err(TokenError::Signature));
+    }
+
+    #[test]
+    fn jti_is_a_version_4_uuid_of_its_bytes() {
+        assert_eq!(uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let bytes: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(uuid_v4(bytes), "00112233-4455-4677-8899-aabbccddeeff");
     }
 
     #[test]
