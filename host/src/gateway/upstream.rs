@@ -37,6 +37,11 @@ pub(super) const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// h2c upstreams: how often an idle connection is pinged.
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Header names set on every forwarded request, built once: inserting by
+/// `&'static str` copies a custom name into a new `HeaderName` each time
+/// (one allocation per request that the gateway's profile showed).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The request to send upstream: the client's, with the decision's edits
 /// applied (removals first, then sets), `X-Forwarded-For` extended by
@@ -72,7 +77,7 @@ pub(super) fn upstream_request(
         }
     }
     if let Some(ip) = forwarded_for {
-        let xff = match parts.headers.get("x-forwarded-for") {
+        let xff = match parts.headers.get(&X_FORWARDED_FOR) {
             Some(prev) => {
                 let mut joined = Vec::with_capacity(prev.len() + 2 + ip.len());
                 joined.extend_from_slice(prev.as_bytes());
@@ -83,12 +88,12 @@ pub(super) fn upstream_request(
             None => Some(ip.clone()),
         };
         if let Some(value) = xff {
-            parts.headers.insert("x-forwarded-for", value);
+            parts.headers.insert(X_FORWARDED_FOR, value);
         }
     }
     parts
         .headers
-        .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     if forward.query.is_some() || forward.path.is_some() {
         let path = forward.path.as_deref().unwrap_or(parts.uri.path());
         if !path.starts_with('/') {
