@@ -174,16 +174,13 @@ pub fn uuid_v4(mut b: [u8; 16]) -> String {
     let mut h = [0u8; 32];
     // 16 bytes always fit 32 hex digits.
     let _ = hex::encode_to_slice(b, &mut h);
+    // 8-4-4-4-12 hex digits (ASCII, so each byte is one char).
     let mut uuid = String::with_capacity(36);
-    for (i, group) in [&h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
+    for (i, &digit) in h.iter().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
             uuid.push('-');
         }
-        // Hex digits are ASCII.
-        uuid.extend(group.iter().map(|&d| char::from(d)));
+        uuid.push(char::from(digit));
     }
     uuid
 }
