@@ -70,7 +70,7 @@ pub use secret_hash::hash_argon2id;
 pub use secret_hash::verify as verify_secret_hash;
 pub use services::{FixedServices, Services};
 pub use store::{IssuedToken, MEMORY_STORE_CAPACITY, MemoryStore, StoreError, TOKEN_SPACE};
-pub use upstream::{HttpUpstream, Upstream, UpstreamError};
+pub use upstream::{HttpUpstream, HttpUpstreamRef, Upstream, UpstreamError, UpstreamRef};
 
 /// The stages' own types, for Warden's fuzz targets, benchmarks and
 /// differential tests: no stability promise, not for embedding hosts.

@@ -115,11 +115,13 @@ impl TokenCheck {
     }
 }
 
-/// What to do with a request.
+/// What to do with a request. `F` is how a forward is held: the engine's
+/// own [`Forward`], or a host's form of it (the wasmtime host keeps the
+/// packed buffer the guest returned, and reads it in place).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<F = Forward> {
     /// Let it through, with these edits.
-    Forward(Forward),
+    Forward(F),
     /// Answer it directly.
     Reply(Reply),
     /// The decision needs the request body, which the host has not passed
@@ -193,6 +195,31 @@ impl Decision {
         match self {
             Decision::Forward(f) => Some(f),
             _ => None,
+        }
+    }
+}
+
+impl<F> Decision<F> {
+    /// The forward, if this decision is one; else the decision itself, as
+    /// a decision of any forward type (it holds none).
+    pub fn into_forward<G>(self) -> Result<F, Decision<G>> {
+        Err(match self {
+            Decision::Forward(f) => return Ok(f),
+            Decision::Reply(r) => Decision::Reply(r),
+            Decision::NeedBody { max_bytes } => Decision::NeedBody { max_bytes },
+            Decision::RefreshKeys { url } => Decision::RefreshKeys { url },
+            Decision::Fetch(f) => Decision::Fetch(f),
+        })
+    }
+
+    /// This decision with its forward, if it is one, converted by `convert`.
+    pub fn try_map_forward<G, E>(
+        self,
+        convert: impl FnOnce(F) -> Result<G, E>,
+    ) -> Result<Decision<G>, E> {
+        match self.into_forward() {
+            Ok(f) => convert(f).map(Decision::Forward),
+            Err(other) => Ok(other),
         }
     }
 }

@@ -175,12 +175,76 @@ fn parse_base_path(path: &str) -> Result<String, UpstreamError> {
     Ok(path.to_owned())
 }
 
+/// An [`Upstream`] borrowed from where it was read (a packed forward), so
+/// that a host forwards to it without copying its names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamRef<'a> {
+    Echo,
+    Http(HttpUpstreamRef<'a>),
+    H2c(HttpUpstreamRef<'a>),
+}
+
+/// An [`HttpUpstream`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpUpstreamRef<'a> {
+    pub authority: &'a str,
+    pub base_path: &'a str,
+}
+
+impl Upstream {
+    /// This upstream, borrowed.
+    pub fn borrowed(&self) -> UpstreamRef<'_> {
+        match self {
+            Upstream::Echo => UpstreamRef::Echo,
+            Upstream::Http(h) => UpstreamRef::Http(h.borrowed()),
+            Upstream::H2c(h) => UpstreamRef::H2c(h.borrowed()),
+        }
+    }
+}
+
+impl HttpUpstream {
+    /// This upstream, borrowed.
+    pub fn borrowed(&self) -> HttpUpstreamRef<'_> {
+        HttpUpstreamRef {
+            authority: &self.authority,
+            base_path: &self.base_path,
+        }
+    }
+}
+
+impl UpstreamRef<'_> {
+    /// An owned copy.
+    pub fn to_upstream(self) -> Upstream {
+        match self {
+            UpstreamRef::Echo => Upstream::Echo,
+            UpstreamRef::Http(h) => Upstream::Http(h.to_upstream()),
+            UpstreamRef::H2c(h) => Upstream::H2c(h.to_upstream()),
+        }
+    }
+}
+
+impl HttpUpstreamRef<'_> {
+    /// An owned copy.
+    pub fn to_upstream(self) -> HttpUpstream {
+        HttpUpstream {
+            authority: self.authority.to_owned(),
+            base_path: self.base_path.to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.borrowed().fmt(f)
+    }
+}
+
+impl fmt::Display for UpstreamRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Upstream::Echo => f.write_str("echo"),
-            Upstream::Http(http) => write!(f, "http://{}{}", http.authority, http.base_path),
-            Upstream::H2c(http) => write!(f, "h2c://{}{}", http.authority, http.base_path),
+            UpstreamRef::Echo => f.write_str("echo"),
+            UpstreamRef::Http(http) => write!(f, "http://{}{}", http.authority, http.base_path),
+            UpstreamRef::H2c(http) => write!(f, "h2c://{}{}", http.authority, http.base_path),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use warden_engine::packed::{self, PackError};
 use warden_engine::{
-    Decision, Diagnostic, HttpUpstream, Notes, RouteInfo, Severity, TokenCheck, Upstream,
+    Decision, Diagnostic, Forward, HttpUpstream, Notes, RouteInfo, Severity, TokenCheck, Upstream,
 };
 
 wasmtime::component::bindgen!({
@@ -23,9 +23,31 @@ wasmtime::component::bindgen!({
 
 use warden::policy::types as wit;
 
-/// A decision as the guest packed it; a forward or reply that does not read
-/// is an error (fail closed).
-pub(crate) fn decided_from_wit(decided: wit::Decided) -> Result<(Decision, Notes), PackError> {
+/// A decision as the guest returned it: a forward still in the buffer it
+/// crossed in, read in place ([`PackedForward::read`]) so that the gateway
+/// forwards without copying it into owned strings.
+pub type GuestDecision = Decision<PackedForward>;
+
+/// A `decision.forward` buffer as the guest packed it, not read yet: a
+/// buffer that does not read is an error when it is ([`Self::read`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedForward(Vec<u8>);
+
+impl PackedForward {
+    /// The forward, read in place; an error if the guest packed it wrong.
+    pub fn read(&self) -> Result<packed::ForwardView<'_>, PackError> {
+        packed::read_forward(&self.0)
+    }
+
+    /// The engine's forward, owned.
+    pub fn into_forward(self) -> Result<Forward, PackError> {
+        self.read().map(|f| f.to_forward())
+    }
+}
+
+/// A decision as the guest packed it; a reply that does not read is an
+/// error (fail closed), a forward is read when it is used.
+pub(crate) fn decided_from_wit(decided: wit::Decided) -> Result<(GuestDecision, Notes), PackError> {
     let token = match decided.token {
         wit::TokenCheck::None => TokenCheck::None,
         wit::TokenCheck::Remembered => TokenCheck::Remembered,
@@ -41,9 +63,9 @@ pub(crate) fn decided_from_wit(decided: wit::Decided) -> Result<(Decision, Notes
     Ok((decision_from_wit(decided.decision)?, notes))
 }
 
-fn decision_from_wit(decision: wit::Decision) -> Result<Decision, PackError> {
+fn decision_from_wit(decision: wit::Decision) -> Result<GuestDecision, PackError> {
     Ok(match decision {
-        wit::Decision::Forward(f) => Decision::Forward(packed::unpack_forward(&f)?),
+        wit::Decision::Forward(f) => Decision::Forward(PackedForward(f)),
         wit::Decision::Reply(r) => Decision::Reply(packed::unpack_reply(&r)?),
         wit::Decision::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
         wit::Decision::RefreshKeys(url) => Decision::RefreshKeys { url },

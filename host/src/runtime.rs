@@ -22,7 +22,7 @@ use wasmtime::{Store, Trap};
 use warden_engine::{Decision, Diagnostic, Notes, RouteInfo};
 
 use crate::bindings::warden::policy::types as wit;
-use crate::bindings::{self, Guest};
+use crate::bindings::{self, Guest, GuestDecision, PackedForward};
 use crate::component::GuestComponent;
 use crate::error::{HostError, LoadError};
 use crate::request::OwnedRequest;
@@ -308,6 +308,16 @@ impl PolicyRuntime {
     /// [`Self::decide`], and how the decision was reached (the rule the
     /// request entered, how its token was checked), for logs and metrics.
     pub fn decide_noted(&self, req: &OwnedRequest) -> Result<(Decision, Notes), HostError> {
+        let (decision, notes) = self.decide_in_place(req)?;
+        let decision = decision
+            .try_map_forward(PackedForward::into_forward)
+            .map_err(HostError::BadDecision)?;
+        Ok((decision, notes))
+    }
+
+    /// [`Self::decide_noted`], with a forward left in the buffer the guest
+    /// returned (the gateway reads it in place: no owned copy per request).
+    pub fn decide_in_place(&self, req: &OwnedRequest) -> Result<(GuestDecision, Notes), HostError> {
         self.call("decide", |inst| {
             let decisions = inst.bindings.warden_policy_decisions().policy();
             decisions.call_decide(&mut inst.store, inst.policy, wit_request(req))

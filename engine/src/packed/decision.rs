@@ -1,8 +1,8 @@
 //! The packed forward and reply (`decision.forward`, `decision.reply`).
 
-use super::{PackError, Packer, Unpacker};
+use super::{HeaderBlock, PackError, Packer, Unpacker};
 use crate::request::{Forward, Reply};
-use crate::upstream::{HttpUpstream, Upstream};
+use crate::upstream::{HttpUpstreamRef, Upstream, UpstreamRef};
 
 /// Upstream tags in a packed forward.
 const NO_UPSTREAM: u8 = 0;
@@ -65,54 +65,120 @@ fn forward_size(f: &Forward) -> usize {
         + f.remove_headers.iter().map(|n| 4 + n.len()).sum::<usize>()
 }
 
-/// Read a [`pack_forward`] buffer.
-pub fn unpack_forward(buf: &[u8]) -> Result<Forward, PackError> {
+/// A packed forward, read in place: every item checked, every text
+/// borrowed from the buffer. A host applies it to the request it forwards
+/// without copying it into owned strings ([`ForwardView::to_forward`] makes
+/// the engine's [`Forward`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardView<'a> {
+    pub consumer: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub query: Option<&'a str>,
+    pub body: Option<&'a [u8]>,
+    /// `None`: the policy does not route (the host's default).
+    pub upstream: Option<UpstreamRef<'a>>,
+    pub set_headers: HeaderBlock<'a>,
+    pub remove_headers: TextItems<'a>,
+}
+
+/// Items of text, one after another, each checked when they were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextItems<'a> {
+    count: usize,
+    /// Exactly the `count` items.
+    items: &'a [u8],
+}
+
+impl<'a> TextItems<'a> {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The texts, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a str> + use<'a> {
+        let mut r = Unpacker::new(self.items);
+        // Each item was read as text before: `text` cannot fail here.
+        (0..self.count).map(move |_| r.text().unwrap_or_default())
+    }
+}
+
+/// Read a [`pack_forward`] buffer in place.
+pub fn read_forward(buf: &[u8]) -> Result<ForwardView<'_>, PackError> {
     let mut r = Unpacker::new(buf);
-    let owned = |s: Option<&str>| s.map(str::to_owned);
-    let consumer = owned(r.opt_text()?);
-    let route = owned(r.opt_text()?);
-    let path = owned(r.opt_text()?);
-    let query = owned(r.opt_text()?);
-    let body = r.opt()?.map(<[u8]>::to_vec);
+    let consumer = r.opt_text()?;
+    let route = r.opt_text()?;
+    let path = r.opt_text()?;
+    let query = r.opt_text()?;
+    let body = r.opt()?;
     let tag_at = r.offset();
     let upstream = match r.u8()? {
         NO_UPSTREAM => None,
-        ECHO => Some(Upstream::Echo),
+        ECHO => Some(UpstreamRef::Echo),
         tag @ (HTTP | H2C) => {
-            let h = HttpUpstream {
-                authority: r.text()?.to_owned(),
-                base_path: r.text()?.to_owned(),
+            let h = HttpUpstreamRef {
+                authority: r.text()?,
+                base_path: r.text()?,
             };
             Some(if tag == HTTP {
-                Upstream::Http(h)
+                UpstreamRef::Http(h)
             } else {
-                Upstream::H2c(h)
+                UpstreamRef::H2c(h)
             })
         }
         _ => return Err(PackError::BadTag(tag_at)),
     };
-    let set_headers = owned_pairs(r.header_item()?);
-    let count = r.u32()?;
+    let set_headers = r.header_item()?;
+    let count = r.u32()? as usize;
+    let items_at = r.offset();
     // Each name takes at least four bytes: a count the buffer cannot hold
-    // is refused before anything is reserved for it.
-    if count as usize > buf.len() / 4 {
-        return Err(PackError::Truncated(r.offset() - 4));
+    // is refused where it stands.
+    if count > buf.len() / 4 {
+        return Err(PackError::Truncated(items_at - 4));
     }
-    let mut remove_headers = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        remove_headers.push(r.text()?.to_owned());
+        r.text()?;
     }
     r.finish()?;
-    Ok(Forward {
-        set_headers,
-        remove_headers,
+    Ok(ForwardView {
         consumer,
         route,
-        upstream,
         path,
         query,
         body,
+        upstream,
+        set_headers,
+        remove_headers: TextItems {
+            count,
+            items: &buf[items_at..],
+        },
     })
+}
+
+impl ForwardView<'_> {
+    /// The engine's owned [`Forward`].
+    pub fn to_forward(&self) -> Forward {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        Forward {
+            set_headers: owned_pairs(self.set_headers),
+            remove_headers: self.remove_headers.iter().map(str::to_owned).collect(),
+            consumer: owned(self.consumer),
+            route: owned(self.route),
+            upstream: self.upstream.map(UpstreamRef::to_upstream),
+            path: owned(self.path),
+            query: owned(self.query),
+            body: self.body.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// Read a [`pack_forward`] buffer into an owned [`Forward`].
+pub fn unpack_forward(buf: &[u8]) -> Result<Forward, PackError> {
+    read_forward(buf).map(|view| view.to_forward())
 }
 
 /// `decision.reply`: the status as a little-endian u16, the items reason
@@ -152,9 +218,9 @@ pub fn unpack_reply(buf: &[u8]) -> Result<Reply, PackError> {
     })
 }
 
-fn owned_pairs(pairs: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    pairs
-        .into_iter()
+fn owned_pairs(headers: HeaderBlock<'_>) -> Vec<(String, String)> {
+    headers
+        .iter()
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect()
 }
@@ -162,6 +228,7 @@ fn owned_pairs(pairs: Vec<(&str, &str)>) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::HttpUpstream;
 
     fn forwards() -> Vec<Forward> {
         let http = HttpUpstream {

@@ -77,7 +77,7 @@ impl<'a> RequestHead<'a> {
             service: field(se)?,
             peer: field(pe)?,
             trusted_user: field(tu)?,
-            headers: table.split(header_text, text_at + fields)?,
+            headers: table.block(header_text, text_at + fields)?.iter().collect(),
         })
     }
 
@@ -169,8 +169,15 @@ pub struct HeadBuilder {
 impl HeadBuilder {
     /// A head of `headers` headers and about `text` bytes of text.
     pub fn new(headers: usize, text: usize) -> Self {
+        Self::in_buffer(Vec::new(), headers, text)
+    }
+
+    /// [`Self::new`], written into `buf` (emptied first): a host that keeps
+    /// its buffers packs one head after another without allocating.
+    pub fn in_buffer(mut buf: Vec<u8>, headers: usize, text: usize) -> Self {
         let text_at = 4 * HEAD_FIELDS + 4 + 8 * headers;
-        let mut buf = Vec::with_capacity(text_at + text);
+        buf.clear();
+        buf.reserve(text_at + text);
         buf.resize(text_at, 0);
         let count = len_u32(headers);
         buf[4 * HEAD_FIELDS..4 * HEAD_FIELDS + 4].copy_from_slice(&count.to_le_bytes());

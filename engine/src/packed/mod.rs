@@ -27,7 +27,9 @@
 mod decision;
 mod head;
 
-pub use decision::{pack_forward, pack_reply, unpack_forward, unpack_reply};
+pub use decision::{
+    ForwardView, TextItems, pack_forward, pack_reply, read_forward, unpack_forward, unpack_reply,
+};
 pub use head::{Beside, HeadBuilder, HeadField, RequestHead, head_field};
 
 /// A buffer that is not in the packed form it was read as. The offset is
@@ -179,11 +181,11 @@ impl<'a> Unpacker<'a> {
         self.raw_u32()
     }
 
-    /// A header block held in one item, as (name, value) pairs.
-    pub fn header_item(&mut self) -> Result<Vec<(&'a str, &'a str)>, PackError> {
+    /// A header block held in one item.
+    pub fn header_item(&mut self) -> Result<HeaderBlock<'a>, PackError> {
         let start = self.at + 4;
         let block = self.item()?;
-        unpack_headers(block).map_err(|e| e.offset_by(start))
+        HeaderBlock::read(block).map_err(|e| e.offset_by(start))
     }
 
     /// The bytes not read yet; the unpacker is then done.
@@ -271,12 +273,78 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
 /// length past the end, bytes left over, text that is not UTF-8 — is an
 /// error, so that a request is never decided on headers it did not send.
 pub fn unpack_headers(block: &[u8]) -> Result<Vec<(&str, &str)>, PackError> {
-    let mut r = Unpacker::new(block);
-    let lens = r.header_table()?;
-    let text = utf8(r.rest(), lens.text_at)?;
-    let headers = lens.split(text, lens.text_at)?;
-    Ok(headers)
+    HeaderBlock::read(block).map(|headers| headers.iter().collect())
 }
+
+/// A header block that reads: every name and value checked, borrowed from
+/// the buffer, so that going through them allocates nothing and cannot
+/// fail (a host applies a forward's headers straight from the buffer the
+/// guest returned).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeaderBlock<'a> {
+    /// The (name, value) length pairs, eight bytes each.
+    pairs: &'a [u8],
+    /// The names' and values' text, back to back, exactly as long as the
+    /// lengths add up to; every length ends on a char boundary.
+    text: &'a str,
+}
+
+impl<'a> HeaderBlock<'a> {
+    /// Read a whole buffer as a header block ([`unpack_headers`]'s errors).
+    pub fn read(block: &'a [u8]) -> Result<Self, PackError> {
+        let mut r = Unpacker::new(block);
+        let table = r.header_table()?;
+        let text = utf8(r.rest(), table.text_at)?;
+        table.block(text, table.text_at)
+    }
+
+    /// The number of headers.
+    pub fn len(&self) -> usize {
+        self.pairs.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The (name, value) pairs, in order.
+    pub fn iter(&self) -> HeaderPairs<'a> {
+        HeaderPairs {
+            pairs: self.pairs.as_chunks::<8>().0.iter(),
+            text: self.text,
+        }
+    }
+}
+
+/// The pairs of a [`HeaderBlock`].
+#[derive(Debug, Clone)]
+pub struct HeaderPairs<'a> {
+    pairs: std::slice::Iter<'a, [u8; 8]>,
+    /// The text not given out yet.
+    text: &'a str,
+}
+
+impl<'a> Iterator for HeaderPairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pair = self.pairs.next()?;
+        let [n0, n1, n2, n3, v0, v1, v2, v3] = *pair;
+        let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
+        let value_len = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
+        // Checked when the block was read: these splits always succeed.
+        let (name, rest) = self.text.split_at_checked(name_len)?;
+        let (value, rest) = rest.split_at_checked(value_len)?;
+        self.text = rest;
+        Some((name, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.pairs.size_hint()
+    }
+}
+
+impl ExactSizeIterator for HeaderPairs<'_> {}
 
 /// A header block's table: where its lengths are, and where its text starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,10 +383,11 @@ impl<'a> Unpacker<'a> {
     }
 }
 
-impl HeaderTable<'_> {
-    /// The headers, sliced out of `text` (which must be exactly as long as
-    /// the lengths say; `at`: its offset, for errors).
-    fn split<'t>(&self, text: &'t str, at: usize) -> Result<Vec<(&'t str, &'t str)>, PackError> {
+impl<'a> HeaderTable<'a> {
+    /// The block whose text is `text` (which must be exactly as long as the
+    /// lengths say, each of them ending on a char boundary; `at`: its
+    /// offset, for errors).
+    fn block(self, text: &'a str, at: usize) -> Result<HeaderBlock<'a>, PackError> {
         if text.len() != self.text_len {
             let end = at + text.len().min(self.text_len);
             return Err(if text.len() < self.text_len {
@@ -327,22 +396,19 @@ impl HeaderTable<'_> {
                 PackError::Trailing(end)
             });
         }
-        let mut headers = Vec::with_capacity(self.pairs.len() / 8);
         let mut from = 0;
-        let mut next = |n: &[u8; 4]| -> Result<&'t str, PackError> {
+        for n in self.pairs.as_chunks::<4>().0 {
             let to = from + u32::from_le_bytes(*n) as usize;
             // A length that splits a character: not text this block sent.
-            let piece = text.get(from..to).ok_or(PackError::NotUtf8(at + from))?;
+            if !text.is_char_boundary(to) {
+                return Err(PackError::NotUtf8(at + from));
+            }
             from = to;
-            Ok(piece)
-        };
-        for pair in self.pairs.as_chunks::<8>().0 {
-            let (name, value) = pair.split_at(4);
-            let name = next(name.try_into().map_err(|_| PackError::Truncated(at))?)?;
-            let value = next(value.try_into().map_err(|_| PackError::Truncated(at))?)?;
-            headers.push((name, value));
         }
-        Ok(headers)
+        Ok(HeaderBlock {
+            pairs: self.pairs,
+            text,
+        })
     }
 }
 

@@ -35,6 +35,7 @@ mod conn;
 mod fetch;
 mod filter;
 mod grpc;
+mod header_cache;
 mod pool;
 mod reply;
 mod stream;
@@ -54,6 +55,7 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::bindings::GuestDecision;
 use crate::error::HostError;
 use crate::metrics::metrics;
 use crate::request::OwnedRequest;
@@ -62,7 +64,7 @@ use crate::tls::TrustedProxies;
 pub use reply::Response;
 pub use tunnel::TunnelLimits;
 pub use upstream::Upstreams;
-use warden_engine::{Decision, Notes, Upstream};
+use warden_engine::{Decision, Notes, Upstream, UpstreamRef};
 pub use workers::{Listeners, Workers};
 
 /// Boxed error of bodies.
@@ -329,10 +331,10 @@ impl Gateway {
         &self,
         policy: &Arc<PolicyRuntime>,
         context: OwnedRequest,
-    ) -> (OwnedRequest, Result<(Decision, Notes), HostError>) {
+    ) -> (OwnedRequest, Result<(GuestDecision, Notes), HostError>) {
         if !policy.may_issue_tokens(context.path()) {
             let started = std::time::Instant::now();
-            let decision = policy.decide_noted(&context);
+            let decision = policy.decide_in_place(&context);
             metrics()
                 .guest_call_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -346,7 +348,7 @@ impl Gateway {
         let (method, path) = (context.method().to_owned(), context.path().to_owned());
         match tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let decision = runtime.decide_noted(&context);
+            let decision = runtime.decide_in_place(&context);
             metrics()
                 .guest_call_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -487,6 +489,20 @@ impl Gateway {
             Ok((decision, notes)) => (Ok(decision), notes),
             Err(e) => (Err(e), Notes::default()),
         };
+        // A forward is read where the guest packed it (nothing copied);
+        // one that does not read fails closed like any failed guest call.
+        let packed;
+        let decision = match decision.map(Decision::into_forward) {
+            Ok(Ok(forward)) => {
+                packed = forward;
+                packed
+                    .read()
+                    .map(Decision::Forward)
+                    .map_err(HostError::BadDecision)
+            }
+            Ok(Err(other)) => Ok(other),
+            Err(e) => Err(e),
+        };
         let rule = policy.rule_name(&notes).unwrap_or("-");
         let token = notes.token.as_str();
         if matches!(decision, Ok(Decision::Reply(_) | Decision::Forward(_))) {
@@ -516,18 +532,20 @@ impl Gateway {
                 reply::policy_reply(reply)
             }
             Ok(Decision::Forward(forward)) => {
-                let upstream = forward.upstream.as_ref().unwrap_or(&self.default_upstream);
-                let route = forward.route.as_deref().unwrap_or("-");
+                let upstream = forward
+                    .upstream
+                    .unwrap_or_else(|| self.default_upstream.borrowed());
+                let route = forward.route.unwrap_or("-");
                 tracing::info!(
                     method = %context.method(), path = %context.path(),
-                    consumer = %forward.consumer.as_deref().unwrap_or("-"),
+                    consumer = %forward.consumer.unwrap_or("-"),
                     route, rule, %upstream, token = %token, latency_us, "forward"
                 );
                 m.requests
                     .with_label_values(&["forward", route, rule])
                     .inc();
-                let body = match forward.body.clone() {
-                    Some(replaced) => Body::full(replaced),
+                let body = match forward.body {
+                    Some(replaced) => Body::full(replaced.to_vec()),
                     None => body,
                 };
                 let Some(req) = upstream::upstream_request(
@@ -541,7 +559,7 @@ impl Gateway {
                 };
                 match (upgrade, upstream) {
                     (None, _) => self.upstreams.send(upstream, req, hop.te_trailers).await,
-                    (Some((client, stop)), Upstream::Http(http)) => {
+                    (Some((client, stop)), UpstreamRef::Http(http)) => {
                         tunnel::open(client, http, req, self.tunnel_limits, stop).await
                     }
                     (Some(_), _) => {

@@ -28,7 +28,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
-use warden_engine::HttpUpstream;
+use warden_engine::HttpUpstreamRef;
 
 use super::Body;
 use super::filter::strip_hop_by_hop;
@@ -57,7 +57,7 @@ impl Default for TunnelLimits {
 /// `upstream`; on its 101, bridge `client` to it in the background.
 pub(super) async fn open(
     client: OnUpgrade,
-    upstream: &HttpUpstream,
+    upstream: HttpUpstreamRef<'_>,
     req: Request<Body>,
     limits: TunnelLimits,
     stop: watch::Receiver<bool>,
@@ -67,7 +67,7 @@ pub(super) async fn open(
         return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
     };
     let addr = match upstream.authority.contains(':') && !upstream.authority.ends_with(']') {
-        true => upstream.authority.clone(),
+        true => upstream.authority.to_owned(),
         false => format!("{}:80", upstream.authority),
     };
     parts.uri = uri;
@@ -128,7 +128,7 @@ pub(super) async fn open(
         header::UPGRADE,
         protocol.unwrap_or(HeaderValue::from_static("websocket")),
     );
-    let authority = upstream.authority.clone();
+    let authority = upstream.authority.to_owned();
     tokio::spawn(async move {
         let (client, upstream) = match tokio::join!(client, upstream_side) {
             (Ok(c), Ok(u)) => (c, u),

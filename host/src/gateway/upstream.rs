@@ -24,12 +24,13 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use warden_engine::{Forward, HttpUpstream, Upstream};
+use warden_engine::packed::ForwardView;
+use warden_engine::{HttpUpstreamRef, UpstreamRef};
 
 use super::body::READ_TIMEOUT;
 use super::filter::strip_hop_by_hop;
 use super::reply::{Response, plain};
-use super::{Body, pool};
+use super::{Body, header_cache, pool};
 
 /// How long an upstream may take to answer (headers) before a 504.
 pub(super) const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,22 +53,19 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 pub(super) fn upstream_request(
     mut parts: Parts,
     body: Body,
-    forward: &Forward,
+    forward: &ForwardView<'_>,
     forwarded_for: Option<&HeaderValue>,
     scheme: &'static str,
 ) -> Option<Request<Body>> {
     // Removed by `&str`: the map looks a name up without building a
     // `HeaderName` (a custom name would be an allocation per removal per
     // request); a name that is not a valid header name is simply not there.
-    for name in &forward.remove_headers {
-        parts.headers.remove(name.as_str());
+    for name in forward.remove_headers.iter() {
+        parts.headers.remove(name);
     }
-    for (name, value) in &forward.set_headers {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            (Ok(name), Ok(value)) => {
+    for (name, value) in forward.set_headers.iter() {
+        match (header_cache::name(name), header_cache::value(value)) {
+            (Some(name), Some(value)) => {
                 parts.headers.insert(name, value);
             }
             _ => {
@@ -95,12 +93,12 @@ pub(super) fn upstream_request(
         .headers
         .insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     if forward.query.is_some() || forward.path.is_some() {
-        let path = forward.path.as_deref().unwrap_or(parts.uri.path());
+        let path = forward.path.unwrap_or(parts.uri.path());
         if !path.starts_with('/') {
             tracing::error!("policy set a path that does not start with `/`; not forwarding");
             return None;
         }
-        let query = forward.query.as_deref().or(parts.uri.query()).unwrap_or("");
+        let query = forward.query.or(parts.uri.query()).unwrap_or("");
         let target = if query.is_empty() {
             path.to_string()
         } else {
@@ -116,7 +114,7 @@ pub(super) fn upstream_request(
         }
         parts.uri = Uri::from_parts(uri).ok()?;
     }
-    if let Some(replaced) = &forward.body {
+    if let Some(replaced) = forward.body {
         // The gateway passes the replacement whole: its length is known.
         parts.headers.remove(header::TRANSFER_ENCODING);
         parts
@@ -131,7 +129,7 @@ pub(super) fn upstream_request(
 /// upstream that is not a URL: the policy compiler checked the authority
 /// and base path, so a guest that sent anything else (an authority the URI
 /// does not keep as it is, `x@evil`) gets no request through.
-pub(super) fn upstream_uri(upstream: &HttpUpstream, parts: &Parts) -> Option<Uri> {
+pub(super) fn upstream_uri(upstream: HttpUpstreamRef<'_>, parts: &Parts) -> Option<Uri> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let target = format!(
         "http://{}{}{path_and_query}",
@@ -140,7 +138,7 @@ pub(super) fn upstream_uri(upstream: &HttpUpstream, parts: &Parts) -> Option<Uri
     let uri = target
         .parse::<Uri>()
         .ok()
-        .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority.as_str()))
+        .filter(|uri| uri.authority().map(|a| a.as_str()) == Some(upstream.authority))
         .filter(|_| !upstream.authority.contains('@'));
     if uri.is_none() {
         tracing::error!(upstream = %upstream.authority, "the decision named an upstream that is not a URL");
@@ -178,21 +176,21 @@ impl Upstreams {
     /// said it takes trailers (`TE: trailers`), which an h2c upstream is told.
     pub async fn send(
         &self,
-        upstream: &Upstream,
+        upstream: UpstreamRef<'_>,
         req: Request<Body>,
         te_trailers: bool,
     ) -> Response {
         match upstream {
-            Upstream::Echo => echo(req).await,
-            Upstream::Http(http) => self.proxy(http, req, None).await,
-            Upstream::H2c(http) => self.proxy(http, req, Some(te_trailers)).await,
+            UpstreamRef::Echo => echo(req).await,
+            UpstreamRef::Http(http) => self.proxy(http, req, None).await,
+            UpstreamRef::H2c(http) => self.proxy(http, req, Some(te_trailers)).await,
         }
     }
 
     /// `h2c`: `Some(te_trailers)` for an HTTP/2 upstream.
     async fn proxy(
         &self,
-        upstream: &HttpUpstream,
+        upstream: HttpUpstreamRef<'_>,
         req: Request<Body>,
         h2c: Option<bool>,
     ) -> Response {
@@ -206,8 +204,8 @@ impl Upstreams {
                 parts.uri = target;
                 parts.version = hyper::Version::HTTP_11;
                 let mut out = Request::from_parts(parts, body);
-                pool::ensure_host(&mut out, &upstream.authority);
-                let sending = pool::send(&upstream.authority, out);
+                pool::ensure_host(&mut out, upstream.authority);
+                let sending = pool::send(upstream.authority, out);
                 match tokio::time::timeout(UPSTREAM_TIMEOUT, sending).await {
                     Ok(Ok(response)) => Ok(Ok(response.map(Body::pooled))),
                     Ok(Err(pool::Failure::NotAuthority)) => {
@@ -262,8 +260,8 @@ impl Upstreams {
 /// The target of an HTTP/1.1 request to `upstream`, in origin form: its
 /// base path, then the request's path and query. The authority is checked
 /// when a connection to it is made ([`pool`]).
-fn origin_form(upstream: &HttpUpstream, parts: &Parts) -> Option<Uri> {
-    let target = match (upstream.base_path.as_str(), parts.uri.path_and_query()) {
+fn origin_form(upstream: HttpUpstreamRef<'_>, parts: &Parts) -> Option<Uri> {
+    let target = match (upstream.base_path, parts.uri.path_and_query()) {
         ("", Some(pq)) => Ok(pq.clone()),
         (base, pq) => {
             PathAndQuery::from_str(&format!("{base}{}", pq.map_or("/", PathAndQuery::as_str)))
