@@ -9,6 +9,7 @@
 //! lends it to the guest without copying on the host side. The body is absent
 //! until a decision asks for it (`need-body`).
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::net::SocketAddr;
 
@@ -22,7 +23,7 @@ pub struct OwnedRequest {
     /// Method, scheme, authority, path, query, route, service, peer and
     /// trusted user, then the header block, in the WIT `request.head` form.
     /// Only this module writes it, so its fields always read back.
-    head: Vec<u8>,
+    head: HeadBuffer,
     /// `https` only because a trusted proxy said so (`X-Forwarded-Proto`).
     pub proxy_terminated: bool,
     /// The body, once read; `None` until a decision asks for it.
@@ -31,6 +32,52 @@ pub struct OwnedRequest {
     pub keys_refreshed: bool,
     /// The answer to a `Fetch` decision.
     pub fetched: Option<FetchOutcome>,
+}
+
+/// A packed head's buffer. The gateway takes it from its thread's spares
+/// and it goes back there when the request is done, so that a worker packs
+/// one request after another into a few buffers instead of allocating one
+/// per request: at most [`SPARE_HEADS`] per thread, none over
+/// [`SPARE_HEAD_BYTES`] (a head with a large cookie is simply freed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct HeadBuffer(Vec<u8>);
+
+/// Spare head buffers kept per thread.
+const SPARE_HEADS: usize = 64;
+/// The largest head buffer kept as a spare.
+const SPARE_HEAD_BYTES: usize = 8 * 1024;
+
+thread_local! {
+    static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl HeadBuffer {
+    /// One of this thread's spares (emptied by its next writer), or a new
+    /// buffer.
+    fn spare() -> Vec<u8> {
+        SPARES
+            .try_with(|spares| spares.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for HeadBuffer {
+    fn drop(&mut self) {
+        if self.0.capacity() == 0 || self.0.capacity() > SPARE_HEAD_BYTES {
+            return;
+        }
+        let buf = std::mem::take(&mut self.0);
+        // At thread exit the spares may be gone already: the buffer is freed.
+        let _ = SPARES.try_with(|spares| {
+            if let Ok(mut spares) = spares.try_borrow_mut()
+                && spares.len() < SPARE_HEADS
+            {
+                spares.push(buf);
+            }
+        });
+    }
 }
 
 /// What the host got for a `Fetch`.
@@ -55,7 +102,7 @@ impl Default for OwnedRequest {
 impl OwnedRequest {
     fn from_fields(head: RequestHead<'_>) -> Self {
         OwnedRequest {
-            head: head.pack(),
+            head: HeadBuffer(head.pack()),
             proxy_terminated: false,
             body: None,
             keys_refreshed: false,
@@ -111,7 +158,7 @@ impl OwnedRequest {
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or("");
         let text = 64 + path.len() + query.len() + headers;
-        let mut b = HeadBuilder::new(parts.headers.len(), text);
+        let mut b = HeadBuilder::in_buffer(HeadBuffer::spare(), parts.headers.len(), text);
         b.field(Some(parts.method.as_str().as_bytes()));
         b.field(Some(scheme.as_bytes()));
         match parts.headers.get(header::HOST) {
@@ -136,7 +183,7 @@ impl OwnedRequest {
             b.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
         }
         OwnedRequest {
-            head: b.finish(),
+            head: HeadBuffer(b.finish()),
             proxy_terminated: false,
             body: None,
             keys_refreshed: false,
@@ -147,12 +194,12 @@ impl OwnedRequest {
     /// The head, read: its fields and headers.
     pub fn fields(&self) -> RequestHead<'_> {
         // Only this module writes `head`, always whole: it reads back.
-        RequestHead::unpack(&self.head).unwrap_or_default()
+        RequestHead::unpack(&self.head.0).unwrap_or_default()
     }
 
     /// The packed head, as the guest receives it.
     pub fn head(&self) -> &[u8] {
-        &self.head
+        &self.head.0
     }
 
     /// What crosses beside the head: with [`Self::fields`], the engine's
@@ -173,7 +220,7 @@ impl OwnedRequest {
     }
 
     fn field(&self, field: HeadField) -> Option<&str> {
-        packed::head_field(&self.head, field)
+        packed::head_field(&self.head.0, field)
     }
 
     pub fn method(&self) -> &str {
@@ -215,7 +262,7 @@ impl OwnedRequest {
     /// Replace one field, or add headers: the head is packed again (for
     /// tests and tools; the gateway packs each head once).
     fn edit(mut self, set: Option<(HeadField, Option<&str>)>, add: &[(&str, &str)]) -> Self {
-        let old = std::mem::take(&mut self.head);
+        let old = std::mem::take(&mut self.head.0);
         let mut head = RequestHead::unpack(&old).unwrap_or_default();
         if let Some((field, value)) = set {
             let text = value.unwrap_or_default();
@@ -232,7 +279,7 @@ impl OwnedRequest {
             }
         }
         head.headers.extend_from_slice(add);
-        self.head = head.pack();
+        self.head = HeadBuffer(head.pack());
         self
     }
 
@@ -294,7 +341,7 @@ impl OwnedRequest {
     /// Replace the packed head with `head`, as it is: for tests of what the
     /// guest does with a head a faulty host packed (it answers 400).
     pub fn with_raw_head(mut self, head: Vec<u8>) -> Self {
-        self.head = head;
+        self.head = HeadBuffer(head);
         self
     }
 
@@ -316,6 +363,46 @@ impl OwnedRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn packed(target: &str, headers: &[(&str, &str)]) -> OwnedRequest {
+        let mut req = hyper::Request::get(target);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        OwnedRequest::from_head(&parts, None, "http", None)
+    }
+
+    #[test]
+    fn a_thread_packs_one_head_after_another_into_its_spare_buffers() {
+        let first = packed(
+            "/a?x=1",
+            &[("host", "a.example"), ("x-long", &"v".repeat(300))],
+        );
+        let buffer = first.head().as_ptr();
+        drop(first);
+        // The next head goes into the buffer the first gave back, and reads
+        // as itself, nothing of the first left over.
+        let second = packed("/bb", &[("host", "b.example")]);
+        assert_eq!(second.head().as_ptr(), buffer);
+        assert_eq!(
+            (second.path(), second.query(), second.authority()),
+            ("/bb", "", "b.example")
+        );
+        assert_eq!(second.header_pairs(), [("host", "b.example")]);
+        // A buffer over the spares' limit is freed, not kept; at most
+        // SPARE_HEADS are kept.
+        let spares = || SPARES.with_borrow(Vec::len);
+        assert_eq!(spares(), 0);
+        drop(packed("/", &[("cookie", &"c".repeat(SPARE_HEAD_BYTES))]));
+        assert_eq!(spares(), 0);
+        drop(second);
+        assert_eq!(spares(), 1);
+        let many: Vec<_> = (0..SPARE_HEADS + 5).map(|_| packed("/", &[])).collect();
+        assert_eq!(many[0].head().as_ptr(), buffer);
+        drop(many);
+        assert_eq!(spares(), SPARE_HEADS);
+    }
 
     #[test]
     fn the_head_is_packed_straight_from_the_header_map() {
