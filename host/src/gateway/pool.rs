@@ -11,7 +11,9 @@
 //! takes its connection with it, whose state hyper no longer knows.
 //!
 //! - At most [`MAX_IDLE`] idle connections per upstream per thread, each
-//!   for at most [`IDLE_TIMEOUT`]; a closed one is dropped when next seen.
+//!   for at most [`IDLE_TIMEOUT`]; a closed one is dropped when next seen,
+//!   and each worker sweeps out closed and expired ones every
+//!   [`SWEEP_EVERY`] ([`sweep`]).
 //! - A request sent on a reused connection the upstream had closed meanwhile
 //!   comes back unsent from hyper and goes once more on a new connection.
 //! - A new connection: the authority checked as a URI authority without
@@ -42,6 +44,9 @@ use super::{Body, BoxError};
 pub(super) const MAX_IDLE: usize = 256;
 /// How long a connection may sit idle before it is closed rather than reused.
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often a worker closes its idle connections that expired, and drops
+/// those the upstream closed ([`sweep`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 type Sender = http1::SendRequest<Body>;
 
@@ -97,11 +102,43 @@ fn take_idle(authority: &str) -> Option<Sender> {
     IDLE.with_borrow_mut(|idle| {
         let list = idle.get_mut(authority)?;
         let now = Instant::now();
-        list.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
+        list.retain(|c| c.usable(now));
         // Newest first: the one most likely still open. One whose last
         // response hyper is still finishing stays for a later request.
         let ready = list.iter().rposition(|c| c.sender.is_ready())?;
         Some(list.swap_remove(ready).sender)
+    })
+}
+
+impl Idle {
+    /// Still open, and not idle for too long at `now`.
+    fn usable(&self, now: Instant) -> bool {
+        !self.sender.is_closed() && now.duration_since(self.since) < IDLE_TIMEOUT
+    }
+}
+
+/// Every [`SWEEP_EVERY`], close this thread's idle connections that have
+/// expired and drop those the upstream closed, so that an upstream no
+/// longer asked is not kept connected to (and a connection's memory is not
+/// kept) until its next request; for as long as the worker runs.
+pub(super) async fn sweep() {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        sweep_at(Instant::now());
+    }
+}
+
+/// [`sweep`]'s work, once, as of `now`; how many idle connections are left.
+pub(super) fn sweep_at(now: Instant) -> usize {
+    IDLE.with_borrow_mut(|idle| {
+        idle.values_mut()
+            .map(|list| {
+                list.retain(|c| c.usable(now));
+                list.len()
+            })
+            .sum()
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::Request;
@@ -144,4 +144,27 @@ async fn a_refused_connection_is_a_failure() {
         .to_string();
     let sent = pool::send(&addr, request("/", None, &addr)).await;
     assert!(matches!(sent, Err(Failure::Failed(_))));
+}
+
+#[tokio::test]
+async fn the_sweep_drops_closed_and_expired_connections() {
+    let (open, _) = upstream(After::KeepOpen, 0).await;
+    let (closing, _) = upstream(After::Close, 0).await;
+    body_of(&open, request("/", None, &open)).await;
+    body_of(&closing, request("/", None, &closing)).await;
+    // Both went back to this thread's pool; the closing upstream's close
+    // reaches hyper within moments.
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = pool::sweep_at(Instant::now());
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        left, 1,
+        "the closed connection is swept out, the open one kept"
+    );
+    assert_eq!(pool::sweep_at(Instant::now() + pool::IDLE_TIMEOUT), 0);
 }

@@ -78,6 +78,8 @@ fn worker(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Ends with the runtime.
+        tokio::spawn(super::pool::sweep());
         let until_stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|&s| s).await;
         };
