@@ -13,6 +13,8 @@
 //! Every outcome carries Gravitee's error key: in the reply's
 //! `x-error-key` header and the log reason.
 
+use std::convert::Infallible;
+
 use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,7 +27,13 @@ use crate::services::Services;
 /// Gravitee's realm.
 const REALM: &str = "gravitee.io";
 
-fn reply(status: u16, key: &str, body: &str, challenge: String, why: String) -> Box<Decision> {
+fn reply(
+    status: u16,
+    key: &str,
+    body: &str,
+    challenge: String,
+    why: String,
+) -> Box<Decision<Infallible>> {
     Box::new(Decision::Reply(Reply {
         status,
         headers: vec![
@@ -39,7 +47,7 @@ fn reply(status: u16, key: &str, body: &str, challenge: String, why: String) -> 
     }))
 }
 
-fn unauthorized(key: &str, presented: bool, why: &str) -> Box<Decision> {
+fn unauthorized(key: &str, presented: bool, why: &str) -> Box<Decision<Infallible>> {
     let mut challenge = format!("Bearer realm=\"{REALM}\"");
     if presented {
         challenge.push_str(", error=\"invalid_token\"");
@@ -47,7 +55,7 @@ fn unauthorized(key: &str, presented: bool, why: &str) -> Box<Decision> {
     reply(401, key, "Unauthorized", challenge, why.into())
 }
 
-fn unavailable(key: &str, why: String) -> Box<Decision> {
+fn unavailable(key: &str, why: String) -> Box<Decision<Infallible>> {
     reply(
         503,
         key,
@@ -163,7 +171,7 @@ pub(crate) fn authenticate(
     header: &str,
     services: &dyn Services,
     consumer: &dyn Fn(&str) -> Option<ConsumerId>,
-) -> Result<Principal, Box<Decision>> {
+) -> Result<Principal, Box<Decision<Infallible>>> {
     let Some(token) = extract(req, header) else {
         return Err(unauthorized(
             "OAUTH2_MISSING_HEADER",

@@ -64,7 +64,9 @@ pub use hmac_crypto::{hmac_sha256, use_hmac_sha256};
 pub use keys::{Alg, KeyRef, SigCheck};
 #[cfg(feature = "rust-crypto")]
 pub use keys::{HostKey, KeyError, KeyRing, verify_jwk};
-pub use request::{Decision, Fetched, Forward, Notes, Outbound, Reply, Request, TokenCheck};
+pub use request::{
+    Decision, Fetched, Forward, ForwardRef, Notes, Outbound, Reply, Request, SetHeaders, TokenCheck,
+};
 #[cfg(feature = "hash-verify")]
 pub use secret_hash::hash_argon2id;
 pub use secret_hash::verify as verify_secret_hash;
@@ -146,7 +148,7 @@ impl Policy {
 
     /// Decide one request.
     pub fn decide(&self, req: &Request<'_>, services: &dyn Services) -> Decision {
-        self.graph.decision(req, services, None).0
+        owned(self.graph.decision(req, services, None).0)
     }
 
     /// Decide one request, remembering verified tokens in `memo` (and
@@ -158,7 +160,7 @@ impl Policy {
         services: &dyn Services,
         memo: &mut VerifiedTokens,
     ) -> Decision {
-        self.graph.decision(req, services, Some(memo)).0
+        owned(self.graph.decision(req, services, Some(memo)).0)
     }
 
     /// [`Self::decide_with`], and how the decision was reached: the rule
@@ -170,6 +172,19 @@ impl Policy {
         services: &dyn Services,
         memo: &mut VerifiedTokens,
     ) -> (Decision, Notes) {
+        let (decision, notes) = self.graph.decision(req, services, Some(memo));
+        (owned(decision), notes)
+    }
+
+    /// [`Self::decide_noted`], with a forward in the evaluator's borrowing
+    /// form: what the guest packs into the buffer it returns without a
+    /// string of its own.
+    pub fn decide_borrowing<'r>(
+        &'r self,
+        req: &'r Request<'r>,
+        services: &dyn Services,
+        memo: &mut VerifiedTokens,
+    ) -> (Decision<ForwardRef<'r>>, Notes) {
         self.graph.decision(req, services, Some(memo))
     }
 
@@ -216,4 +231,9 @@ impl Policy {
     pub fn graph(&self) -> &DecisionGraph {
         &self.graph
     }
+}
+
+/// The owned form of an evaluated decision.
+fn owned(decision: Decision<ForwardRef<'_>>) -> Decision {
+    decision.map_forward(|f| f.to_forward())
 }

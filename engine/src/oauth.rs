@@ -178,12 +178,12 @@ fn truncate(s: &str) -> String {
 
 /// Answer a request on scope `scope`'s token path: issue a token, refuse
 /// with an RFC 6749 §5.2 error, or ask for the body it has not seen yet.
-pub(crate) fn token_endpoint(
+pub(crate) fn token_endpoint<F>(
     graph: &DecisionGraph,
     ctx: &Ctx<'_>,
     scope: ScopeId,
     services: &dyn Services,
-) -> Decision {
+) -> Decision<F> {
     let tr = match parse_request(ctx.req) {
         Ok(tr) => tr,
         Err(Refusal::NeedBody) => {

@@ -4,6 +4,10 @@
 //! [`crate::packed`]). `Request` borrows everything so that the
 //! guest (and native callers) pass what they already hold without copying.
 
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
 /// One HTTP request as the gateway received it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Request<'a> {
@@ -160,6 +164,49 @@ pub struct Forward {
     pub body: Option<Vec<u8>>,
 }
 
+/// A [`Forward`] as the evaluator makes it, borrowing what it can from the
+/// policy and the request: names and values that the policy or the request
+/// already holds are not copied, and up to a few headers are kept inline.
+/// The guest packs it straight into the buffer it returns, so that a
+/// forwarded request costs it no string of its own; [`Self::to_forward`]
+/// is the owned form.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForwardRef<'a> {
+    pub set_headers: SetHeaders<'a>,
+    pub remove_headers: SmallVec<[Cow<'a, str>; 4]>,
+    pub consumer: Option<Cow<'a, str>>,
+    pub route: Option<&'a str>,
+    pub upstream: Option<crate::UpstreamRef<'a>>,
+    pub path: Option<Cow<'a, str>>,
+    pub query: Option<Cow<'a, str>>,
+    pub body: Option<Cow<'a, [u8]>>,
+}
+
+/// The headers a [`ForwardRef`] sets: as many as Kong's consumer headers
+/// are kept inline.
+pub type SetHeaders<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 6]>;
+
+impl ForwardRef<'_> {
+    /// The owned form.
+    pub fn to_forward(&self) -> Forward {
+        let owned = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
+        Forward {
+            set_headers: self
+                .set_headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            remove_headers: self.remove_headers.iter().map(|n| n.to_string()).collect(),
+            consumer: owned(&self.consumer),
+            route: self.route.map(str::to_owned),
+            upstream: self.upstream.map(crate::UpstreamRef::to_upstream),
+            path: owned(&self.path),
+            query: owned(&self.query),
+            body: self.body.as_deref().map(<[u8]>::to_vec),
+        }
+    }
+}
+
 /// A response produced by Warden itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -170,10 +217,10 @@ pub struct Reply {
     pub reason: String,
 }
 
-impl Decision {
+impl<F> Decision<F> {
     /// `400 Bad Request`, for a request the engine cannot read; `reason` is
     /// for the logs.
-    pub fn bad_request(reason: String) -> Decision {
+    pub fn bad_request(reason: String) -> Self {
         Decision::Reply(Reply {
             status: 400,
             headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
@@ -181,7 +228,20 @@ impl Decision {
             reason,
         })
     }
+}
 
+impl Decision<std::convert::Infallible> {
+    /// This decision, which holds no forward, as a decision of any forward
+    /// type.
+    pub fn any_forward<G>(self) -> Decision<G> {
+        match self.into_forward() {
+            Ok(never) => match never {},
+            Err(other) => other,
+        }
+    }
+}
+
+impl Decision {
     /// The reply, if this decision is one.
     pub fn reply(&self) -> Option<&Reply> {
         match self {
@@ -210,6 +270,14 @@ impl<F> Decision<F> {
             Decision::RefreshKeys { url } => Decision::RefreshKeys { url },
             Decision::Fetch(f) => Decision::Fetch(f),
         })
+    }
+
+    /// This decision with its forward, if it is one, converted by `convert`.
+    pub fn map_forward<G>(self, convert: impl FnOnce(F) -> G) -> Decision<G> {
+        match self.into_forward() {
+            Ok(f) => Decision::Forward(convert(f)),
+            Err(other) => other,
+        }
     }
 
     /// This decision with its forward, if it is one, converted by `convert`.

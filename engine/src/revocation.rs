@@ -49,13 +49,13 @@ struct Params {
 }
 
 /// Answer `which` for scope `scope`.
-pub(crate) fn endpoint(
+pub(crate) fn endpoint<F>(
     graph: &DecisionGraph,
     ctx: &Ctx<'_>,
     scope: ScopeId,
     which: Endpoint,
     services: &dyn Services,
-) -> Decision {
+) -> Decision<F> {
     match answer(graph, ctx, scope, which, services) {
         Ok(reply) => Decision::Reply(reply),
         Err(None) => Decision::NeedBody {

@@ -28,7 +28,7 @@ use warden::policy::store;
 use warden::policy::types as wit;
 use warden_engine::packed::{self, Beside, PackError, RequestHead};
 use warden_engine::{
-    Alg, Decision, KeyRef, Notes, SigCheck, StoreError, TokenCheck, VerifiedTokens,
+    Alg, Decision, ForwardRef, KeyRef, Notes, SigCheck, StoreError, TokenCheck, VerifiedTokens,
 };
 
 /// The engine's window on the world, over the host's imports.
@@ -175,15 +175,22 @@ impl GuestPolicy for CompiledPolicy {
             Ok(head) => {
                 let mut verified = self.verified.borrow_mut();
                 let req = head.request(beside(&req));
-                self.policy.decide_noted(&req, &WitServices, &mut verified)
+                // Packed while it still borrows from the policy and the
+                // request: a forward costs no string of its own.
+                let (decision, notes) =
+                    self.policy
+                        .decide_borrowing(&req, &WitServices, &mut verified);
+                (decision_to_wit(decision), notes)
             }
             Err(e) => (
-                Decision::bad_request(format!("malformed request head: {e}")),
+                decision_to_wit(Decision::bad_request(format!(
+                    "malformed request head: {e}"
+                ))),
                 Notes::default(),
             ),
         };
         wit::Decided {
-            decision: decision_to_wit(decision),
+            decision,
             rule: notes.rule,
             token: token_check_to_wit(notes.token),
         }
@@ -273,9 +280,9 @@ fn beside(req: &wit::Request) -> Beside<'_> {
     }
 }
 
-fn decision_to_wit(decision: Decision) -> wit::Decision {
+fn decision_to_wit(decision: Decision<ForwardRef<'_>>) -> wit::Decision {
     match decision {
-        Decision::Forward(f) => wit::Decision::Forward(packed::pack_forward(&f)),
+        Decision::Forward(f) => wit::Decision::Forward(packed::pack_forward_ref(&f)),
         Decision::Reply(r) => wit::Decision::Reply(packed::pack_reply(&r)),
         Decision::NeedBody { max_bytes } => wit::Decision::NeedBody(max_bytes),
         Decision::RefreshKeys { url } => wit::Decision::RefreshKeys(url),

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::eval::PathTrace;
 use super::{DecisionGraph, Node, NodeId};
-use crate::{Decision, Request, Services};
+use crate::{Decision, ForwardRef, Request, Services};
 
 /// How a highlighted element is drawn.
 const HOT: &str = ", color=\"#d62728\", fontcolor=\"#d62728\", penwidth=2.5";
@@ -77,7 +77,7 @@ impl DecisionGraph {
         }
     }
 
-    fn dot(&self, path: Option<(&PathTrace, &Decision)>) -> String {
+    fn dot(&self, path: Option<(&PathTrace, &Decision<ForwardRef<'_>>)>) -> String {
         let visited = |id: NodeId| path.is_some_and(|(p, _)| p.nodes.contains(&id));
         let hot = |on: bool| if on { HOT } else { "" };
         // An edge is on the path when both its ends are, one after the other.
@@ -209,14 +209,13 @@ impl DecisionGraph {
 }
 
 /// A decision in a few words.
-fn decision_label(decision: &Decision) -> String {
+fn decision_label(decision: &Decision<ForwardRef<'_>>) -> String {
     match decision {
         Decision::Forward(f) => format!(
             "forward\nconsumer {}\n{}",
             f.consumer.as_deref().unwrap_or("none"),
             f.upstream
-                .as_ref()
-                .map_or("default upstream".into(), ToString::to_string)
+                .map_or("default upstream".into(), |u| u.to_string())
         ),
         Decision::Reply(r) => format!("reply {}\n{}", r.status, r.reason),
         Decision::NeedBody { .. } => "read the body, decide again".into(),

@@ -8,7 +8,10 @@
 //! same walk identifying the client by a known consumer instead of a token.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::fmt::Write as _;
+
+use smallvec::SmallVec;
 
 use super::{
     CompiledScope, DecisionGraph, Granted, Node, NodeId, VerifiedTokens, index::MatchKeys,
@@ -18,8 +21,9 @@ use crate::external::Principal;
 use crate::kong::{self, Endpoint};
 use crate::model::{ConsumerId, Dialect, INSTANCE, IssuerId, ScopeId};
 use crate::oauth;
+use crate::request::SetHeaders;
 use crate::token::{self, Claims, Expect, TokenError};
-use crate::{Decision, Forward, Notes, Request, Services, TokenCheck, Upstream};
+use crate::{Decision, ForwardRef, Notes, Request, Services, TokenCheck, Upstream};
 
 use super::http::{
     bearer, forbidden, insufficient_scope, normal_path, normalize_host, spoofable, unauthorized,
@@ -132,7 +136,7 @@ pub(crate) enum Authenticated {
     Introspected(u32, Principal),
     /// Not decided by a token check alone: the reply (an introspection
     /// error), or the fetch the decision needs first.
-    Stop(Decision),
+    Stop(Decision<Infallible>),
 }
 
 /// Edits of the forwarded request beyond its headers.
@@ -155,11 +159,11 @@ pub(crate) struct Verified {
 /// The path forwarded by a `strip_path` route that matched `len` bytes of
 /// `path` (before the upstream's base path): the rest, starting with `/`;
 /// `/` when nothing is left (Kong forwards the base path without it).
-fn stripped(path: &str, len: usize) -> String {
+fn stripped(path: &str, len: usize) -> Cow<'_, str> {
     match path.get(len..).unwrap_or("") {
-        "" => "/".to_string(),
-        rest if rest.starts_with('/') => rest.to_string(),
-        rest => format!("/{rest}"),
+        "" => Cow::Borrowed("/"),
+        rest if rest.starts_with('/') => Cow::Borrowed(rest),
+        rest => Cow::Owned(format!("/{rest}")),
     }
 }
 
@@ -199,7 +203,7 @@ enum Outcome {
     /// The path is one of Kong's endpoints of a Kong-dialect scope.
     KongEndpoint(ScopeId, Endpoint),
     /// A Kong-dialect scope decided already (its 401, or a need for the body).
-    Decided(Decision),
+    Decided(Decision<Infallible>),
     /// The scope's token is required and was not shown (401).
     Unauthenticated { presented: bool, why: TokenError },
     /// The consumer is not in the rule's `allow` set (403).
@@ -211,12 +215,12 @@ enum Outcome {
 impl DecisionGraph {
     /// The walk that serves requests (see [`crate::Policy::decide`]), with
     /// `memo` when the caller keeps one, traced when `explain` asks.
-    pub(crate) fn decision(
-        &self,
-        req: &Request<'_>,
+    pub(crate) fn decision<'r>(
+        &'r self,
+        req: &'r Request<'r>,
         services: &dyn Services,
         mut memo: Option<&mut VerifiedTokens>,
-    ) -> (Decision, Notes) {
+    ) -> (Decision<ForwardRef<'r>>, Notes) {
         let hits = memo.as_deref_mut().map(|m| {
             m.bind(self.id);
             m.hits()
@@ -242,7 +246,6 @@ impl DecisionGraph {
             Decision::Forward(f) => format!(
                 "forward to {} (consumer: {}; set {:?}; remove {:?})",
                 f.upstream
-                    .as_ref()
                     .map_or("the default upstream".into(), |u| format!("`{u}`")),
                 f.consumer.as_deref().unwrap_or("none"),
                 f.set_headers,
@@ -288,13 +291,13 @@ impl DecisionGraph {
 
     /// The walk that serves requests: path check, dispatch, the rule's
     /// node chain, and the reply or forward its outcome calls for.
-    pub(super) fn evaluate(
-        &self,
-        req: &Request<'_>,
+    pub(super) fn evaluate<'r>(
+        &'r self,
+        req: &'r Request<'r>,
         services: &dyn Services,
         memo: Option<&mut VerifiedTokens>,
         trace: &mut impl Trace,
-    ) -> Decision {
+    ) -> Decision<ForwardRef<'r>> {
         if !normal_path(req.path) {
             trace.step(|| "the path is not in normal form: refused".into());
             return Decision::bad_request(
@@ -325,7 +328,7 @@ impl DecisionGraph {
             Outcome::KongEndpoint(scope, which) => {
                 kong::endpoint(self, &ctx, scope, which, services)
             }
-            Outcome::Decided(decision) => decision,
+            Outcome::Decided(decision) => decision.any_forward(),
             Outcome::Unauthenticated {
                 why: TokenError::InsufficientScope(scope),
                 ..
@@ -801,67 +804,78 @@ impl DecisionGraph {
         Ok((client.consumer, claims))
     }
 
-    fn forward(&self, ctx: Ctx<'_>) -> Forward {
-        // `String::from`, not `to_string`: on a `Box<str>` the latter goes
-        // through the formatting machinery (measurable in the guest).
-        let mut remove: Vec<String> = self
+    fn forward<'r>(&'r self, ctx: Ctx<'r>) -> ForwardRef<'r> {
+        let mut remove: SmallVec<[Cow<'r, str>; 4]> = self
             .consumer_header
             .iter()
-            .map(|h| String::from(&**h))
+            .map(|h| Cow::Borrowed(&**h))
             .collect();
         for (name, _) in ctx.req.headers {
             if spoofable(name) && !remove.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-                remove.push(name.to_ascii_lowercase());
+                remove.push(lower_case(name));
             }
         }
         for h in &self.claim_headers {
             if !remove.iter().any(|r| r.eq_ignore_ascii_case(h)) {
-                remove.push(String::from(&**h));
+                remove.push(Cow::Borrowed(&**h));
             }
         }
-        let mut set = Vec::new();
+        let mut set = SetHeaders::new();
         let mut consumer = None;
-        let mut query = ctx.edits.query;
+        let mut query = ctx.edits.query.map(Cow::Owned);
+        let without_token = |settings: &crate::model::Settings| {
+            without_query_token(ctx.req.query, settings).map(Cow::Owned)
+        };
         if let Some((p, scope)) = ctx.external {
             // An external issuer's token: the consumer it names (a policy
             // consumer, or a name the issuer vouches for), its claims.
             if let Some(h) = &self.consumer_header {
-                set.push((String::from(&**h), p.name.clone()));
+                set.push((Cow::Borrowed(&**h), Cow::Owned(p.name.clone())));
             }
-            consumer = Some(p.name);
-            set.extend(p.headers);
+            consumer = Some(Cow::Owned(p.name));
+            set.extend(p.headers.into_iter().map(|(n, v)| (n.into(), v.into())));
             let settings = &self.scopes[scope as usize].settings;
             if !settings.keep_token {
-                remove.push(settings.auth_header_name.clone());
-                query = query.or_else(|| without_query_token(ctx.req.query, settings));
+                remove.push(Cow::Borrowed(&settings.auth_header_name));
+                query = query.or_else(|| without_token(settings));
             }
         } else if let Some((id, scope)) = ctx.consumer {
-            let name = String::from(&*self.consumer_names[id as usize]);
+            let name = &*self.consumer_names[id as usize];
             if let Some(h) = &self.consumer_header {
-                set.push((String::from(&**h), name.clone()));
+                set.push((Cow::Borrowed(&**h), Cow::Borrowed(name)));
             }
-            consumer = Some(name);
+            consumer = Some(Cow::Borrowed(name));
             let settings = &self.scopes[scope as usize].settings;
             if settings.dialect == Dialect::Kong {
-                kong::access::consumer_headers(self, id, ctx.granted.as_ref(), &mut set);
+                kong::access::consumer_headers(self, id, ctx.granted, &mut set);
             } else if !settings.keep_token {
-                remove.push(settings.auth_header_name.clone());
-                query = query.or_else(|| without_query_token(ctx.req.query, settings));
+                remove.push(Cow::Borrowed(&settings.auth_header_name));
+                query = query.or_else(|| without_token(settings));
             }
         }
         if let Some(h) = ctx.edits.remove_header {
-            remove.push(h);
+            remove.push(Cow::Owned(h));
         }
-        Forward {
+        ForwardRef {
             set_headers: set,
             remove_headers: remove,
             consumer,
-            route: ctx.route.map(str::to_string),
-            upstream: ctx.upstream.cloned(),
+            route: ctx.route,
+            upstream: ctx.upstream.map(Upstream::borrowed),
             query,
-            body: ctx.edits.body,
+            body: ctx.edits.body.map(Cow::Owned),
             path: ctx.strip.map(|len| stripped(ctx.req.path, len)),
         }
+    }
+}
+
+/// `name` in lower case, borrowed when it is already (as HTTP/2 and hyper's
+/// HTTP/1 give header names).
+fn lower_case(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
     }
 }
 

@@ -33,12 +33,13 @@ pub(crate) fn normal_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
-    let segments: Vec<&str> = rest.split('/').collect();
-    let last = segments.len() - 1;
-    let bad_segment = segments
-        .iter()
-        .enumerate()
-        .any(|(i, s)| *s == "." || *s == ".." || (s.is_empty() && i != last));
+    // Only the last segment may be empty (a trailing `/`).
+    let mut segments = rest.split('/').peekable();
+    let mut bad_segment = false;
+    while let Some(s) = segments.next() {
+        let last = segments.peek().is_none();
+        bad_segment |= s == "." || s == ".." || (s.is_empty() && !last);
+    }
     let b = path.as_bytes();
     let bad_escape = b.iter().enumerate().any(|(i, &c)| {
         c == b'%'

@@ -5,12 +5,15 @@
 //! 401 answers; `hide_credentials`; the `anonymous` fallback; and the
 //! `X-Consumer-*` / `X-Authenticated-*` headers upstream.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use super::params::{Params, parameter_body};
 use super::{challenge, json};
 use crate::graph::{Ctx, DecisionGraph, Granted, VerifiedTokens};
 use crate::model::{ConsumerId, ScopeId};
+use crate::request::SetHeaders;
 use crate::token::TokenError;
 use crate::{Decision, Reply, Services};
 
@@ -35,8 +38,8 @@ pub(crate) enum Stop {
     NeedBody(u32),
 }
 
-impl From<Stop> for Decision {
-    fn from(s: Stop) -> Decision {
+impl<F> From<Stop> for Decision<F> {
+    fn from(s: Stop) -> Decision<F> {
         match s {
             Stop::Reply(r) => Decision::Reply(r),
             Stop::NeedBody(max_bytes) => Decision::NeedBody { max_bytes },
@@ -227,31 +230,32 @@ fn unauthorized(realm: Option<&str>, description: Option<&str>, why: TokenError)
 
 /// The headers Kong's `set_consumer` sets upstream for `consumer` (with a
 /// token's grant, or anonymous).
-pub(crate) fn consumer_headers(
-    graph: &DecisionGraph,
+pub(crate) fn consumer_headers<'g>(
+    graph: &'g DecisionGraph,
     consumer: ConsumerId,
-    granted: Option<&Granted>,
-    set: &mut Vec<(String, String)>,
+    granted: Option<Granted>,
+    set: &mut SetHeaders<'g>,
 ) {
     let who = graph.kong_consumer(consumer);
-    set.push(("x-consumer-id".into(), who.id.clone()));
+    let mut put = |name: &'static str, value: Cow<'g, str>| set.push((name.into(), value));
+    put("x-consumer-id", Cow::Borrowed(&who.id));
     if let Some(c) = &who.custom_id {
-        set.push(("x-consumer-custom-id".into(), c.clone()));
+        put("x-consumer-custom-id", Cow::Borrowed(c));
     }
     if let Some(u) = &who.username {
-        set.push(("x-consumer-username".into(), u.clone()));
+        put("x-consumer-username", Cow::Borrowed(u));
     }
     match granted {
         Some(g) => {
-            set.push(("x-credential-identifier".into(), g.client_id.to_string()));
-            if let Some(scope) = &g.scope {
-                set.push(("x-authenticated-scope".into(), scope.to_string()));
+            put("x-credential-identifier", g.client_id.into_string().into());
+            if let Some(scope) = g.scope {
+                put("x-authenticated-scope", scope.into_string().into());
             }
-            if let Some(user) = &g.user {
-                set.push(("x-authenticated-userid".into(), user.to_string()));
+            if let Some(user) = g.user {
+                put("x-authenticated-userid", user.into_string().into());
             }
         }
-        None => set.push(("x-anonymous-consumer".into(), "true".into())),
+        None => put("x-anonymous-consumer", "true".into()),
     }
 }
 

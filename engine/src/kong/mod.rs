@@ -59,13 +59,13 @@ pub const PATHS: &[&str] = &[
 ];
 
 /// Answer a request on one of Kong's endpoints of scope `scope`.
-pub(crate) fn endpoint(
+pub(crate) fn endpoint<F>(
     graph: &DecisionGraph,
     ctx: &Ctx<'_>,
     scope: ScopeId,
     which: Endpoint,
     services: &dyn Services,
-) -> Decision {
+) -> Decision<F> {
     let req = ctx.req;
     let realm = graph.scope(scope).settings.kong.realm.as_deref();
     // Warden's authorization page: its GET, and the POSTs of its form.

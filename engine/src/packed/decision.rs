@@ -1,7 +1,7 @@
 //! The packed forward and reply (`decision.forward`, `decision.reply`).
 
 use super::{HeaderBlock, PackError, Packer, Unpacker};
-use crate::request::{Forward, Reply};
+use crate::request::{Forward, ForwardRef, Reply};
 use crate::upstream::{HttpUpstreamRef, Upstream, UpstreamRef};
 
 /// Upstream tags in a packed forward.
@@ -16,16 +16,59 @@ const H2C: u8 = 3;
 /// as a header block in one item; the number of headers to remove as a
 /// little-endian u32, then their names, one item each. Nothing follows.
 pub fn pack_forward(f: &Forward) -> Vec<u8> {
+    pack(&Parts {
+        consumer: f.consumer.as_deref(),
+        route: f.route.as_deref(),
+        path: f.path.as_deref(),
+        query: f.query.as_deref(),
+        body: f.body.as_deref(),
+        upstream: f.upstream.as_ref().map(Upstream::borrowed),
+        set: f.set_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        remove: f.remove_headers.iter().map(String::as_str),
+    })
+}
+
+/// [`pack_forward`] of the evaluator's borrowing form: the same bytes.
+pub fn pack_forward_ref(f: &ForwardRef<'_>) -> Vec<u8> {
+    pack(&Parts {
+        consumer: f.consumer.as_deref(),
+        route: f.route,
+        path: f.path.as_deref(),
+        query: f.query.as_deref(),
+        body: f.body.as_deref(),
+        upstream: f.upstream,
+        set: f.set_headers.iter().map(|(n, v)| (&**n, &**v)),
+        remove: f.remove_headers.iter().map(|n| &**n),
+    })
+}
+
+/// What a packed forward holds, from either form.
+struct Parts<'a, S, R> {
+    consumer: Option<&'a str>,
+    route: Option<&'a str>,
+    path: Option<&'a str>,
+    query: Option<&'a str>,
+    body: Option<&'a [u8]>,
+    upstream: Option<UpstreamRef<'a>>,
+    set: S,
+    remove: R,
+}
+
+fn pack<'a, S, R>(f: &Parts<'a, S, R>) -> Vec<u8>
+where
+    S: ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+    R: ExactSizeIterator<Item = &'a str> + Clone,
+{
     let mut p = Packer::new(Vec::with_capacity(forward_size(f)));
-    for field in [&f.consumer, &f.route, &f.path, &f.query] {
-        p.opt_text(field.as_deref());
+    for field in [f.consumer, f.route, f.path, f.query] {
+        p.opt_text(field);
     }
-    p.opt(f.body.as_deref());
-    match &f.upstream {
+    p.opt(f.body);
+    match f.upstream {
         None => p.u8(NO_UPSTREAM),
-        Some(Upstream::Echo) => p.u8(ECHO),
-        Some(Upstream::Http(h)) | Some(Upstream::H2c(h)) => {
-            p.u8(if matches!(f.upstream, Some(Upstream::Http(_))) {
+        Some(UpstreamRef::Echo) => p.u8(ECHO),
+        Some(UpstreamRef::Http(h)) | Some(UpstreamRef::H2c(h)) => {
+            p.u8(if matches!(f.upstream, Some(UpstreamRef::Http(_))) {
                 HTTP
             } else {
                 H2C
@@ -34,35 +77,39 @@ pub fn pack_forward(f: &Forward) -> Vec<u8> {
             p.item(h.base_path.as_bytes());
         }
     }
-    p.header_item(f.set_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    p.u32(u32::try_from(f.remove_headers.len()).unwrap_or(u32::MAX));
-    for name in &f.remove_headers {
+    p.header_item(f.set.clone());
+    p.u32(u32::try_from(f.remove.len()).unwrap_or(u32::MAX));
+    for name in f.remove.clone() {
         p.item(name.as_bytes());
     }
     p.into_inner()
 }
 
-fn forward_size(f: &Forward) -> usize {
+fn forward_size<'a, S, R>(f: &Parts<'a, S, R>) -> usize
+where
+    S: ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+    R: ExactSizeIterator<Item = &'a str> + Clone,
+{
     let opt = |s: Option<usize>| 4 + s.unwrap_or(0);
-    let upstream = match &f.upstream {
-        Some(Upstream::Http(h)) | Some(Upstream::H2c(h)) => {
+    let upstream = match f.upstream {
+        Some(UpstreamRef::Http(h)) | Some(UpstreamRef::H2c(h)) => {
             8 + h.authority.len() + h.base_path.len()
         }
         _ => 0,
     };
-    [&f.consumer, &f.route, &f.path, &f.query]
+    [f.consumer, f.route, f.path, f.query]
         .iter()
-        .map(|s| opt(s.as_ref().map(String::len)))
+        .map(|s| opt(s.map(str::len)))
         .sum::<usize>()
-        + opt(f.body.as_ref().map(Vec::len))
+        + opt(f.body.map(<[u8]>::len))
         + 1
         + upstream
         + 12
-        + f.set_headers
-            .iter()
+        + f.set
+            .clone()
             .map(|(n, v)| 8 + n.len() + v.len())
             .sum::<usize>()
-        + f.remove_headers.iter().map(|n| 4 + n.len()).sum::<usize>()
+        + f.remove.clone().map(|n| 4 + n.len()).sum::<usize>()
 }
 
 /// A packed forward, read in place: every item checked, every text
@@ -259,12 +306,32 @@ mod tests {
         ]
     }
 
+    fn borrowing(f: &Forward) -> ForwardRef<'_> {
+        ForwardRef {
+            set_headers: f
+                .set_headers
+                .iter()
+                .map(|(n, v)| (n.as_str().into(), v.as_str().into()))
+                .collect(),
+            remove_headers: f.remove_headers.iter().map(|n| n.as_str().into()).collect(),
+            consumer: f.consumer.as_deref().map(Into::into),
+            route: f.route.as_deref(),
+            upstream: f.upstream.as_ref().map(Upstream::borrowed),
+            path: f.path.as_deref().map(Into::into),
+            query: f.query.as_deref().map(Into::into),
+            body: f.body.as_deref().map(Into::into),
+        }
+    }
+
     #[test]
     fn forwards_round_trip_and_every_cut_or_extra_byte_is_refused() {
         for f in forwards() {
             let packed = pack_forward(&f);
-            assert_eq!(packed.len(), forward_size(&f), "{f:?}");
+            assert_eq!(packed.capacity(), packed.len(), "{f:?}");
             assert_eq!(unpack_forward(&packed), Ok(f.clone()));
+            // The evaluator's borrowing form packs to the same bytes.
+            assert_eq!(pack_forward_ref(&borrowing(&f)), packed, "{f:?}");
+            assert_eq!(borrowing(&f).to_forward(), f);
             for cut in 0..packed.len() {
                 assert!(unpack_forward(&packed[..cut]).is_err(), "{cut} {f:?}");
             }

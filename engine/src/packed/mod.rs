@@ -28,7 +28,8 @@ mod decision;
 mod head;
 
 pub use decision::{
-    ForwardView, TextItems, pack_forward, pack_reply, read_forward, unpack_forward, unpack_reply,
+    ForwardView, TextItems, pack_forward, pack_forward_ref, pack_reply, read_forward,
+    unpack_forward, unpack_reply,
 };
 pub use head::{Beside, HeadBuilder, HeadField, RequestHead, head_field};
 
