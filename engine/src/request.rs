@@ -173,7 +173,7 @@ pub struct Forward {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ForwardRef<'a> {
     pub set_headers: SetHeaders<'a>,
-    pub remove_headers: SmallVec<[Cow<'a, str>; 4]>,
+    pub remove_headers: SmallVec<[Cow<'a, str>; 2]>,
     pub consumer: Option<Cow<'a, str>>,
     pub route: Option<&'a str>,
     pub upstream: Option<crate::UpstreamRef<'a>>,
@@ -184,7 +184,7 @@ pub struct ForwardRef<'a> {
 
 /// The headers a [`ForwardRef`] sets: as many as Kong's consumer headers
 /// are kept inline.
-pub type SetHeaders<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 6]>;
+pub type SetHeaders<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 2]>;
 
 impl ForwardRef<'_> {
     /// The owned form.

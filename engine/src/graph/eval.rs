@@ -805,7 +805,7 @@ impl DecisionGraph {
     }
 
     fn forward<'r>(&'r self, ctx: Ctx<'r>) -> ForwardRef<'r> {
-        let mut remove: SmallVec<[Cow<'r, str>; 4]> = self
+        let mut remove: SmallVec<[Cow<'r, str>; 2]> = self
             .consumer_header
             .iter()
             .map(|h| Cow::Borrowed(&**h))
