@@ -80,6 +80,17 @@ impl Drop for HeadBuffer {
     }
 }
 
+/// `bytes` as text, invalid UTF-8 replaced. Header values are nearly always
+/// ASCII: checked first with `from_utf8` (word at a time), which is several
+/// times faster than `from_utf8_lossy`'s chunk walk (0.9 % of the gateway's
+/// samples, once per header, before it).
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// What the host got for a `Fetch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchOutcome {
@@ -162,7 +173,7 @@ impl OwnedRequest {
         b.field(Some(parts.method.as_str().as_bytes()));
         b.field(Some(scheme.as_bytes()));
         match parts.headers.get(header::HOST) {
-            Some(host) => b.field(Some(String::from_utf8_lossy(host.as_bytes()).as_bytes())),
+            Some(host) => b.field(Some(lossy(host.as_bytes()).as_bytes())),
             None => b.field(Some(
                 parts.uri.authority().map_or("", |a| a.as_str()).as_bytes(),
             )),
@@ -180,7 +191,7 @@ impl OwnedRequest {
         }
         b.field(trusted_user.map(str::as_bytes));
         for (name, value) in &parts.headers {
-            b.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+            b.header(name.as_str(), &lossy(value.as_bytes()));
         }
         OwnedRequest {
             head: HeadBuffer(b.finish()),

@@ -88,16 +88,21 @@ fn join_cookies(headers: &mut HeaderMap) {
 /// Remove hop-by-hop headers (RFC 9110 §7.6.1), including any the
 /// `Connection` header names.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
+    // The values are shared, not copied, and the names they list removed
+    // by `&str`: making a `HeaderName` of `keep-alive`, which nginx and most
+    // upstreams name on every response, would be an allocation each time.
+    if let Some(first) = headers.get(header::CONNECTION).cloned() {
+        // More than one `Connection` line is rare: only then a vector.
+        let more: Vec<HeaderValue> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .skip(1)
+            .cloned()
             .collect();
-        for name in named {
-            headers.remove(name);
+        for value in std::iter::once(&first).chain(&more) {
+            for name in value.to_str().unwrap_or_default().split(',') {
+                headers.remove(name.trim());
+            }
         }
     }
     for name in [
@@ -166,5 +171,24 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+        // Several `Connection` lines, names in any case, and tokens that
+        // name no header: every header named goes, nothing else.
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("X-One,, bad name"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static(" x-two "));
+        // A value that is not visible ASCII is not read at all.
+        let unreadable = HeaderValue::from_bytes(b"x-three, \xe9").unwrap();
+        h.append(header::CONNECTION, unreadable);
+        for name in ["x-one", "x-two", "x-three"] {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-three"]
+        );
     }
 }
