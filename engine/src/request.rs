@@ -182,8 +182,8 @@ pub struct ForwardRef<'a> {
     pub body: Option<Cow<'a, [u8]>>,
 }
 
-/// The headers a [`ForwardRef`] sets: as many as Kong's consumer headers
-/// are kept inline.
+/// The headers a [`ForwardRef`] sets: two are kept inline (the demo policy
+/// sets one), more spill to the heap (Kong's five consumer headers).
 pub type SetHeaders<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 2]>;
 
 impl ForwardRef<'_> {
@@ -194,9 +194,13 @@ impl ForwardRef<'_> {
             set_headers: self
                 .set_headers
                 .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .map(|(n, v)| ((**n).to_owned(), (**v).to_owned()))
                 .collect(),
-            remove_headers: self.remove_headers.iter().map(|n| n.to_string()).collect(),
+            remove_headers: self
+                .remove_headers
+                .iter()
+                .map(|n| (**n).to_owned())
+                .collect(),
             consumer: owned(&self.consumer),
             route: self.route.map(str::to_owned),
             upstream: self.upstream.map(crate::UpstreamRef::to_upstream),
@@ -215,19 +219,6 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Why, for logs: never sent to the client, never holds a secret.
     pub reason: String,
-}
-
-impl<F> Decision<F> {
-    /// `400 Bad Request`, for a request the engine cannot read; `reason` is
-    /// for the logs.
-    pub fn bad_request(reason: String) -> Self {
-        Decision::Reply(Reply {
-            status: 400,
-            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
-            body: b"Bad Request".to_vec(),
-            reason,
-        })
-    }
 }
 
 impl Decision<std::convert::Infallible> {
@@ -260,6 +251,17 @@ impl Decision {
 }
 
 impl<F> Decision<F> {
+    /// `400 Bad Request`, for a request the engine cannot read; `reason` is
+    /// for the logs.
+    pub fn bad_request(reason: String) -> Self {
+        Decision::Reply(Reply {
+            status: 400,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: b"Bad Request".to_vec(),
+            reason,
+        })
+    }
+
     /// The forward, if this decision is one; else the decision itself, as
     /// a decision of any forward type (it holds none).
     pub fn into_forward<G>(self) -> Result<F, Decision<G>> {

@@ -15,9 +15,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use warden_engine::fixtures::{CONSUMER1, pairs, realistic_headers};
+use warden_engine::fixtures::{
+    CONSUMER1, access_token, get, pairs, realistic_headers, token_target,
+};
 use warden_engine::packed::{RequestHead, pack_forward_ref};
-use warden_engine::{Decision, FixedServices, Policy, Request, VerifiedTokens};
+use warden_engine::{Decision, FixedServices, Policy, VerifiedTokens};
 
 struct Counting;
 
@@ -65,18 +67,8 @@ fn demo() -> (Policy, FixedServices) {
 }
 
 fn token(policy: &Policy, host: &FixedServices) -> String {
-    let query = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}",
-        CONSUMER1.0, CONSUMER1.1
-    );
-    let req = Request {
-        method: "GET",
-        authority: "test.com",
-        path: "/a/oauth2/token",
-        query: &query,
-        ..Default::default()
-    };
-    warden_engine::fixtures::access_token(&policy.decide(&req, host)).unwrap()
+    let target = token_target("/a/oauth2/token", CONSUMER1);
+    access_token(&policy.decide(&get("test.com", &target, &[]), host)).unwrap()
 }
 
 #[test]
